@@ -1,0 +1,6 @@
+export * from "./atomic.js";
+export * from "./errors.js";
+export * from "./json.js";
+export * from "./progress.js";
+export * from "./rng.js";
+export * from "./types.js";
