@@ -41,7 +41,10 @@ export function formatDuration(seconds: number): string {
 
 function formatInfo(info: Record<string, string | number>): string {
   return Object.entries(info)
-    .map(([k, v]) => `${k}=${typeof v === "number" ? (Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : Number(v.toPrecision(4))) : v}`)
+    .map(
+      ([k, v]) =>
+        `${k}=${typeof v === "number" ? (Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : Number(v.toPrecision(4))) : v}`,
+    )
     .join(" ");
 }
 
@@ -79,12 +82,15 @@ export function createBarReporter(options: BarOptions = {}): ProgressReporter {
           const frac = Math.min(1, done / total);
           const filled = Math.round(frac * width);
           bar = `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${total} ${unit}`;
-          eta = final ? `in ${formatDuration(elapsed)}` : `ETA ${rate > 0 ? formatDuration((total - done) / rate) : "?"}`;
+          eta = final
+            ? `in ${formatDuration(elapsed)}`
+            : `ETA ${rate > 0 ? formatDuration((total - done) / rate) : "?"}`;
         } else {
           bar = `${done} ${unit}`;
           eta = final ? `in ${formatDuration(elapsed)}` : `${formatDuration(elapsed)}`;
         }
-        const line = `${name}  ${bar}  ${rate.toPrecision(3)} ${unit}/s  ${eta}  ${formatInfo(info)}`.trimEnd();
+        const line =
+          `${name}  ${bar}  ${rate.toPrecision(3)} ${unit}/s  ${eta}  ${formatInfo(info)}`.trimEnd();
         if (plain) stream.write(`${line}\n`);
         else stream.write(`\r\x1b[2K${line}${final ? "\n" : ""}`);
       };

@@ -98,7 +98,8 @@ export function createRng(seed: number): Rng {
       return { kind: "xoshiro128**", s: [s[0], s[1], s[2], s[3]] };
     },
     setState(state: RngState) {
-      if (state.kind !== "xoshiro128**" || state.s.length !== 4) throw new RangeError("not a xoshiro128** state");
+      if (state.kind !== "xoshiro128**" || state.s.length !== 4)
+        throw new RangeError("not a xoshiro128** state");
       for (let i = 0; i < 4; i++) s[i] = (state.s[i] as number) >>> 0;
       spare = undefined;
     },

@@ -216,4 +216,7 @@ export interface PipelineStageOutput {
   files: Record<string, string>;
 }
 
-export type PipelineStage<Config = Record<string, unknown>> = Stage<PipelineStageInput<Config>, PipelineStageOutput>;
+export type PipelineStage<Config = Record<string, unknown>> = Stage<
+  PipelineStageInput<Config>,
+  PipelineStageOutput
+>;

@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { describeValue, formatLocation, HippoError, isHippoError } from "../src/index.js";
+
+describe("HippoError", () => {
+  it("puts file, line, key, expected and got in the message", () => {
+    const e = new HippoError("INVALID_RECORD", "wrong type", {
+      file: "data/train.jsonl",
+      line: 12,
+      key: "output",
+      expected: "string",
+      got: "number 3",
+    });
+    expect(e.message).toBe('data/train.jsonl:12, key "output": wrong type (expected string, got number 3)');
+    expect(e.code).toBe("INVALID_RECORD");
+    expect(e.location).toEqual({ file: "data/train.jsonl", line: 12, key: "output" });
+    expect(e.reason).toBe("wrong type");
+    expect(e).toBeInstanceOf(Error);
+    expect(isHippoError(e)).toBe(true);
+    expect(isHippoError(e, "IO")).toBe(false);
+    expect(isHippoError(new Error("x"))).toBe(false);
+  });
+
+  it("works without a location and keeps the cause", () => {
+    const cause = new Error("inner");
+    const e = new HippoError("IO", "disk full", { cause });
+    expect(e.message).toBe("disk full");
+    expect(e.cause).toBe(cause);
+  });
+
+  it("formats rows and truncates very long values", () => {
+    expect(formatLocation({ file: "a.csv", row: 3, key: "answer" })).toBe('a.csv, row 3, key "answer"');
+    const e = new HippoError("INVALID_FORMAT", "bad", { got: "x".repeat(500) });
+    expect(e.message.length).toBeLessThan(260);
+    expect(describeValue(null)).toBe("null");
+    expect(describeValue([1, 2])).toBe("array(2)");
+    expect(describeValue(3)).toBe("number 3");
+    expect(describeValue("abc")).toBe('"abc"');
+  });
+});
