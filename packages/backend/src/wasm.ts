@@ -1,0 +1,151 @@
+import os from "node:os";
+import { HippoError } from "@hippocrates/core";
+import { getThreadsCount, setThreadsCount, version_wasm } from "@tensorflow/tfjs-backend-wasm";
+import * as tf from "@tensorflow/tfjs-core";
+import { MAX_WASM_THREADS } from "./options.js";
+import type { BackendInfo } from "./types.js";
+import { removeNewListeners, threadSupportProblem, withNodePthreads } from "./wasm-node-threads.js";
+
+export const WASM_PACKAGE = "@tensorflow/tfjs-backend-wasm";
+
+/** Every core this process may run on, capped at the build's pthread pool. */
+export function defaultWasmThreads(): number {
+  const cores = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, Math.min(cores, MAX_WASM_THREADS));
+}
+
+export interface WasmRequest {
+  threads: number | undefined;
+  simd: boolean | undefined;
+  /** Where the thread count came from (for `reason`). */
+  threadsSource: string;
+}
+
+/** What initWasm built; the module is instantiated once per process, so its threads are fixed from then on. */
+let built: BackendInfo | null = null;
+
+/** True when tfjs already created the wasm backend (then its thread count can no longer change). */
+function existingWasm(): boolean {
+  return tf.engine().registry.wasm !== undefined;
+}
+
+function checkSameBuild(have: BackendInfo, req: WasmRequest): void {
+  if (req.threads !== undefined && req.threads !== have.threads) {
+    throw new HippoError("UNSUPPORTED", "the wasm backend's thread count is fixed once per process", {
+      key: req.threadsSource,
+      expected: `${have.threads} (already running) or a new process`,
+      got: String(req.threads),
+    });
+  }
+  if (req.simd !== undefined && req.simd !== have.simd) {
+    throw new HippoError("UNSUPPORTED", "the wasm backend's SIMD build is fixed once per process", {
+      key: "options.simd",
+      expected: `${have.simd} (already running) or a new process`,
+      got: String(req.simd),
+    });
+  }
+}
+
+async function setAndCheck(tried: string): Promise<void> {
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend("wasm");
+    await tf.ready();
+  } catch (e) {
+    throw new HippoError("BACKEND_UNAVAILABLE", `${tried}: initialisation failed: ${String(e)}`, {
+      cause: e,
+    });
+  }
+  if (!ok || tf.getBackend() !== "wasm") {
+    throw new HippoError("BACKEND_UNAVAILABLE", `${tried}: tf.setBackend("wasm") did not take effect`, {
+      expected: 'setBackend -> true and getBackend() = "wasm"',
+      got: `setBackend -> ${ok}, getBackend() = ${JSON.stringify(tf.getBackend())}`,
+    });
+  }
+}
+
+export async function initWasm(req: WasmRequest, prefix: string): Promise<BackendInfo> {
+  const simdAvailable = (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) === true;
+  if (req.simd === true && !simdAvailable) {
+    throw new HippoError("BACKEND_UNAVAILABLE", "WebAssembly SIMD was asked for but this runtime lacks it", {
+      key: "options.simd",
+    });
+  }
+  const simd = req.simd ?? simdAvailable;
+  const info = (threads: number, reason: string): BackendInfo => ({
+    name: "wasm",
+    tfBackend: "wasm",
+    threads,
+    simd,
+    package: WASM_PACKAGE,
+    version: version_wasm,
+    reason: `${prefix}${reason}`,
+  });
+
+  if (built !== null) {
+    checkSameBuild(built, req);
+    await setAndCheck("wasm (created earlier in this process)");
+    return built;
+  }
+  if (existingWasm()) {
+    // Someone ran tf ops (or setBackend) before initBackend: tfjs created the backend with its own settings.
+    await setAndCheck("wasm (already created)");
+    const threads = getThreadsCount();
+    built = info(
+      threads,
+      `wasm backend was created before initBackend (tfjs defaults), ${threads} thread(s)`,
+    );
+    checkSameBuild(built, req);
+    return built;
+  }
+
+  let threads = req.threads ?? defaultWasmThreads();
+  let why =
+    req.threads === undefined
+      ? `${threads} thread(s) = usable cores`
+      : `${threads} thread(s) from ${req.threadsSource}`;
+  if (threads > 1 && !simd) {
+    if (req.threads !== undefined) {
+      throw new HippoError("INVALID_ARGUMENT", "tfjs-backend-wasm has no threaded build without SIMD", {
+        key: req.threadsSource,
+        expected: "threads = 1 when simd is false",
+        got: String(threads),
+      });
+    }
+    threads = 1;
+    why = "1 thread: the only threaded build needs SIMD";
+  }
+  const threadProblem = threads > 1 ? threadSupportProblem() : null;
+  if (threadProblem !== null) {
+    threads = 1;
+    why = `1 thread: threaded build unavailable (${threadProblem})`;
+  }
+
+  tf.env().set("WASM_HAS_SIMD_SUPPORT", simd);
+  tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", threads > 1);
+  setThreadsCount(threads);
+  const build = threads > 1 ? "threaded-SIMD" : simd ? "SIMD" : "plain";
+  const tried = `wasm ${build} build with ${threads} thread(s)`;
+  if (threads > 1) {
+    await withNodePthreads(threads, () => setAndCheck(tried));
+  } else {
+    const before = {
+      uncaughtException: process.listeners("uncaughtException"),
+      unhandledRejection: process.listeners("unhandledRejection"),
+    };
+    try {
+      await setAndCheck(tried);
+    } finally {
+      removeNewListeners(before);
+    }
+  }
+  const actual = getThreadsCount();
+  if (actual !== threads) {
+    throw new HippoError("BACKEND_UNAVAILABLE", `${tried}: XNNPACK started a different thread pool`, {
+      expected: `${threads} thread(s)`,
+      got: `${actual}`,
+    });
+  }
+  built = info(actual, `${build} build, ${why}`);
+  return built;
+}
