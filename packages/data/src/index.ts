@@ -1,1 +1,9 @@
-export {};
+export * from "./cpt.js";
+export * from "./decontam.js";
+export * from "./instructions.js";
+export * from "./output.js";
+export * from "./read.js";
+export * from "./sft.js";
+export * from "./sft-tokenize.js";
+export * from "./text.js";
+export * from "./validate.js";

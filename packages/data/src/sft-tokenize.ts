@@ -1,0 +1,169 @@
+/**
+ * SFT tokenization: a chat record rendered through a prompt template into a TokenizedExample whose labels
+ * are IGNORE_INDEX on every prompt token (system, user turns, template text) and equal to the input ids on
+ * the assistant's response tokens and the EOS after each response.
+ *
+ * The pieces are tokenized one by one (prompt piece, response piece, ...) and concatenated, as LLaMA-Factory
+ * does, so the boundary between masked and labelled tokens is exact. Note that with SentencePiece tokenizers
+ * such as Llama-2's a piece starts with the prepended space the normalizer adds, as it does there.
+ */
+import type { ChatMessage, InstructionRecord, TextTokenizer, TokenizedExample } from "@hippocrates/core";
+import { HippoError, IGNORE_INDEX } from "@hippocrates/core";
+
+/** Strings with `{content}` standing for the message text. */
+export interface StringTemplate {
+  kind: "string";
+  name: string;
+  system: string;
+  user: string;
+  /** Text after each response, inside the labelled span (e.g. ChatML's `<|im_end|>`). */
+  assistantSuffix: string;
+  /** Text before each user turn after the first (masked). */
+  separator: string;
+}
+
+/** The authors' code base default template (LLaMA-Factory "default"): `Human: {prompt}\nAssistant: `. */
+export const DEFAULT_TEMPLATE: StringTemplate = {
+  kind: "string",
+  name: "default",
+  system: "{content}\n",
+  user: "Human: {content}\nAssistant: ",
+  assistantSuffix: "",
+  separator: "\n",
+};
+
+/** ChatML, the layout Meditron's fine-tuning used (roles as plain text when the vocabulary lacks the markers). */
+export const CHATML_TEMPLATE: StringTemplate = {
+  kind: "string",
+  name: "chatml",
+  system: "<|im_start|>system\n{content}<|im_end|>\n",
+  user: "<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n",
+  assistantSuffix: "<|im_end|>",
+  separator: "\n",
+};
+
+/** A tokenizer that renders its own chat template (HF `apply_chat_template`). */
+export interface ChatTemplateTokenizer extends TextTokenizer {
+  applyChatTemplate(
+    messages: ChatMessage[],
+    options?: { addGenerationPrompt?: boolean },
+  ): string | Promise<string>;
+}
+
+export type PromptTemplate = StringTemplate | { kind: "tokenizer" };
+
+export function templateByName(name: string): PromptTemplate {
+  if (name === "default") return DEFAULT_TEMPLATE;
+  if (name === "chatml") return CHATML_TEMPLATE;
+  if (name === "tokenizer") return { kind: "tokenizer" };
+  throw new HippoError("INVALID_CONFIG", "unknown prompt template", {
+    key: "template",
+    expected: "default, chatml or tokenizer",
+    got: JSON.stringify(name),
+  });
+}
+
+export interface SftTokenizeOptions {
+  template?: PromptTemplate;
+  /** Prepend BOS (default true: Llama/Mistral training sequences start with `<s>`). Ignored for `tokenizer` templates, whose text carries it. */
+  addBos?: boolean;
+  /** Append EOS after every response (default true; the model must learn to stop). */
+  addEos?: boolean;
+  /** Truncate to this many tokens (from the right). */
+  maxLength?: number;
+}
+
+/** A piece of text and whether its tokens are trained on. */
+export interface Segment {
+  text: string;
+  train: boolean;
+}
+
+const fill = (template: string, content: string) => template.split("{content}").join(content);
+
+/** Split a chat into masked (prompt) and labelled (response) text segments under a string template. */
+export function renderSegments(messages: ChatMessage[], template: StringTemplate): Segment[] {
+  const segments: Segment[] = [];
+  let prompt = "";
+  let userTurns = 0;
+  for (const m of messages) {
+    if (m.role === "system") prompt += fill(template.system, m.content);
+    else if (m.role === "user") {
+      if (userTurns > 0) prompt += template.separator;
+      prompt += fill(template.user, m.content);
+      userTurns++;
+    } else {
+      if (prompt) segments.push({ text: prompt, train: false });
+      prompt = "";
+      segments.push({ text: m.content + template.assistantSuffix, train: true });
+    }
+  }
+  return segments;
+}
+
+async function renderWithTokenizerTemplate(
+  messages: ChatMessage[],
+  tokenizer: ChatTemplateTokenizer,
+): Promise<Segment[]> {
+  // Render the prefix before each assistant turn (with the generation prompt) and the chat through that turn;
+  // the difference is the response as the template writes it (including its end-of-turn marker).
+  const segments: Segment[] = [];
+  let done = "";
+  for (let i = 0; i < messages.length; i++) {
+    if ((messages[i] as ChatMessage).role !== "assistant") continue;
+    const prefix = await tokenizer.applyChatTemplate(messages.slice(0, i), { addGenerationPrompt: true });
+    const full = await tokenizer.applyChatTemplate(messages.slice(0, i + 1), { addGenerationPrompt: false });
+    if (!prefix.startsWith(done) || !full.startsWith(prefix)) {
+      throw new HippoError(
+        "UNSUPPORTED",
+        "the tokenizer's chat template does not render turns as prefixes of each other; use a string template",
+      );
+    }
+    if (prefix.length > done.length) segments.push({ text: prefix.slice(done.length), train: false });
+    segments.push({ text: full.slice(prefix.length), train: true });
+    done = full;
+  }
+  return segments;
+}
+
+/** Tokenize one instruction record for SFT. Returns undefined when truncation leaves no labelled token. */
+export async function tokenizeInstruction(
+  record: InstructionRecord,
+  tokenizer: TextTokenizer,
+  options: SftTokenizeOptions = {},
+): Promise<TokenizedExample | undefined> {
+  const template = options.template ?? DEFAULT_TEMPLATE;
+  const inputIds: number[] = [];
+  const labels: number[] = [];
+  let segments: Segment[];
+  if (template.kind === "tokenizer") {
+    if (typeof (tokenizer as Partial<ChatTemplateTokenizer>).applyChatTemplate !== "function") {
+      throw new HippoError("UNSUPPORTED", 'template "tokenizer" needs a tokenizer with applyChatTemplate');
+    }
+    segments = await renderWithTokenizerTemplate(record.messages, tokenizer as ChatTemplateTokenizer);
+  } else {
+    segments = renderSegments(record.messages, template);
+    if ((options.addBos ?? true) && tokenizer.bosTokenId !== null) {
+      inputIds.push(tokenizer.bosTokenId);
+      labels.push(IGNORE_INDEX);
+    }
+  }
+  const addEos = (options.addEos ?? true) && template.kind !== "tokenizer";
+  for (const seg of segments) {
+    const ids = await tokenizer.encode(seg.text, { addSpecialTokens: false });
+    for (const id of ids) {
+      inputIds.push(id);
+      labels.push(seg.train ? id : IGNORE_INDEX);
+    }
+    if (seg.train && addEos && tokenizer.eosTokenId !== null) {
+      inputIds.push(tokenizer.eosTokenId);
+      labels.push(tokenizer.eosTokenId);
+    }
+  }
+  if (options.maxLength !== undefined && inputIds.length > options.maxLength) {
+    inputIds.length = options.maxLength;
+    labels.length = options.maxLength;
+  }
+  if (!labels.some((l) => l !== IGNORE_INDEX)) return undefined;
+  return { inputIds, labels };
+}
