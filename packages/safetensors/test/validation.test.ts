@@ -283,7 +283,7 @@ describe("__metadata__ and prototype keys", () => {
       expect([...r.tensors.keys()]).toEqual(["__proto__"]);
       expect([...(await r.readBytes("__proto__"))]).toEqual([3, 4]);
       expect(Object.keys(r.metadata)).toEqual(["__proto__"]);
-      expect(r.metadata.__proto__).toBe("meta");
+      expect(Object.getOwnPropertyDescriptor(r.metadata, "__proto__")?.value).toBe("meta");
       expect(({} as Record<string, unknown>).dtype).toBeUndefined();
       expect(Object.prototype).not.toHaveProperty("dtype");
     } finally {
