@@ -20,8 +20,8 @@ export interface NamedTemplate {
 }
 
 export interface FolderConfig {
-  /** Token strings per role; null when the folder names none. */
-  specialTokens: Record<SpecialTokenKey, string | null>;
+  /** Token strings per role; null when set to null, undefined when the folder does not mention the role. */
+  specialTokens: Record<SpecialTokenKey, string | null | undefined>;
   additionalSpecialTokens: string[];
   addBosToken: boolean | undefined;
   addEosToken: boolean | undefined;
@@ -136,10 +136,10 @@ export async function readFolderConfig(dir: string): Promise<FolderConfig> {
   const config = (await readJsonObject(configFile)) ?? Object.create(null);
   const map = (await readJsonObject(mapFile)) ?? Object.create(null);
 
-  const specialTokens = Object.create(null) as Record<SpecialTokenKey, string | null>;
+  const specialTokens = Object.create(null) as FolderConfig["specialTokens"];
   for (const key of SPECIAL_TOKEN_KEYS) {
     const fromMap = key in map ? tokenContent(map[key], mapFile, key) : null;
-    specialTokens[key] = fromMap ?? tokenContent(config[key], configFile, key);
+    specialTokens[key] = fromMap ?? (key in config ? tokenContent(config[key], configFile, key) : undefined);
   }
 
   const additionalRaw = map.additional_special_tokens ?? config.additional_special_tokens ?? [];

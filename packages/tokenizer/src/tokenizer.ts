@@ -8,7 +8,13 @@ import type { ChatMessage, TextTokenizer } from "@hippocrates/core";
 import { describeValue, HippoError, parseJsonSafe } from "@hippocrates/core";
 import { Tokenizer, templateProcessing } from "tokenizers";
 import { type ChatTemplateOptions, renderChat, selectTemplate } from "./chat.js";
-import { type FolderConfig, parseChatTemplate, readFolderConfig, readText } from "./config.js";
+import {
+  parseChatTemplate,
+  readFolderConfig,
+  readText,
+  SPECIAL_TOKEN_KEYS,
+  type SpecialTokenKey,
+} from "./config.js";
 import { charToUtf16Offsets } from "./offsets.js";
 import { type EncodedPair, encodePairWith } from "./pair.js";
 
@@ -77,9 +83,19 @@ export interface HfTokenizer extends TextTokenizer {
 
 /**
  * Tokenizer classes whose transformers fast tokenizer rebuilds the post-processor from `add_bos_token` and
- * `add_eos_token` (`LlamaTokenizerFast.update_post_processor` and its copies), with their defaults.
+ * `add_eos_token` (`LlamaTokenizerFast.update_post_processor` and its copies), with the special tokens their
+ * constructors default to when a folder does not name them.
  */
-const BOS_EOS_CLASSES = /^(Llama|CodeLlama|Gemma)Tokenizer(Fast)?$/;
+const BOS_EOS_CLASSES: Record<string, Partial<Record<SpecialTokenKey, string>>> = {
+  LlamaTokenizer: { bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>" },
+  CodeLlamaTokenizer: { bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>" },
+  GemmaTokenizer: { bos_token: "<bos>", eos_token: "<eos>", unk_token: "<unk>", pad_token: "<pad>" },
+};
+
+function classDefaults(tokenizerClass: string | null): Partial<Record<SpecialTokenKey, string>> | undefined {
+  if (tokenizerClass === null) return undefined;
+  return BOS_EOS_CLASSES[tokenizerClass.replace(/Fast$/, "")];
+}
 
 /**
  * The TemplateProcessing that `LlamaTokenizerFast.update_post_processor` builds:
@@ -122,8 +138,18 @@ export async function loadTokenizer(dir: string, options: LoadTokenizerOptions =
   const config = await readFolderConfig(dir);
   const configFile = join(dir, "tokenizer_config.json");
 
-  const idOf = (key: keyof FolderConfig["specialTokens"]): number | null => {
-    const token = config.specialTokens[key];
+  // Special tokens: the folder's, else (for the Llama family) the class constructor's defaults.
+  const defaults = classDefaults(config.tokenizerClass);
+  const specialTokens = Object.create(null) as Record<SpecialTokenKey, string | null>;
+  for (const key of SPECIAL_TOKEN_KEYS) specialTokens[key] = config.specialTokens[key] ?? null;
+  if (defaults !== undefined) {
+    for (const key of SPECIAL_TOKEN_KEYS) {
+      if (config.specialTokens[key] === undefined) specialTokens[key] = defaults[key] ?? null;
+    }
+  }
+
+  const idOf = (key: SpecialTokenKey): number | null => {
+    const token = specialTokens[key];
     if (token === null) return null;
     const id = engine.tokenToId(token);
     if (id === null) {
@@ -139,12 +165,12 @@ export async function loadTokenizer(dir: string, options: LoadTokenizerOptions =
   const eosTokenId = idOf("eos_token");
   const padTokenId = idOf("pad_token");
   const unkTokenId = idOf("unk_token");
-  const { bos_token: bosToken, eos_token: eosToken } = config.specialTokens;
+  const { bos_token: bosToken, eos_token: eosToken } = specialTokens;
 
   // BOS/EOS policy. Llama-family tokenizers (and any folder or caller that sets the flags) get the
   // post-processor transformers builds from add_bos_token (default true) / add_eos_token (default false);
   // other tokenizers keep the post-processor of their tokenizer.json, as transformers does.
-  const isLlamaFamily = config.tokenizerClass !== null && BOS_EOS_CLASSES.test(config.tokenizerClass);
+  const isLlamaFamily = defaults !== undefined;
   const bosFlag = options.addBosToken ?? config.addBosToken;
   const eosFlag = options.addEosToken ?? config.addEosToken;
   if (isLlamaFamily || bosFlag !== undefined || eosFlag !== undefined) {
@@ -212,7 +238,7 @@ export async function loadTokenizer(dir: string, options: LoadTokenizerOptions =
   };
 
   const specialTokensForTemplates: Record<string, unknown> = {
-    ...config.specialTokens,
+    ...specialTokens,
     additional_special_tokens: config.additionalSpecialTokens,
   };
 
@@ -225,8 +251,8 @@ export async function loadTokenizer(dir: string, options: LoadTokenizerOptions =
     unkTokenId,
     bosToken,
     eosToken,
-    padToken: config.specialTokens.pad_token,
-    unkToken: config.specialTokens.unk_token,
+    padToken: specialTokens.pad_token,
+    unkToken: specialTokens.unk_token,
     addBosToken,
     addEosToken,
     modelMaxLength: config.modelMaxLength,

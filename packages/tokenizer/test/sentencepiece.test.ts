@@ -26,7 +26,10 @@ interface Extras {
 
 const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 const extras = JSON.parse(readFileSync(`${FIXTURES}sentencepiece_extras.json`, "utf8")) as Extras;
-const pieces = readJsonlGz(`${FIXTURES}sentencepiece_pieces.jsonl.gz`) as { tokenizer: string; pieces: string[] }[];
+const pieces = readJsonlGz(`${FIXTURES}sentencepiece_pieces.jsonl.gz`) as {
+  tokenizer: string;
+  pieces: string[];
+}[];
 const questions = readMedQa().map((r) => r.question);
 
 /** The documented exceptions, per tokenizer (README: "Differences from SentencePiece"). */
@@ -58,7 +61,9 @@ describe.each(CASES)("$name: tokenizer.json ids equal SentencePiece ids", (c) =>
     const [header, ...rows] = readJsonlGz(`${FIXTURES}sentencepiece_ids.${c.name}.jsonl.gz`);
     const h = header as Header;
     // A fixture made from other files would compare nothing: check it was made from these very files.
-    expect(h.model_sha256, "fixture stale: rerun make_sentencepiece_ids.py").toBe(sha256(`${c.dir}/tokenizer.model`));
+    expect(h.model_sha256, "fixture stale: rerun make_sentencepiece_ids.py").toBe(
+      sha256(`${c.dir}/tokenizer.model`),
+    );
     expect(h.questions_sha256, "fixture stale: rerun make_sentencepiece_ids.py").toBe(sha256(MEDQA));
     expect(h.count).toBe(1273);
     reference = rows as number[][];
@@ -68,7 +73,9 @@ describe.each(CASES)("$name: tokenizer.json ids equal SentencePiece ids", (c) =>
     expect(questions).toHaveLength(1273);
     expect(reference).toHaveLength(1273);
     const ours = await tok.encodeBatch(questions);
-    const differing = ours.flatMap((ids, row) => (JSON.stringify(ids) === JSON.stringify(reference[row]) ? [] : [row]));
+    const differing = ours.flatMap((ids, row) =>
+      JSON.stringify(ids) === JSON.stringify(reference[row]) ? [] : [row],
+    );
     expect(differing).toEqual(c.questionExceptions);
     expect(ours.reduce((n, ids) => n + ids.length, 0)).toBeGreaterThan(200_000); // really compared something
     // The explanation, checked: for a question starting with a space, HF equals SentencePiece on the
@@ -87,12 +94,16 @@ describe.each(CASES)("$name: tokenizer.json ids equal SentencePiece ids", (c) =>
 
   it("on the edge-case strings (spaces, newlines, tabs, byte fallback, U+2028), except the documented ones", async () => {
     const ours = await Promise.all(extras.texts.map((t) => tok.encode(t)));
-    const differing = extras.texts.filter((_, i) => JSON.stringify(ours[i]) !== JSON.stringify(extras.ids[c.name]![i]));
+    const differing = extras.texts.filter(
+      (_, i) => JSON.stringify(ours[i]) !== JSON.stringify(extras.ids[c.name]![i]),
+    );
     expect(differing).toEqual(c.extraExceptions);
   });
 
   it("vocabularies agree piece by piece, except the documented ids", () => {
-    const ref = pieces.find((p) => p.tokenizer === (c.name === "llama2" ? "llama2" : "mistral-7b-v0.1"))!.pieces;
+    const ref = pieces.find(
+      (p) => p.tokenizer === (c.name === "llama2" ? "llama2" : "mistral-7b-v0.1"),
+    )!.pieces;
     expect(ref).toHaveLength(tok.vocabSize);
     const differing = ref.flatMap((piece, id) => (tok.idToToken(id) === piece ? [] : [id]));
     expect(differing).toEqual(c.vocabExceptions);
@@ -114,7 +125,11 @@ describe("the U+2028 quirk of the Llama-2 tokenizer.json", () => {
     const llama = await loadTokenizer(LLAMA2);
     expect(await llama.encode("a\u2028b")).toEqual([1, 263, 229, 131, 171, 29890]);
     expect(extras.ids.llama2![index]).toEqual([1, 263, 31353, 29890]);
-    expect((await llama.encodeWithOffsets("a\u2028b")).tokens.slice(2, 5)).toEqual(["<0xE2>", "<0x80>", "<0xA8>"]);
+    expect((await llama.encodeWithOffsets("a\u2028b")).tokens.slice(2, 5)).toEqual([
+      "<0xE2>",
+      "<0x80>",
+      "<0xA8>",
+    ]);
     // Both decode to the same text from their own ids, but HF decodes SentencePiece's id 31353 to nothing.
     expect(await llama.decode([263, 229, 131, 171, 29890])).toBe("a\u2028b");
     expect(await llama.decode([263, 31353, 29890])).toBe("ab");
@@ -142,7 +157,10 @@ describe.skipIf(python.status !== 0)("fixture against live SentencePiece", () =>
       `out = {n: [[1] + spm.SentencePieceProcessor(model_file=d + '/tokenizer.model').encode(t) for t in texts] for n, d in ${JSON.stringify({ llama2: LLAMA2, mistral: MISTRAL })}.items()}`,
       "print(json.dumps(out))",
     ].join("\n");
-    const run = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(extras.texts), encoding: "utf8" });
+    const run = spawnSync("/usr/bin/python3", ["-c", script], {
+      input: JSON.stringify(extras.texts),
+      encoding: "utf8",
+    });
     expect(run.stderr).toBe("");
     expect(JSON.parse(run.stdout)).toEqual(extras.ids);
   });
