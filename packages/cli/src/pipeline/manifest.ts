@@ -1,0 +1,121 @@
+/**
+ * The run manifest: one JSON file per run folder, rewritten atomically after every stage transition. It is
+ * the record of what ran (resolved config, package versions, backend, timings, outputs, metrics) and the state
+ * that lets a re-run skip finished stages.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { cpus, platform, release } from "node:os";
+import { dirname, join } from "node:path";
+import {
+  HippoError,
+  isPlainObject,
+  type ModelArtifact,
+  readJsonFile,
+  writeJsonAtomic,
+} from "@hippocrates/core";
+
+export type StageStatus = "pending" | "running" | "done" | "failed";
+
+export interface StageRecord {
+  id: string;
+  kind: string;
+  module?: string;
+  /** sha256 of the stage's settings and input; a change re-runs the stage and every stage after it. */
+  fingerprint: string;
+  status: StageStatus;
+  outputDir: string;
+  attempts: number;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Wall time of the last attempt, seconds. */
+  seconds?: number;
+  input?: ModelArtifact;
+  output?: { model: ModelArtifact; metrics: Record<string, number>; files: Record<string, string> };
+  error?: string;
+}
+
+export interface RunManifest {
+  format: "hippo-run/1";
+  name: string;
+  status: "running" | "done" | "failed";
+  createdAt: string;
+  updatedAt: string;
+  configFile: string;
+  config: unknown;
+  packages: Record<string, string>;
+  backend: unknown;
+  machine: { node: string; platform: string; cpu: string; cores: number };
+  stages: StageRecord[];
+}
+
+export const MANIFEST_FILE = "manifest.json";
+
+export function fingerprint(value: unknown): string {
+  return createHash("sha256").update(stableJson(value)).digest("hex").slice(0, 16);
+}
+
+/** JSON with sorted keys, so equal settings hash equally whatever their order in the YAML. */
+export function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.keys(value)
+      .sort()
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+export function machineInfo(): RunManifest["machine"] {
+  return {
+    node: process.version,
+    platform: `${platform()} ${release()}`,
+    cpu: cpus()[0]?.model ?? "unknown",
+    cores: cpus().length,
+  };
+}
+
+const PACKAGES = ["cli", "core", "backend", "safetensors", "tokenizer", "model", "train", "data", "eval"];
+
+/** Versions of the @hippocrates packages that are installed beside this one. */
+export function packageVersions(): Record<string, string> {
+  const require = createRequire(import.meta.url);
+  const out: Record<string, string> = {};
+  for (const name of PACKAGES) {
+    const full = `@hippocrates/${name}`;
+    try {
+      let dir = dirname(name === "cli" ? new URL(import.meta.url).pathname : require.resolve(full));
+      for (let i = 0; i < 4 && !existsSync(join(dir, "package.json")); i++) dir = dirname(dir);
+      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === full && pkg.version) out[full] = pkg.version;
+    } catch {
+      // not installed: not part of this run
+    }
+  }
+  return out;
+}
+
+export async function readManifest(runDir: string): Promise<RunManifest | undefined> {
+  const file = join(runDir, MANIFEST_FILE);
+  if (!existsSync(file)) return undefined;
+  const data = await readJsonFile(file);
+  if (!isPlainObject(data) || data.format !== "hippo-run/1" || !Array.isArray(data.stages)) {
+    throw new HippoError("INVALID_FORMAT", "not a hippo run manifest", {
+      file,
+      key: "format",
+      expected: '"hippo-run/1"',
+    });
+  }
+  return data as unknown as RunManifest;
+}
+
+export async function writeManifest(runDir: string, manifest: RunManifest): Promise<void> {
+  manifest.updatedAt = new Date().toISOString();
+  await writeJsonAtomic(join(runDir, MANIFEST_FILE), manifest);
+}
