@@ -1,1 +1,31 @@
-export {};
+export {
+  cloneCache,
+  createCache,
+  disposeCache,
+  expandCache,
+  type KVCache,
+  selectCacheRows,
+} from "./cache.js";
+export { type Dims, dimsOf, parseModelConfig, readModelConfig, ropeInvFreq, ropeTables } from "./config.js";
+export {
+  createRandomModel,
+  estimateModelBytes,
+  type LoadOptions,
+  loadModel,
+  type RandomModelOptions,
+  type SaveDType,
+  type SaveOptions,
+  saveModel,
+  transposeMatrix,
+} from "./io.js";
+export { buildCausalLM, type CausalLM, type ForwardOptions, type ForwardOutput } from "./llama.js";
+export { attention, embedding, linear, rmsNorm, rotateHalfMatrix } from "./ops.js";
+export {
+  LINEAR_MODULES,
+  type LinearModule,
+  linearShape,
+  linearWeightName,
+  parameterCount,
+  type WeightSpec,
+  weightSpecs,
+} from "./weights.js";

@@ -1,0 +1,47 @@
+import { fileURLToPath } from "node:url";
+import { initBackend } from "@hippocrates/backend";
+import { openSafetensors } from "@hippocrates/safetensors";
+import * as tf from "@tensorflow/tfjs-core";
+
+/** Shared data lives beside the repository (never copied into it). */
+export const SHARED = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
+export const TINY = `${SHARED}models/tiny-llama-hf`;
+
+export async function setup(): Promise<void> {
+  const info = await initBackend({ backend: "wasm" });
+  if (tf.getBackend() !== "wasm")
+    throw new Error(`wasm backend expected, got ${tf.getBackend()} (${info.reason})`);
+}
+
+export async function readReference(
+  file: string,
+): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+  const r = await openSafetensors(file);
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  try {
+    for (const [name, info] of r.tensors)
+      out.set(name, { shape: info.shape, data: await r.readFloat32(name) });
+  } finally {
+    await r.close();
+  }
+  return out;
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
+  return m;
+}
+
+export function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] as number));
+  return m;
+}
+
+export function argmax(a: ArrayLike<number>, from = 0, to = a.length): number {
+  let best = from;
+  for (let i = from + 1; i < to; i++) if ((a[i] as number) > (a[best] as number)) best = i;
+  return best - from;
+}
