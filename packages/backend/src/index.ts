@@ -1,3 +1,4 @@
+export { activateTfBackend } from "./activate.js";
 export { type BackendRequest, MAX_WASM_THREADS, resolveRequest } from "./options.js";
 export {
   backendInfo,

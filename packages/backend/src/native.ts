@@ -7,6 +7,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import { HippoError } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
+import { activateTfBackend } from "./activate.js";
 import type { BackendInfo } from "./types.js";
 
 export type NativeName = "tensorflow-gpu" | "tensorflow";
@@ -75,19 +76,7 @@ export function nativeUnavailable(
 
 export async function activateNative(name: NativeName, prefix: string): Promise<BackendInfo> {
   const pkg = NATIVE_PACKAGES[name];
-  let ok: boolean;
-  try {
-    ok = await tf.setBackend("tensorflow");
-    await tf.ready();
-  } catch (e) {
-    throw new HippoError("BACKEND_UNAVAILABLE", `${pkg}: initialisation failed: ${String(e)}`, { cause: e });
-  }
-  if (!ok || tf.getBackend() !== "tensorflow") {
-    throw new HippoError("BACKEND_UNAVAILABLE", `${pkg}: tf.setBackend("tensorflow") did not take effect`, {
-      expected: 'setBackend -> true and getBackend() = "tensorflow"',
-      got: `setBackend -> ${ok}, getBackend() = ${JSON.stringify(tf.getBackend())}`,
-    });
-  }
+  await activateTfBackend("tensorflow", pkg);
   const cores = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
   return {
     name,

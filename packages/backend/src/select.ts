@@ -1,6 +1,7 @@
 import { HippoError, isHippoError } from "@hippocrates/core";
 import { version_cpu } from "@tensorflow/tfjs-backend-cpu";
 import * as tf from "@tensorflow/tfjs-core";
+import { activateTfBackend } from "./activate.js";
 import { activateNative, loadNative, NATIVE_PACKAGES, type NativeName, nativeUnavailable } from "./native.js";
 import { type BackendRequest, resolveRequest } from "./options.js";
 import type { BackendInfo, BackendOptions } from "./types.js";
@@ -114,19 +115,7 @@ async function selectAuto(req: BackendRequest): Promise<BackendInfo> {
 }
 
 async function activateCpu(reason: string): Promise<BackendInfo> {
-  let ok: boolean;
-  try {
-    ok = await tf.setBackend("cpu");
-    await tf.ready();
-  } catch (e) {
-    throw new HippoError("BACKEND_UNAVAILABLE", `cpu: initialisation failed: ${String(e)}`, { cause: e });
-  }
-  if (!ok || tf.getBackend() !== "cpu") {
-    throw new HippoError("BACKEND_UNAVAILABLE", 'cpu: tf.setBackend("cpu") did not take effect', {
-      expected: 'setBackend -> true and getBackend() = "cpu"',
-      got: `setBackend -> ${ok}, getBackend() = ${JSON.stringify(tf.getBackend())}`,
-    });
-  }
+  await activateTfBackend("cpu", "cpu");
   return {
     name: "cpu",
     tfBackend: "cpu",

@@ -2,6 +2,7 @@ import os from "node:os";
 import { HippoError } from "@hippocrates/core";
 import { getThreadsCount, setThreadsCount, version_wasm } from "@tensorflow/tfjs-backend-wasm";
 import * as tf from "@tensorflow/tfjs-core";
+import { activateTfBackend } from "./activate.js";
 import { MAX_WASM_THREADS } from "./options.js";
 import type { BackendInfo } from "./types.js";
 import { removeNewListeners, threadSupportProblem, withNodePthreads } from "./wasm-node-threads.js";
@@ -46,24 +47,6 @@ function checkSameBuild(have: BackendInfo, req: WasmRequest): void {
   }
 }
 
-async function setAndCheck(tried: string): Promise<void> {
-  let ok: boolean;
-  try {
-    ok = await tf.setBackend("wasm");
-    await tf.ready();
-  } catch (e) {
-    throw new HippoError("BACKEND_UNAVAILABLE", `${tried}: initialisation failed: ${String(e)}`, {
-      cause: e,
-    });
-  }
-  if (!ok || tf.getBackend() !== "wasm") {
-    throw new HippoError("BACKEND_UNAVAILABLE", `${tried}: tf.setBackend("wasm") did not take effect`, {
-      expected: 'setBackend -> true and getBackend() = "wasm"',
-      got: `setBackend -> ${ok}, getBackend() = ${JSON.stringify(tf.getBackend())}`,
-    });
-  }
-}
-
 export async function initWasm(req: WasmRequest, prefix: string): Promise<BackendInfo> {
   const simdAvailable = (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) === true;
   if (req.simd === true && !simdAvailable) {
@@ -84,12 +67,12 @@ export async function initWasm(req: WasmRequest, prefix: string): Promise<Backen
 
   if (built !== null) {
     checkSameBuild(built, req);
-    await setAndCheck("wasm (created earlier in this process)");
+    await activateTfBackend("wasm", "wasm (created earlier in this process)");
     return built;
   }
   if (existingWasm()) {
     // Someone ran tf ops (or setBackend) before initBackend: tfjs created the backend with its own settings.
-    await setAndCheck("wasm (already created)");
+    await activateTfBackend("wasm", "wasm (already created)");
     const threads = getThreadsCount();
     built = info(
       threads,
@@ -127,14 +110,14 @@ export async function initWasm(req: WasmRequest, prefix: string): Promise<Backen
   const build = threads > 1 ? "threaded-SIMD" : simd ? "SIMD" : "plain";
   const tried = `wasm ${build} build with ${threads} thread(s)`;
   if (threads > 1) {
-    await withNodePthreads(threads, () => setAndCheck(tried));
+    await withNodePthreads(threads, () => activateTfBackend("wasm", tried));
   } else {
     const before = {
       uncaughtException: process.listeners("uncaughtException"),
       unhandledRejection: process.listeners("unhandledRejection"),
     };
     try {
-      await setAndCheck(tried);
+      await activateTfBackend("wasm", tried);
     } finally {
       removeNewListeners(before);
     }
