@@ -1,7 +1,7 @@
 /**
  * Chat templates as transformers' `apply_chat_template` renders them: Jinja (here `@huggingface/jinja`, which
  * applies `trim_blocks` and `lstrip_blocks` like transformers does) with `messages`, `add_generation_prompt`,
- * `raise_exception` and the special tokens (`bos_token`, `eos_token`, ...) in scope.
+ * `raise_exception` (a global of the library) and the special tokens (`bos_token`, `eos_token`, ...) in scope.
  */
 import type { ChatMessage } from "@hippocrates/core";
 import { describeValue, HippoError, isPlainObject } from "@hippocrates/core";
@@ -16,9 +16,6 @@ export interface ChatTemplateOptions {
   /** Pick one of several named templates (a list-valued `chat_template`); default "default". */
   templateName?: string;
 }
-
-/** Thrown inside the template by `raise_exception(...)`; turned into a HippoError by `renderChat`. */
-class TemplateRaised extends Error {}
 
 /** Picks the template to use from a string or a list of named templates, as transformers does. */
 export function selectTemplate(
@@ -97,21 +94,20 @@ export function renderChat(
     ...options.extra,
     messages: messages.map((m) => ({ ...m })),
     add_generation_prompt: options.addGenerationPrompt ?? false,
-    raise_exception: (message: unknown) => {
-      throw new TemplateRaised(String(message));
-    },
+    // `raise_exception(msg)` is a global of @huggingface/jinja already: it throws an Error with `msg`.
   };
   try {
     return compiled.render(context);
   } catch (e) {
-    if (e instanceof TemplateRaised) {
-      throw new HippoError("INVALID_ARGUMENT", `chat template rejected the messages: ${e.message}`, {
+    // Mostly the template's raise_exception on messages it does not accept (roles out of order, unsupported
+    // role); the library throws plain Errors, so a runtime bug of the template lands here as well.
+    throw new HippoError(
+      "INVALID_ARGUMENT",
+      `chat template failed on these messages: ${(e as Error).message}`,
+      {
+        key: "chat_template",
         cause: e,
-      });
-    }
-    throw new HippoError("INVALID_CONFIG", `chat template failed to render: ${(e as Error).message}`, {
-      key: "chat_template",
-      cause: e,
-    });
+      },
+    );
   }
 }

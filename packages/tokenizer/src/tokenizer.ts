@@ -237,10 +237,14 @@ export async function loadTokenizer(dir: string, options: LoadTokenizerOptions =
     return (await engine.encode(text, null, { addSpecialTokens: addSpecial(o) })).getIds();
   };
 
+  // As transformers, only the special tokens that are set reach the template: an unset one is undefined
+  // there (renders as ""), not None.
   const specialTokensForTemplates: Record<string, unknown> = {
-    ...specialTokens,
     additional_special_tokens: config.additionalSpecialTokens,
   };
+  for (const key of SPECIAL_TOKEN_KEYS) {
+    if (specialTokens[key] !== null) specialTokensForTemplates[key] = specialTokens[key];
+  }
 
   return {
     dir,
