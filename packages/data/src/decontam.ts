@@ -33,7 +33,10 @@ export function createNgramIndex(testTexts: Iterable<string>, n = 13): NgramInde
     if (words.length === 0) continue;
     if (words.length < n) {
       let set = short.get(words.length);
-      if (!set) short.set(words.length, (set = new Set()));
+      if (!set) {
+        set = new Set();
+        short.set(words.length, set);
+      }
       set.add(words.join(" "));
       continue;
     }

@@ -310,7 +310,7 @@ function pubmedqaFlatMessages(
 function checkTurns(messages: ChatMessage[]): string | undefined {
   if (!messages.some((m) => m.role === "user")) return "conversation has no user turn";
   const last = messages[messages.length - 1];
-  if (!last || last.role !== "assistant" || !last.content.trim())
+  if (last?.role !== "assistant" || !last.content.trim())
     return "conversation must end with a non-empty assistant turn";
   return undefined;
 }
