@@ -231,10 +231,12 @@ async function openIndexed(dir: string, indexFile: string): Promise<CheckpointRe
     files,
     readBytes: (n) => readerFor(n).readBytes(n),
     async readFloat32(n) {
-      return bytesToFloat32(tensors.get(n)?.dtype ?? "U8", await readerFor(n).readBytes(n));
+      const bytes = await readerFor(n).readBytes(n);
+      return bytesToFloat32(tensors.get(n)!.dtype, bytes);
     },
     async readTyped(n) {
-      return bytesToTyped(tensors.get(n)?.dtype ?? "U8", await readerFor(n).readBytes(n));
+      const bytes = await readerFor(n).readBytes(n);
+      return bytesToTyped(tensors.get(n)!.dtype, bytes);
     },
     async close() {
       await Promise.all([...readers.values()].map((r) => r.close()));

@@ -124,6 +124,36 @@ function parseOffsets(file: string, name: string, offsets: unknown): [number, nu
 }
 
 /**
+ * Top-level keys of a valid JSON object text in the order they appear. JS objects list integer-like keys
+ * ("7") first, so the order of `Object.keys` is not the header's; this scan recovers it. The text has
+ * already been parsed by JSON.parse, so only strings and nesting need tracking.
+ */
+export function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      const start = i;
+      for (i++; text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c /* \ */) i++;
+      if (depth === 1 && expectKey) {
+        keys.push(JSON.parse(text.slice(start, i + 1)) as string);
+        expectKey = false;
+      }
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      depth++;
+      if (depth === 1) expectKey = true;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      depth--;
+    } else if (c === 0x2c /* , */ && depth === 1) {
+      expectKey = true;
+    }
+  }
+  return [...new Set(keys)];
+}
+
+/**
  * Parse header bytes. `dataLength` is file size - 8 - header length: the tensors must cover it exactly.
  * `dataStart` (8 + header length) turns relative offsets into absolute ones.
  */
@@ -154,7 +184,8 @@ export function parseHeader(
 
   let metadata = Object.create(null) as Record<string, string>;
   const entries: { info: TensorInfo; begin: number; end: number }[] = [];
-  for (const [name, value] of Object.entries(json)) {
+  for (const name of topLevelKeys(text)) {
+    const value = json[name];
     if (name === METADATA_KEY) {
       metadata = parseMetadata(file, value);
       continue;

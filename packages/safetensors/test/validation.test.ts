@@ -252,6 +252,17 @@ describe("data region", () => {
     expect([...r.tensors.keys()]).toEqual(["b", "a"]);
     await r.close();
   });
+
+  it("tensors keep the header's key order, with integer-like names and escapes in names", async () => {
+    const u8 = (b: number) => JSON.stringify({ dtype: "U8", shape: [1], data_offsets: [b, b + 1] });
+    const weird = 'we\\"ird,{[}'; // backslash, quote, comma, braces inside a key
+    const header = `{"10":${u8(0)}, ${JSON.stringify(weird)} : ${u8(1)},"2":${u8(2)}}`;
+    const path = await writeCrafted(dir, "keys.safetensors", craft(header, new Uint8Array([1, 2, 3])));
+    const r = await openSafetensors(path);
+    expect([...r.tensors.keys()]).toEqual(["10", weird, "2"]);
+    expect([...(await r.readBytes(weird))]).toEqual([2]);
+    await r.close();
+  });
 });
 
 describe("__metadata__ and prototype keys", () => {
