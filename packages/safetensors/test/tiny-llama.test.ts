@@ -4,9 +4,12 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { openCheckpoint, openSafetensors } from "../src/index.js";
-import { TINY } from "./helpers.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { openCheckpoint, openSafetensors, type TensorToWrite, writeSafetensors } from "../src/index.js";
+import { TINY, tempDir } from "./helpers.js";
+
+const { dir, cleanup } = await tempDir("tiny");
+afterAll(cleanup);
 
 interface RefTensor {
   dtype: string;
@@ -47,6 +50,21 @@ describe.each(Object.keys(refs))("tiny-llama-hf/%s", (file) => {
     } finally {
       await r.close();
     }
+  });
+
+  it("re-writing every tensor reproduces the reference (Rust safetensors 0.8) file byte for byte", async () => {
+    const r = await openSafetensors(join(TINY, file));
+    const entries: [string, TensorToWrite][] = [];
+    for (const [name, info] of r.tensors) {
+      entries.push([name, { dtype: info.dtype, shape: info.shape, data: () => r.readBytes(name) }]);
+    }
+    const out = join(dir, file.replace("/", "_"));
+    try {
+      await writeSafetensors(out, entries, Object.keys(r.metadata).length > 0 ? r.metadata : undefined);
+    } finally {
+      await r.close();
+    }
+    expect(Buffer.compare(await readFile(out), await readFile(join(TINY, file)))).toBe(0);
   });
 
   it("values: first elements exactly, sums to float64 rounding", async () => {
