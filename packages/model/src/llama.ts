@@ -68,6 +68,11 @@ export interface CausalLM {
   /** Master switch: false runs the base model alone (e.g. DPO's reference). */
   adaptersEnabled: boolean;
   forward(inputIds: number[][], options?: ForwardOptions): ForwardOutput;
+  /**
+   * One layer's self-attention on [B, T, hidden] inputs (already normalized), with the forward's options for
+   * positions, masks and cache: for tests against reference internals and for tools.
+   */
+  attentionLayer(layer: number, x: tf.Tensor3D, options?: ForwardOptions): tf.Tensor3D;
   /** lm_head on [rows, hidden] normalized hidden states -> [rows, vocab]. */
   lmHead(hidden: tf.Tensor2D): tf.Tensor2D;
   /** The variables a trainer should update: active adapters' A/B, plus base weights in full fine-tuning. */
@@ -141,6 +146,7 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
     activeAdapters: [],
     adaptersEnabled: true,
     forward,
+    attentionLayer: (layer, x, options) => attentionLayer(layer, x, options),
     lmHead,
     trainableVariables,
     setFullFineTuning(on: boolean) {
@@ -350,47 +356,8 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
     return tiedHead(hidden, emb, embT);
   }
 
-  function forward(inputIds: number[][], options: ForwardOptions = {}): ForwardOutput {
-    const B = inputIds.length;
-    const T = B > 0 ? (inputIds[0] as number[]).length : 0;
-    if (B === 0 || T === 0)
-      throw new HippoError("INVALID_ARGUMENT", "inputIds must be a non-empty [batch, seq] array");
-    const flatIds = new Int32Array(B * T);
-    for (let b = 0; b < B; b++) {
-      const row = inputIds[b] as number[];
-      if (!Array.isArray(row) || row.length !== T) {
-        throw new HippoError("INVALID_ARGUMENT", "inputIds rows must all have the same length", {
-          row: b,
-          expected: String(T),
-          got: String(Array.isArray(row) ? row.length : typeof row),
-        });
-      }
-      for (let t = 0; t < T; t++) {
-        const id = row[t] as number;
-        if (!Number.isInteger(id) || id < 0 || id >= dims.vocab) {
-          throw new HippoError("INVALID_ARGUMENT", "token id out of range", {
-            row: b,
-            key: `inputIds[${b}][${t}]`,
-            expected: `integer in [0, ${dims.vocab})`,
-            got: String(id),
-          });
-        }
-        flatIds[b * T + t] = id;
-      }
-    }
-    checkMatrix("attentionMask", options.attentionMask, B, T);
-    checkMatrix("positionIds", options.positionIds, B, T);
-    checkMatrix("segmentIds", options.segmentIds, B, T);
-    const cache = options.cache;
-    if (cache !== undefined) {
-      if (cache.disposed) throw new HippoError("INVALID_ARGUMENT", "the cache was disposed");
-      if (cache.batch !== B) {
-        throw new HippoError("INVALID_ARGUMENT", "cache batch differs from the input batch", {
-          expected: String(cache.batch),
-          got: String(B),
-        });
-      }
-    }
+  /** Positions, masks and cache bookkeeping of one forward step, computed in JS. */
+  function prepareStep(B: number, T: number, options: ForwardOptions, cache: KVCache | undefined) {
     const past = cache?.length ?? 0;
     const S = past + T;
 
@@ -447,20 +414,93 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
     }
     if (cache !== undefined) cache.length = S;
     const { cos, sin } = ropeTables(invFreq, positions);
+    return { past, S, cos, sin, maskRows: shared ? maskRows.slice(0, 1) : maskRows };
+  }
+
+  function makeStep(
+    B: number,
+    T: number,
+    prep: ReturnType<typeof prepareStep>,
+    options: ForwardOptions,
+  ): StepInfo {
+    return {
+      batch: B,
+      T,
+      past: prep.past,
+      cos: tf.tensor3d(prep.cos, [B * T, 1, dims.headDim]),
+      sin: tf.tensor3d(prep.sin, [B * T, 1, dims.headDim]),
+      masks: prep.maskRows.map((m) => tf.tensor2d(m, [T, prep.S])),
+      training: options.training ?? false,
+      rng: options.rng ?? defaultRng,
+      trace: options.trace,
+    };
+  }
+
+  function attentionLayer(layer: number, x: tf.Tensor3D, options: ForwardOptions = {}): tf.Tensor3D {
+    const [B, T, E] = x.shape;
+    if (E !== dims.hidden || !Number.isInteger(layer) || layer < 0 || layer >= dims.layers) {
+      throw new HippoError(
+        "INVALID_ARGUMENT",
+        "attentionLayer needs a valid layer and [B, T, hidden] input",
+        {
+          expected: `layer < ${dims.layers}, hidden ${dims.hidden}`,
+          got: `layer ${layer}, [${x.shape}]`,
+        },
+      );
+    }
+    const prep = prepareStep(B, T, options, options.cache);
+    return tf.tidy(() => {
+      const step = makeStep(B, T, prep, options);
+      return tf.reshape(selfAttention(tf.reshape(x, [B * T, E]), layer, step, options.cache), [B, T, E]);
+    });
+  }
+
+  function forward(inputIds: number[][], options: ForwardOptions = {}): ForwardOutput {
+    const B = inputIds.length;
+    const T = B > 0 ? (inputIds[0] as number[]).length : 0;
+    if (B === 0 || T === 0)
+      throw new HippoError("INVALID_ARGUMENT", "inputIds must be a non-empty [batch, seq] array");
+    const flatIds = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) {
+      const row = inputIds[b] as number[];
+      if (!Array.isArray(row) || row.length !== T) {
+        throw new HippoError("INVALID_ARGUMENT", "inputIds rows must all have the same length", {
+          row: b,
+          expected: String(T),
+          got: String(Array.isArray(row) ? row.length : typeof row),
+        });
+      }
+      for (let t = 0; t < T; t++) {
+        const id = row[t] as number;
+        if (!Number.isInteger(id) || id < 0 || id >= dims.vocab) {
+          throw new HippoError("INVALID_ARGUMENT", "token id out of range", {
+            row: b,
+            key: `inputIds[${b}][${t}]`,
+            expected: `integer in [0, ${dims.vocab})`,
+            got: String(id),
+          });
+        }
+        flatIds[b * T + t] = id;
+      }
+    }
+    checkMatrix("attentionMask", options.attentionMask, B, T);
+    checkMatrix("positionIds", options.positionIds, B, T);
+    checkMatrix("segmentIds", options.segmentIds, B, T);
+    const cache = options.cache;
+    if (cache !== undefined) {
+      if (cache.disposed) throw new HippoError("INVALID_ARGUMENT", "the cache was disposed");
+      if (cache.batch !== B) {
+        throw new HippoError("INVALID_ARGUMENT", "cache batch differs from the input batch", {
+          expected: String(cache.batch),
+          got: String(B),
+        });
+      }
+    }
+    const prep = prepareStep(B, T, options, cache);
 
     const result = tf.tidy(() => {
       const trace = options.trace;
-      const step: StepInfo = {
-        batch: B,
-        T,
-        past,
-        cos: tf.tensor3d(cos, [B * T, 1, dims.headDim]),
-        sin: tf.tensor3d(sin, [B * T, 1, dims.headDim]),
-        masks: (shared ? maskRows.slice(0, 1) : maskRows).map((m) => tf.tensor2d(m, [T, S])),
-        training: options.training ?? false,
-        rng: options.rng ?? defaultRng,
-        trace,
-      };
+      const step = makeStep(B, T, prep, options);
       let x = embedding(
         W("model.embed_tokens.weight") as unknown as tf.Tensor2D,
         tf.tensor1d(flatIds, "int32"),
