@@ -19,7 +19,7 @@ import {
 } from "@hippocrates/core";
 import { assertLittleEndian, bytesToFloat32, bytesToTyped } from "./convert.js";
 import type { TypedTensorData } from "./dtypes.js";
-import type { TensorInfo } from "./header.js";
+import { DEFAULT_MAX_HEADER_BYTES, type TensorInfo } from "./header.js";
 import { openSafetensors, type SafetensorsReader } from "./reader.js";
 import {
   buildHeader,
@@ -158,7 +158,18 @@ export async function openCheckpoint(dirOrFile: string): Promise<CheckpointReade
   };
 }
 
+/** An index is read whole, so it gets the same bound as a safetensors header. */
+const MAX_INDEX_BYTES = DEFAULT_MAX_HEADER_BYTES;
+
 async function openIndexed(dir: string, indexFile: string): Promise<CheckpointReader> {
+  const { size } = await stat(indexFile);
+  if (size > MAX_INDEX_BYTES) {
+    throw new HippoError("INVALID_FORMAT", "index file too large", {
+      file: indexFile,
+      expected: `<= ${MAX_INDEX_BYTES} bytes`,
+      got: `${size} bytes`,
+    });
+  }
   const json = await readJsonFile(indexFile);
   if (!isPlainObject(json)) {
     throw new HippoError("INVALID_FORMAT", "index must be a JSON object", {

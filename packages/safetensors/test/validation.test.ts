@@ -3,7 +3,7 @@
  * `read_metadata` / `validate`): each gives a HippoError naming the file and the key, with expected vs got,
  * and nothing is allocated from a claimed size.
  */
-import { mkdir, symlink, writeFile } from "node:fs/promises";
+import { mkdir, symlink, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { HippoError } from "@hippocrates/core";
 import { afterAll, describe, expect, it } from "vitest";
@@ -387,6 +387,12 @@ describe("index files (sharded checkpoints)", () => {
     expect((await indexError(d)).message).toMatch(/no weight_map object/);
     const d2 = await checkpointDir("numfile", { w: 3 } as unknown as Record<string, string>);
     expect((await indexError(d2)).message).toMatch(/weight_map value must be a file name.*got number 3/);
+  });
+
+  it("an index larger than 100 MB is refused before it is read", async () => {
+    const d = await checkpointDir("hugeindex", { w: "model-00001-of-00001.safetensors" });
+    await truncate(join(d, "model.safetensors.index.json"), 200_000_000); // sparse: cheap to create
+    expect((await indexError(d)).message).toMatch(/index file too large.*got 200000000 bytes/);
   });
 
   it("a __proto__ tensor in weight_map is an ordinary name", async () => {
