@@ -1,1 +1,50 @@
-export {};
+export { openRequestCache, type RequestCache, requestKey } from "./cache.js";
+export {
+  type EvalOutput,
+  type EvaluateOptions,
+  evaluate,
+  mergeShards,
+  type ResultsJson,
+  type SampleRecord,
+  type Shard,
+  type TaskMetrics,
+  writeOutput,
+} from "./evaluate.js";
+export { argmax, meanStderr, pooledStderr, pyLen, scoreDoc } from "./metrics.js";
+export { applyLimit, type BuiltDoc, buildContexts, type ContextOptions } from "./protocol.js";
+export { PyRandom, type PyRandomState } from "./pyrandom.js";
+export { orderedJsonEntries, parseCsv } from "./readers.js";
+export {
+  type BosPolicy,
+  type EvalTokenizer,
+  encodeDocRequests,
+  type TokenizedRequest,
+  truncateRequest,
+} from "./requests.js";
+export * from "./tasks/builtin.js";
+export {
+  loadLetterOptionsJsonl,
+  loadMedmcqa,
+  loadMmluCsv,
+  loadPubmedqa,
+  loadPubmedqaTest500,
+} from "./tasks/loaders.js";
+export {
+  createTaskRegistry,
+  defaultRegistry,
+  defineTask,
+  PROFILES,
+  type Profile,
+  type TaskRegistry,
+  validateTaskDefinition,
+} from "./tasks/registry.js";
+export { compileTemplate, loadTaskFile, taskFromSpec } from "./tasks/taskfile.js";
+export type {
+  EvalDoc,
+  FewshotSource,
+  MetricName,
+  TaskData,
+  TaskDefinition,
+  TaskGroup,
+} from "./tasks/types.js";
+export { PROMPT_VARIANTS, type PromptVariant, withVariant } from "./tasks/variants.js";

@@ -132,7 +132,9 @@ export class PyRandom {
   /** `getrandbits(k)` for any k >= 0: 32-bit words least significant first, the last one shifted. */
   getrandbits(k: number): bigint {
     if (k < 0 || !Number.isInteger(k)) {
-      throw new HippoError("INVALID_ARGUMENT", "number of bits must be a non-negative integer", { got: String(k) });
+      throw new HippoError("INVALID_ARGUMENT", "number of bits must be a non-negative integer", {
+        got: String(k),
+      });
     }
     if (k <= 32) return BigInt(this.getrandbits32(k));
     let result = 0n;
@@ -168,11 +170,13 @@ export class PyRandom {
   /** `randrange(start, stop)` with step 1 (`randrange(n)` when stop is omitted). */
   randrange(start: number, stop?: number): number {
     if (stop === undefined) {
-      if (start <= 0) throw new HippoError("INVALID_ARGUMENT", "empty range for randrange", { got: String(start) });
+      if (start <= 0)
+        throw new HippoError("INVALID_ARGUMENT", "empty range for randrange", { got: String(start) });
       return this.randbelow(start);
     }
     const width = stop - start;
-    if (width <= 0) throw new HippoError("INVALID_ARGUMENT", "empty range for randrange", { got: `${start}, ${stop}` });
+    if (width <= 0)
+      throw new HippoError("INVALID_ARGUMENT", "empty range for randrange", { got: `${start}, ${stop}` });
     return start + this.randbelow(width);
   }
 
@@ -231,8 +235,16 @@ export class PyRandom {
   }
 
   setState(state: PyRandomState): void {
-    if (!Array.isArray(state.mt) || state.mt.length !== N || !Number.isInteger(state.index) || state.index < 0 || state.index > N) {
-      throw new HippoError("INVALID_ARGUMENT", "invalid Mersenne Twister state", { expected: `624 words and 0 <= index <= 624` });
+    if (
+      !Array.isArray(state.mt) ||
+      state.mt.length !== N ||
+      !Number.isInteger(state.index) ||
+      state.index < 0 ||
+      state.index > N
+    ) {
+      throw new HippoError("INVALID_ARGUMENT", "invalid Mersenne Twister state", {
+        expected: `624 words and 0 <= index <= 624`,
+      });
     }
     this.mt.set(state.mt.map((w) => w >>> 0));
     this.index = state.index;

@@ -1,0 +1,181 @@
+/**
+ * Readers for the benchmark files as published: JSONL (one record per line), JSON objects whose key order
+ * matters, and RFC 4180 CSV. Every bad record is a HippoError naming the file and the line or row.
+ */
+import { readFile } from "node:fs/promises";
+import { HippoError, isPlainObject, parseJsonSafe } from "@hippocrates/core";
+
+export async function readText(path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code === "ENOENT" ? "NOT_FOUND" : "IO";
+    throw new HippoError(code, `cannot read file: ${(e as Error).message}`, { file: path, cause: e });
+  }
+}
+
+/** Records of a JSONL file, each an object, with its 1-based line number. Blank lines are skipped. */
+export async function readJsonl(path: string): Promise<{ line: number; record: Record<string, unknown> }[]> {
+  const text = await readText(path);
+  const out: { line: number; record: Record<string, unknown> }[] = [];
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const raw = (lines[i] as string).replace(/\r$/, "");
+    if (raw.trim() === "") continue;
+    let value: unknown;
+    try {
+      value = parseJsonSafe(raw);
+    } catch (e) {
+      throw new HippoError("INVALID_FORMAT", `invalid JSON on this line: ${(e as HippoError).reason}`, {
+        file: path,
+        line: i + 1,
+        cause: e,
+      });
+    }
+    if (!isPlainObject(value)) {
+      throw new HippoError("INVALID_RECORD", "each line must be a JSON object", {
+        file: path,
+        line: i + 1,
+        expected: "object",
+        got: Array.isArray(value) ? "array" : typeof value,
+      });
+    }
+    out.push({ line: i + 1, record: value });
+  }
+  return out;
+}
+
+/**
+ * The entries of a top-level JSON object in the order the file writes them. `JSON.parse` cannot keep that
+ * order when keys look like array indices (PubMedQA's PMIDs: JS objects list such keys numerically), while
+ * Python's `json.load` keeps file order, and the harness iterates in file order.
+ */
+export function orderedJsonEntries(text: string, file?: string): [string, unknown][] {
+  let i = 0;
+  const n = text.length;
+  const ws = () => {
+    while (i < n && " \t\r\n".includes(text[i] as string)) i++;
+  };
+  const fail = (what: string): never => {
+    const line = text.slice(0, i).split("\n").length;
+    throw new HippoError("INVALID_FORMAT", `invalid JSON object: ${what}`, { file, line });
+  };
+  // End of a JSON string starting at `start` (a quote); returns the index after the closing quote.
+  const stringEnd = (start: number): number => {
+    let j = start + 1;
+    while (j < n) {
+      const c = text[j];
+      if (c === "\\") j += 2;
+      else if (c === '"') return j + 1;
+      else j++;
+    }
+    i = j;
+    return fail("unterminated string");
+  };
+  ws();
+  if (text[i] !== "{") fail("expected '{' at the top level");
+  i++;
+  const entries: [string, unknown][] = [];
+  ws();
+  if (text[i] === "}") return entries;
+  for (;;) {
+    ws();
+    if (text[i] !== '"') fail("expected a key");
+    const keyEnd = stringEnd(i);
+    const key = JSON.parse(text.slice(i, keyEnd)) as string;
+    i = keyEnd;
+    ws();
+    if (text[i] !== ":") fail("expected ':'");
+    i++;
+    ws();
+    const start = i;
+    // Skip one value: strings are skipped whole, brackets are counted.
+    let depth = 0;
+    while (i < n) {
+      const c = text[i] as string;
+      if (c === '"') {
+        i = stringEnd(i);
+        if (depth === 0) break;
+        continue;
+      }
+      if (c === "{" || c === "[") depth++;
+      else if (c === "}" || c === "]") {
+        if (depth === 0) break;
+        depth--;
+        if (depth === 0) {
+          i++;
+          break;
+        }
+      } else if (depth === 0 && ",\n\r\t ".includes(c)) break;
+      i++;
+    }
+    entries.push([key, parseJsonSafe(text.slice(start, i), file)]);
+    ws();
+    if (text[i] === ",") {
+      i++;
+      continue;
+    }
+    if (text[i] === "}") break;
+    fail("expected ',' or '}'");
+  }
+  i++;
+  ws();
+  if (i < n) fail("trailing characters after the object");
+  return entries;
+}
+
+/** RFC 4180 CSV: quoted fields may hold commas, doubled quotes and newlines. Returns rows of fields. */
+export function parseCsv(text: string, file?: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = "";
+  let i = 0;
+  let quoted = false;
+  let line = 1;
+  const n = text.length;
+  while (i < n) {
+    const c = text[i] as string;
+    if (quoted) {
+      if (c === '"') {
+        if (text[i + 1] === '"') {
+          field += '"';
+          i += 2;
+          continue;
+        }
+        quoted = false;
+        i++;
+        continue;
+      }
+      if (c === "\n") line++;
+      field += c;
+      i++;
+      continue;
+    }
+    if (c === '"') {
+      if (field !== "")
+        throw new HippoError("INVALID_FORMAT", "quote inside an unquoted CSV field", { file, line });
+      quoted = true;
+      i++;
+    } else if (c === ",") {
+      row.push(field);
+      field = "";
+      i++;
+    } else if (c === "\n" || c === "\r") {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = "";
+      i += c === "\r" && text[i + 1] === "\n" ? 2 : 1;
+      line++;
+    } else {
+      field += c;
+      i++;
+    }
+  }
+  if (quoted) throw new HippoError("INVALID_FORMAT", "unterminated quoted CSV field", { file, line });
+  if (field !== "" || row.length > 0) {
+    row.push(field);
+    rows.push(row);
+  }
+  return rows;
+}
