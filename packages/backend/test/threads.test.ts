@@ -7,8 +7,8 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { BackendInfo } from "../src/index.js";
-import { initBackend } from "../src/index.js";
+import type { BackendInfo, BackendOptions } from "../src/index.js";
+import { describeBackend, initBackend } from "../src/index.js";
 import { seededMatrix } from "./fixtures/matrices.js";
 
 interface ChildResult {
@@ -23,14 +23,18 @@ interface ChildResult {
 const packageDir = fileURLToPath(new URL("..", import.meta.url));
 const child = fileURLToPath(new URL("./fixtures/matmul-child.ts", import.meta.url));
 
-function runChild(env: Record<string, string>): Promise<ChildResult> {
+function runChild(env: Record<string, string>, options?: BackendOptions): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
     // `--import tsx` resolves tsx from the package folder upwards (the workspace root has it).
-    const proc = spawn(process.execPath, ["--import", "tsx", child], {
-      cwd: packageDir,
-      env: { ...process.env, HIPPO_BACKEND: "", HIPPO_THREADS: "", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const proc = spawn(
+      process.execPath,
+      ["--import", "tsx", child, ...(options ? [JSON.stringify(options)] : [])],
+      {
+        cwd: packageDir,
+        env: { ...process.env, HIPPO_BACKEND: "", HIPPO_THREADS: "", ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let out = "";
     let err = "";
     proc.stdout.on("data", (d: Buffer) => {
@@ -72,12 +76,14 @@ function relativeError(x: Float32Array, ref: Float32Array): number {
 describe("wasm threads (child processes)", () => {
   let one: ChildResult;
   let two: ChildResult;
+  let plain: ChildResult;
   let reference: Float32Array;
 
   beforeAll(async () => {
     // Sequential: on a 2-core machine two children at once would measure each other.
     one = await runChild({ HIPPO_THREADS: "1" });
     two = await runChild({ HIPPO_THREADS: "2" });
+    plain = await runChild({}, { backend: "wasm", simd: false });
     // The same product on the plain JavaScript backend, in this process.
     await initBackend({ backend: "cpu" });
     const product = tf.tidy(() => tf.matMul(seededMatrix(96, 257, 1), seededMatrix(257, 130, 2)));
@@ -100,6 +106,13 @@ describe("wasm threads (child processes)", () => {
     // (XNNPACK's SIMD tiles vs the cpu backend's loop); a wrong kernel or layout gives errors of order 1.
     expect(relativeError(decode(one.values), reference)).toBeLessThan(1e-4);
     expect(relativeError(decode(two.values), reference)).toBeLessThan(1e-4);
+  });
+
+  it("runs the non-SIMD build when simd is false (one thread: there is no threaded non-SIMD build)", () => {
+    expect(plain.info).toMatchObject({ name: "wasm", threads: 1, simd: false });
+    expect(plain.info.reason).toContain("plain build, 1 thread: the only threaded build needs SIMD");
+    expect(describeBackend(plain.info)).toBe("wasm (no SIMD, 1 thread) @tensorflow/tfjs-backend-wasm 4.22.0");
+    expect(relativeError(decode(plain.values), reference)).toBeLessThan(1e-4);
   });
 
   it("gives bit-identical results with 1 and 2 threads", () => {
