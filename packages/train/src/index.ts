@@ -1,1 +1,11 @@
-export {};
+export * from "./adamw.js";
+export * from "./batch.js";
+export * from "./checkpoint.js";
+export * from "./clip.js";
+export * from "./loop.js";
+export * from "./losses.js";
+export * from "./metrics.js";
+export * from "./model.js";
+export * from "./schedule.js";
+export * from "./tasks.js";
+export * from "./tensorfile.js";

@@ -1,0 +1,387 @@
+/**
+ * The training loop shared by CPT, SFT and DPO. Read it top to bottom:
+ *
+ *   plan the steps -> build AdamW -> resume from the newest whole checkpoint, if asked
+ *   for each optimizer step:
+ *     take the next batch of (microBatchSize x gradientAccumulation) items in the seeded order
+ *     for each micro-batch: gradients of (loss summed over its units / units of the whole batch), summed
+ *     clip the global norm, AdamW update with the scheduled learning rate
+ *     log (JSONL + progress bar), evaluate and checkpoint every N steps, stop cleanly on abort
+ *   write trainer_state.json
+ */
+import { join } from "node:path";
+import {
+  createRng,
+  HippoError,
+  type ProgressReporter,
+  type Rng,
+  silentProgress,
+  writeJsonAtomic,
+} from "@hippocrates/core";
+import * as tf from "@tensorflow/tfjs-core";
+import { type AdamWConfig, createAdamW } from "./adamw.js";
+import {
+  findLatestCheckpoint,
+  type LogEntry,
+  loadCheckpoint,
+  type ResumeState,
+  saveCheckpoint,
+} from "./checkpoint.js";
+import { clipByGlobalNorm } from "./clip.js";
+import { appendJsonl, truncateJsonlAfterStep } from "./metrics.js";
+import { learningRateAt, type ScheduleConfig, type ScheduleKind, validateSchedule } from "./schedule.js";
+import type { TrainTask } from "./tasks.js";
+
+export interface LoopConfig {
+  /** Items per forward/backward pass (HF per_device_train_batch_size). */
+  microBatchSize: number;
+  /** Micro-batches per optimizer step (HF gradient_accumulation_steps). */
+  gradientAccumulation: number;
+  epochs: number;
+  /** Stop after this many optimizer steps (overrides epochs when smaller). */
+  maxSteps?: number;
+  lr: number;
+  schedule: ScheduleKind;
+  /** Warmup as a fraction of the total steps (HF warmup_ratio); `warmupSteps` wins when given. */
+  warmupRatio?: number;
+  warmupSteps?: number;
+  minLrRatio?: number;
+  optimizer?: AdamWConfig;
+  /** Global-norm clipping; 0 disables. Default 1.0 (HF). */
+  maxGradNorm?: number;
+  seed: number;
+  /** Shuffle each epoch (default true). */
+  shuffle?: boolean;
+  /** Log every N steps (default 1). */
+  logSteps?: number;
+  /** Evaluate every N steps (and at the end) when an evaluator is given. */
+  evalSteps?: number;
+  /** Checkpoint every N steps (and at the end and on abort). 0 = only at the end/abort. */
+  saveSteps?: number;
+  /** Keep only the newest N checkpoints. */
+  saveTotalLimit?: number;
+}
+
+export interface LoopOptions<Item> {
+  task: TrainTask<Item>;
+  train: readonly Item[];
+  /** Variables to train and their stable names (checkpoint keys). */
+  variables: tf.Variable[];
+  names: string[];
+  config: LoopConfig;
+  outputDir: string;
+  /** Continue from the newest whole checkpoint in outputDir, if any. */
+  resume?: boolean;
+  /** Returns metrics like { eval_loss }; called every evalSteps and at the end. */
+  evaluate?: () => Promise<Record<string, number>>;
+  /** Adds files to each checkpoint folder (e.g. a loadable PEFT adapter). */
+  saveExtra?: (dir: string) => Promise<void>;
+  /** Stage fields recorded in trainer_state.json (stage name, base model, ...). */
+  trainerState?: Record<string, unknown>;
+  progress?: ProgressReporter;
+  signal?: AbortSignal;
+  /** Name on the progress bar. */
+  name?: string;
+}
+
+export interface LoopResult {
+  globalStep: number;
+  logHistory: LogEntry[];
+  /** Mean training loss over the logged steps of this run (HF `train_loss`). */
+  trainLoss: number;
+  /** Loss of the last step. */
+  lastLoss: number;
+  trainerStatePath: string;
+  metricsPath: string;
+}
+
+export function planSteps(
+  numItems: number,
+  c: LoopConfig,
+): { stepsPerEpoch: number; totalSteps: number; itemsPerStep: number } {
+  const itemsPerStep = c.microBatchSize * c.gradientAccumulation;
+  const stepsPerEpoch = Math.ceil(numItems / itemsPerStep);
+  const full = stepsPerEpoch * c.epochs;
+  return {
+    stepsPerEpoch,
+    itemsPerStep,
+    totalSteps: c.maxSteps !== undefined ? Math.min(c.maxSteps, full) : full,
+  };
+}
+
+export function validateLoopConfig(c: LoopConfig, numItems: number): void {
+  const posInt = (k: keyof LoopConfig) => {
+    const v = c[k];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1)
+      throw new HippoError("INVALID_CONFIG", "must be a positive integer", { key: k, got: String(v) });
+  };
+  posInt("microBatchSize");
+  posInt("gradientAccumulation");
+  posInt("epochs");
+  if (c.maxSteps !== undefined) posInt("maxSteps");
+  if (numItems < 1)
+    throw new HippoError("INVALID_ARGUMENT", "no training items", { key: "train", got: "0 items" });
+  if (c.warmupRatio !== undefined && !(c.warmupRatio >= 0 && c.warmupRatio < 1))
+    throw new HippoError("INVALID_CONFIG", "warmupRatio must be in [0, 1)", {
+      key: "warmupRatio",
+      got: String(c.warmupRatio),
+    });
+}
+
+function scheduleOf(c: LoopConfig, totalSteps: number): ScheduleConfig {
+  const warmupSteps = c.warmupSteps ?? Math.ceil((c.warmupRatio ?? 0) * totalSteps);
+  const s: ScheduleConfig = {
+    kind: c.schedule,
+    lr: c.lr,
+    warmupSteps,
+    totalSteps,
+    minLrRatio: c.minLrRatio ?? 0,
+  };
+  validateSchedule(s, "config");
+  return s;
+}
+
+/** This epoch's order of item indices. The RNG's state before the call is what a checkpoint records. */
+function epochOrder(rng: Rng, n: number, shuffle: boolean): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  return shuffle ? rng.shuffle(order) : order;
+}
+
+/** What must match between a checkpoint and the run that resumes it. */
+function fingerprint(c: LoopConfig, numItems: number): Record<string, unknown> {
+  return {
+    microBatchSize: c.microBatchSize,
+    gradientAccumulation: c.gradientAccumulation,
+    epochs: c.epochs,
+    seed: c.seed,
+    shuffle: c.shuffle ?? true,
+    numItems,
+  };
+}
+
+export async function runTrainingLoop<Item>(o: LoopOptions<Item>): Promise<LoopResult> {
+  const { task, train, variables, names, config: c, outputDir } = o;
+  validateLoopConfig(c, train.length);
+  if (names.length !== variables.length)
+    throw new HippoError("INVALID_ARGUMENT", "one name per variable", {
+      expected: String(variables.length),
+      got: String(names.length),
+    });
+  const plan = planSteps(train.length, c);
+  const schedule = scheduleOf(c, plan.totalSteps);
+  const optimizer = createAdamW(variables, c.optimizer);
+  const params = { variables, names, optimizer };
+  const metricsPath = join(outputDir, "metrics.jsonl");
+  const shuffle = c.shuffle ?? true;
+  const fp = fingerprint(c, train.length);
+  const rng = createRng(c.seed);
+  let state: ResumeState = {
+    globalStep: 0,
+    epoch: 0,
+    position: 0,
+    dataRngState: rng.getState(),
+    tokensSeen: 0,
+    logHistory: [],
+    stage: fp,
+  };
+
+  if (o.resume) {
+    const dir = await findLatestCheckpoint(outputDir);
+    if (dir) {
+      const loaded = await loadCheckpoint(dir, params);
+      for (const [k, v] of Object.entries(fp))
+        if (loaded.stage?.[k] !== v)
+          throw new HippoError(
+            "INVALID_CONFIG",
+            "cannot resume: the checkpoint was made with another setting",
+            {
+              file: join(dir, "trainer_state.json"),
+              key: k,
+              expected: String(v),
+              got: String(loaded.stage?.[k]),
+            },
+          );
+      state = { ...loaded, stage: fp };
+      await truncateJsonlAfterStep(metricsPath, state.globalStep);
+    }
+  }
+  rng.setState(state.dataRngState);
+  let order = epochOrder(rng, train.length, shuffle);
+
+  const checkpoint = () =>
+    saveCheckpoint(outputDir, params, state, {
+      trainerState: {
+        ...o.trainerState,
+        max_steps: plan.totalSteps,
+        num_train_epochs: c.epochs,
+        train_batch_size: c.microBatchSize,
+      },
+      ...(o.saveExtra ? { saveExtra: o.saveExtra } : {}),
+      ...(c.saveTotalLimit ? { keepLast: c.saveTotalLimit } : {}),
+    });
+  let lastSaved = -1;
+  const bar = (o.progress ?? silentProgress).start({
+    name: o.name ?? "train",
+    total: plan.totalSteps,
+    unit: "step",
+    initial: state.globalStep,
+  });
+  const runLosses: number[] = [];
+  let lastLoss = Number.NaN;
+  const maxGradNorm = c.maxGradNorm ?? 1.0;
+
+  try {
+    while (state.globalStep < plan.totalSteps) {
+      if (o.signal?.aborted) {
+        if (lastSaved !== state.globalStep) await checkpoint();
+        throw new HippoError(
+          "ABORTED",
+          `training stopped at step ${state.globalStep}; checkpoint saved in ${outputDir}`,
+        );
+      }
+      if (state.position >= train.length) {
+        state.epoch += 1;
+        state.position = 0;
+        state.dataRngState = rng.getState();
+        order = epochOrder(rng, train.length, shuffle);
+      }
+      const t0 = performance.now();
+      const stepIdx = order.slice(state.position, state.position + plan.itemsPerStep);
+      const micro: Item[][] = [];
+      for (let i = 0; i < stepIdx.length; i += c.microBatchSize)
+        micro.push(stepIdx.slice(i, i + c.microBatchSize).map((j) => train[j] as Item));
+      const tokens = micro.reduce((s, items) => s + task.tokens(items), 0);
+
+      const { loss, grads, stats: statSums } = await accumulateGradients(task, micro, variables);
+      const clipped = maxGradNorm > 0 ? clipByGlobalNorm(grads, maxGradNorm) : { norm: Number.NaN, grads };
+      const lr = learningRateAt(schedule, state.globalStep);
+      optimizer.apply(clipped.grads, lr);
+      for (const t of clipped.grads) t.dispose();
+
+      state.globalStep += 1;
+      state.position += stepIdx.length;
+      state.tokensSeen += tokens;
+      lastLoss = loss;
+      runLosses.push(loss);
+      const seconds = (performance.now() - t0) / 1000;
+      const entry: LogEntry = {
+        step: state.globalStep,
+        epoch: state.epoch + state.position / train.length,
+        loss,
+        learning_rate: lr,
+        ...(Number.isFinite(clipped.norm) ? { grad_norm: clipped.norm } : {}),
+        tokens_per_second: tokens / seconds,
+        num_tokens: state.tokensSeen,
+      };
+      Object.assign(entry, statSums);
+      if (state.globalStep % (c.logSteps ?? 1) === 0 || state.globalStep === plan.totalSteps) {
+        state.logHistory.push(entry);
+        await appendJsonl(metricsPath, entry);
+      }
+      bar.tick(1, { loss, lr, "tok/s": Math.round(tokens / seconds) });
+
+      if (
+        o.evaluate &&
+        c.evalSteps &&
+        (state.globalStep % c.evalSteps === 0 || state.globalStep === plan.totalSteps)
+      ) {
+        const metrics = await o.evaluate();
+        const evalEntry: LogEntry = { step: state.globalStep, epoch: entry.epoch as number, ...metrics };
+        state.logHistory.push(evalEntry);
+        await appendJsonl(metricsPath, evalEntry);
+      }
+      if ((c.saveSteps && state.globalStep % c.saveSteps === 0) || state.globalStep === plan.totalSteps) {
+        await checkpoint();
+        lastSaved = state.globalStep;
+      }
+    }
+  } finally {
+    bar.done();
+    optimizer.dispose();
+  }
+
+  const trainLoss = runLosses.length ? runLosses.reduce((a, b) => a + b, 0) / runLosses.length : Number.NaN;
+  const trainerStatePath = join(outputDir, "trainer_state.json");
+  await writeJsonAtomic(trainerStatePath, {
+    ...o.trainerState,
+    global_step: state.globalStep,
+    max_steps: plan.totalSteps,
+    num_train_epochs: c.epochs,
+    epoch: state.epoch + state.position / train.length,
+    train_batch_size: c.microBatchSize,
+    gradient_accumulation_steps: c.gradientAccumulation,
+    learning_rate: c.lr,
+    lr_scheduler_type: c.schedule,
+    seed: c.seed,
+    num_input_tokens_seen: state.tokensSeen,
+    log_history: state.logHistory,
+  });
+  return {
+    globalStep: state.globalStep,
+    logHistory: state.logHistory,
+    trainLoss,
+    lastLoss,
+    trainerStatePath,
+    metricsPath,
+  };
+}
+
+/**
+ * Gradient accumulation: the sum over micro-batches of d(lossSum_i / U)/dθ, where U is the number of units
+ * (target tokens, pairs) in all micro-batches together. Equal to the gradient of one batch holding all the
+ * items. Returns the loss (sum_i lossSum_i / U), the gradients in the variables' order (caller disposes) and
+ * each task statistic divided by U.
+ */
+export async function accumulateGradients<Item>(
+  task: TrainTask<Item>,
+  micro: readonly (readonly Item[])[],
+  variables: readonly tf.Variable[],
+): Promise<{ loss: number; grads: tf.Tensor[]; stats: Record<string, number> }> {
+  const units = Math.max(
+    1,
+    micro.reduce((s, items) => s + task.units(items), 0),
+  );
+  let grads: tf.Tensor[] | undefined;
+  let loss = 0;
+  const stats: Record<string, number> = {};
+  for (const items of micro) {
+    const kept: Record<string, tf.Scalar> = {};
+    const { value, grads: g } = tf.variableGrads(() => {
+      const out = task.lossSum(items, true);
+      for (const [k, t] of Object.entries(out.stats ?? {})) kept[k] = tf.keep(t);
+      return tf.div(out.loss, units) as tf.Scalar;
+    }, variables as tf.Variable[]);
+    loss += (await value.data())[0] as number;
+    value.dispose();
+    for (const [k, t] of Object.entries(kept)) {
+      stats[k] = (stats[k] ?? 0) + ((await t.data())[0] as number) / units;
+      t.dispose();
+    }
+    const list = variables.map((v) => g[v.name] ?? tf.zerosLike(v));
+    if (!grads) grads = list;
+    else {
+      const prev: tf.Tensor[] = grads;
+      grads = prev.map((a, i) => tf.add(a, list[i] as tf.Tensor));
+      for (const t of [...prev, ...list]) t.dispose();
+    }
+  }
+  return { loss, grads: grads ?? [], stats };
+}
+
+/** Mean loss per unit over `items` without gradients (evaluation). */
+export async function evaluateLoss<Item>(
+  task: TrainTask<Item>,
+  items: readonly Item[],
+  batchSize: number,
+): Promise<number> {
+  let sum = 0;
+  let units = 0;
+  for (let i = 0; i < items.length; i += batchSize) {
+    const chunk = items.slice(i, i + batchSize);
+    const t = tf.tidy(() => task.lossSum(chunk, false).loss);
+    sum += (await t.data())[0] as number;
+    t.dispose();
+    units += task.units(chunk);
+  }
+  return sum / Math.max(1, units);
+}
