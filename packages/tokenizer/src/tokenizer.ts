@@ -121,11 +121,13 @@ function checkText(text: unknown, key: string): asserts text is string {
 export async function loadTokenizer(dir: string, options: LoadTokenizerOptions = {}): Promise<HfTokenizer> {
   const tokenizerFile = join(dir, "tokenizer.json");
   const json = (await readText(tokenizerFile, false))!;
-  parseJsonSafe(json, tokenizerFile); // syntax errors name the file before the engine sees the text
   let engine: Tokenizer;
   try {
     engine = Tokenizer.fromString(json);
   } catch (e) {
+    // Parse it ourselves only on failure (the file is megabytes): a JSON syntax error then names the file
+    // and position; valid JSON the engine rejects gets the engine's reason.
+    parseJsonSafe(json, tokenizerFile);
     throw new HippoError(
       "INVALID_FORMAT",
       `not a tokenizer the tokenizers library can load: ${(e as Error).message}`,
