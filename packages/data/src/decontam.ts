@@ -62,9 +62,22 @@ export function multipleChoiceText(item: MultipleChoiceItem): string {
   return `${item.question}\n${item.options.join("\n")}`;
 }
 
-/** All message contents of an instruction record, joined. */
+/**
+ * The text of an instruction record for overlap checks: user and assistant contents joined, without system
+ * messages and without the labels the evaluation-instruction templates add ("Question:", "Options:",
+ * "Context:", "Abstract:", "Answer:"). Otherwise a template word between a short question and short options
+ * breaks every n-gram that spans them, and a copied test item goes unnoticed.
+ */
 export function instructionText(record: InstructionRecord): string {
-  return record.messages.map((m) => m.content).join("\n");
+  return record.messages
+    .filter((m) => m.role !== "system")
+    .map((m) =>
+      m.content
+        .replace(/^(Question|Context|Abstract): /gmu, "")
+        .replace(/^Options:$/gmu, "")
+        .replace(/\n?Answer:$/u, ""),
+    )
+    .join("\n");
 }
 
 /**
@@ -93,32 +106,34 @@ export async function readTestTexts(path: string): Promise<string[]> {
   return texts;
 }
 
+const LETTERS = "ABCDEFGHIJ";
+
+/**
+ * Options are written lettered ("A. text"), the way both the harness ("(A) text") and Meditron-style prompts
+ * ("A. text") show them: after punctuation removal both read "a text", so n-grams that run across options
+ * match either rendering.
+ */
+function lettered(options: unknown[]): string[] {
+  return options.flatMap((o, i) =>
+    typeof o !== "string" ? [] : /^\(?[A-J][.)]\s/u.test(o) ? [o] : [`${LETTERS[i]}. ${o}`],
+  );
+}
+
 function recordText(v: unknown): string | undefined {
   if (!isPlainObject(v)) return undefined;
   const parts: string[] = [];
   const push = (x: unknown) => {
     if (typeof x === "string" && x.trim()) parts.push(x);
     else if (Array.isArray(x)) for (const y of x) push(y);
-    else if (isPlainObject(x)) for (const y of Object.values(x)) push(y);
   };
-  for (const key of [
-    "question",
-    "QUESTION",
-    "text",
-    "CONTEXTS",
-    "contexts",
-    "context",
-    "options",
-    "choices",
-    "opa",
-    "opb",
-    "opc",
-    "opd",
-    "ope",
-  ]) {
-    push(v[key]);
-  }
-  for (let i = 0; i < 10; i++) push(v[`choice${i}`]);
+  push(v.question ?? v.QUESTION ?? v.text);
+  push(v.CONTEXTS ?? v.contexts ?? v.context);
+  const opts = v.options ?? v.choices;
+  if (isPlainObject(opts)) for (const [k, o] of Object.entries(opts)) push(`${k}. ${String(o)}`);
+  else if (Array.isArray(opts)) push(lettered(opts));
+  else if (typeof opts === "string" && opts.trim()) push(opts);
+  push(lettered(["opa", "opb", "opc", "opd", "ope"].map((k) => v[k]).filter((o) => o !== undefined)));
+  push(lettered(Array.from({ length: 10 }, (_, i) => v[`choice${i}`]).filter((o) => o !== undefined)));
   return parts.length > 0 ? parts.join("\n") : undefined;
 }
 

@@ -2,6 +2,7 @@ export * from "./cpt.js";
 export * from "./decontam.js";
 export * from "./instructions.js";
 export * from "./judge.js";
+export * from "./mixes.js";
 export * from "./output.js";
 export * from "./preference.js";
 export * from "./read.js";
