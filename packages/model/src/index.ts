@@ -19,6 +19,23 @@ export {
   transposeMatrix,
 } from "./io.js";
 export { buildCausalLM, type CausalLM, type ForwardOptions, type ForwardOutput } from "./llama.js";
+export {
+  ADAPTER_CONFIG,
+  ADAPTER_WEIGHTS,
+  type AddAdapterOptions,
+  addLoraAdapter,
+  deleteAdapter,
+  type LoraAdapter,
+  type LoraConfig,
+  loadAdapter,
+  loraScaling,
+  mergeAdapter,
+  peftAdapterConfig,
+  peftKey,
+  saveAdapter,
+  saveMergedModel,
+  withAdaptersDisabled,
+} from "./lora.js";
 export { attention, embedding, linear, rmsNorm, rotateHalfMatrix } from "./ops.js";
 export {
   LINEAR_MODULES,
