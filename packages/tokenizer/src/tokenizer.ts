@@ -265,7 +265,13 @@ export async function loadTokenizer(dir: string, options: LoadTokenizerOptions =
     chatTemplate: defaultTemplate,
     encode,
     async encodeBatch(texts, o) {
-      if (!Array.isArray(texts)) checkText(texts, "texts");
+      if (!Array.isArray(texts)) {
+        throw new HippoError("INVALID_ARGUMENT", "texts to encode must be an array of strings", {
+          key: "texts",
+          expected: "string[]",
+          got: describeValue(texts),
+        });
+      }
       for (const [i, t] of texts.entries()) checkText(t, `texts[${i}]`);
       if (texts.length === 0) return [];
       const encodings = await engine.encodeBatch(texts, { addSpecialTokens: addSpecial(o) });

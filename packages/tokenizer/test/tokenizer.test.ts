@@ -263,6 +263,12 @@ describe("bad input", () => {
     expect(isHippoError(await rejection(t.decodeBatch([[1], [99999]])), "INVALID_ARGUMENT")).toBe(true);
     expect(isHippoError(await rejection(t.encode(42 as unknown as string)), "INVALID_ARGUMENT")).toBe(true);
     expect(
+      isHippoError(await rejection(t.encodeBatch("abc" as unknown as string[])), "INVALID_ARGUMENT"),
+    ).toBe(true);
+    expect(
+      isHippoError(await rejection(t.decodeBatch([1, 2] as unknown as number[][])), "INVALID_ARGUMENT"),
+    ).toBe(true);
+    expect(
       isHippoError(await rejection(t.encodeBatch(["a", null as unknown as string])), "INVALID_ARGUMENT"),
     ).toBe(true);
   });
