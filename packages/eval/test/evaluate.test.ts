@@ -1,0 +1,278 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createBarReporter, type ProgressReporter } from "@hippocrates/core";
+import { type HfTokenizer, loadTokenizer } from "@hippocrates/tokenizer";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildContexts, defaultRegistry, evaluate, mergeShards, truncateRequest } from "../src/index.js";
+import { createDetModel, scoreRequest } from "./detModel.js";
+import { DATA_DIR } from "./helpers.js";
+
+let tok: HfTokenizer;
+let tmp: string;
+beforeAll(async () => {
+  tok = await loadTokenizer(join(DATA_DIR, "tokenizers/llama2"));
+  tmp = await mkdtemp(join(tmpdir(), "hippo-eval-"));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe("acc and acc_norm by hand equal the package's", () => {
+  it("medqa_usmle, 6 documents, with the Llama-2 tokenizer and a deterministic model", async () => {
+    const model = createDetModel();
+    const out = await evaluate({
+      model,
+      tokenizer: tok,
+      tasks: ["medqa_usmle"],
+      dataDir: DATA_DIR,
+      limit: 6,
+    });
+    const task = defaultRegistry.get("medqa_usmle", "v0.3");
+    const built = buildContexts(task, await task.load(DATA_DIR), {
+      profile: "v0.3",
+      numFewshot: 0,
+      limit: 6,
+    });
+    const accs: number[] = [];
+    const norms: number[] = [];
+    for (const b of built) {
+      // By hand: the harness's split (the context ends in "Answer:", no trailing space), no BOS.
+      const ctx = await tok.encode(b.context, { addSpecialTokens: false });
+      const lls: number[] = [];
+      for (const opt of b.doc.options) {
+        const whole = await tok.encode(`${b.context} ${opt}`, { addSpecialTokens: false });
+        lls.push(scoreRequest({ context: ctx, continuation: whole.slice(ctx.length) }).logprob);
+      }
+      let best = 0;
+      let bestNorm = 0;
+      for (let i = 1; i < lls.length; i++) {
+        if ((lls[i] as number) > (lls[best] as number)) best = i;
+        if (
+          (lls[i] as number) / (b.doc.options[i] as string).length >
+          (lls[bestNorm] as number) / (b.doc.options[bestNorm] as string).length
+        )
+          bestNorm = i;
+      }
+      accs.push(best === b.gold ? 1 : 0);
+      norms.push(bestNorm === b.gold ? 1 : 0);
+      const sample = out.samples.medqa_usmle?.find((s) => s.position === b.position);
+      expect(sample?.resps.map((r) => r[0])).toEqual(lls);
+    }
+    const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const se = (xs: number[]) =>
+      Math.sqrt(xs.reduce((a, x) => a + (x - meanOf(xs)) ** 2, 0) / (xs.length - 1)) / Math.sqrt(xs.length);
+    const r = out.results.results.medqa_usmle;
+    expect(out.samples.medqa_usmle?.map((s) => s.acc)).toEqual(accs);
+    expect(out.samples.medqa_usmle?.map((s) => s.acc_norm)).toEqual(norms);
+    expect(r?.acc).toBeCloseTo(meanOf(accs), 12);
+    expect(r?.acc_norm).toBeCloseTo(meanOf(norms), 12);
+    expect(r?.acc_stderr).toBeCloseTo(se(accs), 12);
+    expect(out.results.config.bos_policy).toBe("none");
+    expect(out.results["n-samples"].medqa_usmle).toEqual({ original: 1273, effective: 6, scored: 6 });
+  });
+
+  it("BOS policy 'bos' puts the BOS id first and is recorded", async () => {
+    const out = await evaluate({
+      model: createDetModel(),
+      tokenizer: tok,
+      tasks: ["pubmedqa"],
+      dataDir: DATA_DIR,
+      limit: 2,
+      bos: "bos",
+    });
+    expect(out.results.config.bos_policy).toBe("bos");
+    const noBos = await evaluate({
+      model: createDetModel(),
+      tokenizer: tok,
+      tasks: ["pubmedqa"],
+      dataDir: DATA_DIR,
+      limit: 2,
+    });
+    expect(out.samples.pubmedqa?.[0]?.context_tokens[0]).toBe(
+      (noBos.samples.pubmedqa?.[0]?.context_tokens[0] ?? 0) + 1,
+    );
+    expect(out.samples.pubmedqa?.[0]?.resps).not.toEqual(noBos.samples.pubmedqa?.[0]?.resps);
+  });
+
+  it("left truncation keeps the last max_length + 1 tokens", () => {
+    expect(truncateRequest([1, 2, 3, 4, 5, 6], [7, 8], 5)).toEqual({
+      context: [3, 4, 5, 6],
+      continuation: [7, 8],
+      truncated: true,
+    });
+    expect(truncateRequest([1, 2, 3, 4], [7, 8], 5)).toEqual({
+      context: [1, 2, 3, 4],
+      continuation: [7, 8],
+      truncated: false,
+    });
+    expect(() => truncateRequest([1], [1, 2, 3], 2)).toThrow(/longer than the model/);
+  });
+
+  it("the multimedqa group is weighted by size", async () => {
+    const out = await evaluate({
+      model: createDetModel(),
+      tokenizer: tok,
+      tasks: ["multimedqa"],
+      dataDir: DATA_DIR,
+      profile: "current",
+      limit: 4,
+    });
+    const g = out.results.groups.multimedqa;
+    const members = out.results.group_subtasks.multimedqa ?? [];
+    expect(members).toHaveLength(9);
+    const accs = members.flatMap((t) => out.samples[t]?.map((s) => s.acc) ?? []);
+    expect(g?.acc).toBeCloseTo(accs.reduce((a, b) => a + b, 0) / accs.length, 12);
+    expect(out.results.config.bos_policy).toBe("bos");
+    expect(out.samples.medqa_4options?.[0]?.continuations).toEqual([" A", " B", " C", " D"]);
+  });
+});
+
+describe("runs that scale", () => {
+  it("a full 0-shot MedQA run with a progress bar; interrupted and resumed gives identical results", async () => {
+    const lines: string[] = [];
+    const stream = { write: (s: string) => lines.push(s), isTTY: false } as unknown as NodeJS.WriteStream;
+    const progress: ProgressReporter = createBarReporter({ stream, plain: true, intervalMs: 0 });
+    const full = await evaluate({
+      model: createDetModel(),
+      tokenizer: tok,
+      tasks: ["medqa_usmle"],
+      dataDir: DATA_DIR,
+      progress,
+      batchSize: 32,
+    });
+    expect(full.samples.medqa_usmle).toHaveLength(1273);
+    expect(lines.at(-1)).toMatch(/medqa_usmle +\[#+\] 1273\/1273 doc/);
+
+    const cacheDir = join(tmp, "cache");
+    const ctrl = new AbortController();
+    const m1 = createDetModel();
+    const aborting = {
+      ...m1,
+      name: m1.name,
+      maxLength: m1.maxLength,
+      logLikelihood: async (r: Parameters<typeof m1.logLikelihood>[0]) => {
+        const res = await m1.logLikelihood(r);
+        if (m1.calls === 10) ctrl.abort(new Error("stop"));
+        return res;
+      },
+    };
+    await expect(
+      evaluate({
+        model: aborting,
+        tokenizer: tok,
+        tasks: ["medqa_usmle"],
+        dataDir: DATA_DIR,
+        cacheDir,
+        signal: ctrl.signal,
+        batchSize: 32,
+      }),
+    ).rejects.toThrow(/interrupted/);
+    expect(m1.requests).toBe(10 * 32 * 4);
+    const m2 = createDetModel();
+    const resumed = await evaluate({
+      model: m2,
+      tokenizer: tok,
+      tasks: ["medqa_usmle"],
+      dataDir: DATA_DIR,
+      cacheDir,
+      batchSize: 32,
+    });
+    expect(m2.requests).toBe(1273 * 4 - 10 * 32 * 4);
+    expect(resumed.results).toEqual(full.results);
+    expect(resumed.samples).toEqual(full.samples);
+    // A third run is served from the cache alone.
+    const m3 = createDetModel();
+    await evaluate({
+      model: m3,
+      tokenizer: tok,
+      tasks: ["medqa_usmle"],
+      dataDir: DATA_DIR,
+      cacheDir,
+      limit: 50,
+    });
+    expect(m3.requests).toBe(0);
+  });
+
+  it("two shards merged equal one run (5-shot pubmedqa, v0.3 stream)", async () => {
+    const opts = { tokenizer: tok, tasks: ["pubmedqa", "medmcqa"], dataDir: DATA_DIR, limit: 30 } as const;
+    const one = await evaluate({ ...opts, model: createDetModel(), numFewshot: 0 });
+    const s0 = await evaluate({
+      ...opts,
+      model: createDetModel(),
+      numFewshot: 0,
+      shard: { index: 0, count: 2 },
+    });
+    const s1 = await evaluate({
+      ...opts,
+      model: createDetModel(),
+      numFewshot: 0,
+      shard: { index: 1, count: 2 },
+    });
+    expect(s0.samples.pubmedqa).toHaveLength(15);
+    const merged = mergeShards([s1, s0]);
+    expect(merged.results).toEqual(one.results);
+    expect(merged.samples).toEqual(one.samples);
+    const five = await evaluate({ ...opts, tasks: ["pubmedqa"], model: createDetModel(), numFewshot: 5 });
+    const f0 = await evaluate({
+      ...opts,
+      tasks: ["pubmedqa"],
+      model: createDetModel(),
+      numFewshot: 5,
+      shard: { index: 0, count: 2 },
+    });
+    const f1 = await evaluate({
+      ...opts,
+      tasks: ["pubmedqa"],
+      model: createDetModel(),
+      numFewshot: 5,
+      shard: { index: 1, count: 2 },
+    });
+    expect(mergeShards([f0, f1]).samples).toEqual(five.samples);
+    expect(() => mergeShards([f0])).toThrow(/exactly once/);
+    expect(() => mergeShards([f0, s1])).toThrow(/different configurations/);
+  });
+
+  it("--write-out writes results.json and every request's context and continuations", async () => {
+    const dir = join(tmp, "out");
+    await evaluate({
+      model: createDetModel(),
+      tokenizer: tok,
+      tasks: ["pubmedqa"],
+      dataDir: DATA_DIR,
+      limit: 3,
+      writeOut: dir,
+    });
+    const results = JSON.parse(await readFile(join(dir, "results.json"), "utf8"));
+    expect(Object.keys(results)).toEqual(
+      expect.arrayContaining(["results", "versions", "n-samples", "configs", "config"]),
+    );
+    expect(Object.keys(results.results.pubmedqa)).toEqual(["alias", "acc", "acc_stderr"]);
+    const rows = (await readFile(join(dir, "samples_pubmedqa.jsonl"), "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(rows).toHaveLength(3);
+    expect(rows[0].continuations).toEqual([" yes", " no", " maybe"]);
+    expect(rows[0].context.startsWith("Abstract: ")).toBe(true);
+    expect(rows[0].resps).toHaveLength(3);
+  });
+});
+
+describe("bad input", () => {
+  it("unknown task name, bad shard, bad profile", async () => {
+    const base = { model: createDetModel(), tokenizer: tok, dataDir: DATA_DIR };
+    await expect(evaluate({ ...base, tasks: ["medqa_usmel"] })).rejects.toThrow(
+      /unknown task "medqa_usmel" for profile v0\.3/,
+    );
+    await expect(
+      evaluate({ ...base, tasks: ["medqa_usmle"], shard: { index: 2, count: 2 } }),
+    ).rejects.toThrow(/shard/);
+    await expect(evaluate({ ...base, tasks: ["medqa_usmle"], profile: "v9" as "v0.3" })).rejects.toThrow(
+      /unknown profile/,
+    );
+    await expect(evaluate({ ...base, tasks: ["medqa_usmle"], dataDir: join(tmp, "nope") })).rejects.toThrow(
+      /cannot read file/,
+    );
+  });
+});
