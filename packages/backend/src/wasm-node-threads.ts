@@ -15,9 +15,9 @@
  * 3. The C++ side caps the pool at `emscripten_num_logical_cores() / 2`, read once when the module starts;
  *    under Node that is `os.cpus().length`, so `os.cpus` reports 2 x threads while the module starts.
  *
- * The pthread workers are kept unreferenced (their `ref()` is a no-op): the main thread blocks on futexes
- * while they compute, so they never need the event loop, and a referenced worker would keep every process
- * that used the backend alive forever (XNNPACK's pool threads never exit).
+ * The pthread workers are kept unreferenced once loaded (their `ref()` is a no-op): the main thread blocks
+ * on futexes while they compute, so they never need the event loop, and a referenced worker would keep
+ * every process that used the backend alive forever (XNNPACK's pool threads never exit).
  */
 import { accessSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -46,7 +46,7 @@ export function threadedWasmFiles(): ThreadedWasmFiles {
 }
 
 /** Why threads cannot work in this runtime, or null when the preconditions hold. */
-export function threadSupportProblem(): string | null {
+export function threadSupportProblem(override?: ThreadedWasmFiles): string | null {
   if (typeof SharedArrayBuffer !== "function") return "SharedArrayBuffer is not available";
   try {
     // WebAssembly program using shared memory and an atomic load (wasm-feature-detect's "threads" probe).
@@ -62,7 +62,7 @@ export function threadSupportProblem(): string | null {
     return `WebAssembly threads probe failed: ${String(e)}`;
   }
   try {
-    const files = threadedWasmFiles();
+    const files = override ?? threadedWasmFiles();
     const loaded: unknown = require(files.workerScript);
     const script = (loaded as { wasmWorkerContents?: unknown }).wasmWorkerContents;
     if (typeof script !== "string") return `${files.workerScript} does not export wasmWorkerContents`;
@@ -85,8 +85,14 @@ interface PatchedWorker {
  * restores them when it settles. Rejects as soon as a pthread worker reports an error, instead of letting
  * emscripten rethrow it as an uncaught exception.
  */
-export async function withNodePthreads<T>(threads: number, start: () => Promise<T>): Promise<T> {
-  const files = threadedWasmFiles();
+/** Longest a threaded start may take (it takes ~0.5 s) before it counts as hung. */
+const START_TIMEOUT_MS = 60_000;
+
+export async function withNodePthreads<T>(
+  threads: number,
+  start: () => Promise<T>,
+  files: ThreadedWasmFiles = threadedWasmFiles(),
+): Promise<T> {
   // tfjs escapes newlines the same way before it puts this script in a Blob: the string holds "\n" escapes
   // inside string literals that must stay escapes.
   const script = (require(files.workerScript) as { wasmWorkerContents: string }).wasmWorkerContents.replace(
@@ -94,13 +100,18 @@ export async function withNodePthreads<T>(threads: number, start: () => Promise<
     "\\n",
   );
 
-  let failWorker: (error: Error) => void = () => {};
-  const workerFailed = new Promise<never>((_, reject) => {
-    failWorker = reject;
+  // Errors while starting fail the start; after a failed start the remaining workers' errors are moot (they
+  // are being terminated); after a successful one a worker error is fatal, as in emscripten.
+  let state: "starting" | "started" | "failed" = "starting";
+  let failStart: (error: Error) => void = () => {};
+  const startFailed = new Promise<never>((_, reject) => {
+    failStart = reject;
   });
+  const workers: NodeWorker[] = [];
 
   function createPthreadWorker(_blobUrl: unknown): NodeWorker {
     const worker = new NodeWorker(script, { eval: true, name: "hippo-wasm-pthread" });
+    workers.push(worker);
     const patched = worker as unknown as PatchedWorker;
     const post = worker.postMessage.bind(worker);
     patched.postMessage = (message: unknown, transfer?: readonly unknown[]) => {
@@ -109,13 +120,18 @@ export async function withNodePthreads<T>(threads: number, start: () => Promise<
         m !== null && typeof m === "object" && m.cmd === "load" ? { ...m, urlOrBlob: files.glue } : m;
       post(fixed, transfer as never);
     };
+    // Emscripten unrefs a worker once it has loaded and refs it while it hosts a pthread; XNNPACK's pool
+    // threads run forever, so that ref would keep the process alive: keep them unreferenced.
     patched.ref = () => {};
-    const onError = (e: unknown) => {
-      failWorker(new Error(`wasm pthread worker failed: ${e instanceof Error ? e.message : String(e)}`));
-    };
     // Emscripten installs `worker.on("error", e => worker.onerror(e))` with an onerror that throws.
+    const onError = (e: unknown) => {
+      const error = new Error(`wasm pthread worker failed: ${e instanceof Error ? e.message : String(e)}`, {
+        cause: e,
+      });
+      if (state === "starting") failStart(error);
+      else if (state === "started") throw error;
+    };
     Object.defineProperty(worker, "onerror", { configurable: true, get: () => onError, set: () => {} });
-    worker.unref();
     return worker;
   }
 
@@ -135,9 +151,20 @@ export async function withNodePthreads<T>(threads: number, start: () => Promise<
     const one = cpus[0];
     return one === undefined ? cpus : Array.from({ length: 2 * threads }, () => one);
   };
+  const timer = setTimeout(
+    () => failStart(new Error(`the threaded build did not start within ${START_TIMEOUT_MS / 1000} s`)),
+    START_TIMEOUT_MS,
+  );
   try {
-    return await Promise.race([start(), workerFailed]);
+    const result = await Promise.race([start(), startFailed]);
+    state = "started";
+    return result;
+  } catch (e) {
+    state = "failed";
+    for (const worker of workers) void worker.terminate();
+    throw e;
   } finally {
+    clearTimeout(timer);
     os.cpus = realCpus;
     if (workerDescriptor === undefined) delete (globalThis as { Worker?: unknown }).Worker;
     else Object.defineProperty(globalThis, "Worker", workerDescriptor);

@@ -1,11 +1,16 @@
 import os from "node:os";
-import { HippoError } from "@hippocrates/core";
+import { HippoError, isHippoError } from "@hippocrates/core";
 import { getThreadsCount, setThreadsCount, version_wasm } from "@tensorflow/tfjs-backend-wasm";
 import * as tf from "@tensorflow/tfjs-core";
 import { activateTfBackend } from "./activate.js";
 import { MAX_WASM_THREADS } from "./options.js";
 import type { BackendInfo } from "./types.js";
-import { removeNewListeners, threadSupportProblem, withNodePthreads } from "./wasm-node-threads.js";
+import {
+  removeNewListeners,
+  type ThreadedWasmFiles,
+  threadSupportProblem,
+  withNodePthreads,
+} from "./wasm-node-threads.js";
 
 export const WASM_PACKAGE = "@tensorflow/tfjs-backend-wasm";
 
@@ -47,7 +52,42 @@ function checkSameBuild(have: BackendInfo, req: WasmRequest): void {
   }
 }
 
-export async function initWasm(req: WasmRequest, prefix: string): Promise<BackendInfo> {
+/**
+ * Cancels tfjs's pending (hung or failed) initialisation of "wasm" and registers the same factory again, so
+ * the backend can be started once more, with other settings.
+ */
+function resetWasmRegistration(): void {
+  const factory = tf.findBackendFactory("wasm");
+  if (factory === null) return;
+  tf.removeBackend("wasm");
+  tf.registerBackend("wasm", factory, WASM_PRIORITY);
+}
+
+/** The priority tfjs-backend-wasm registers with (above cpu's 1). */
+const WASM_PRIORITY = 2;
+
+async function startSingleThread(tried: string): Promise<void> {
+  const before = {
+    uncaughtException: process.listeners("uncaughtException"),
+    unhandledRejection: process.listeners("unhandledRejection"),
+  };
+  try {
+    await activateTfBackend("wasm", tried);
+  } finally {
+    removeNewListeners(before);
+  }
+}
+
+/**
+ * Starts the wasm backend. Without an explicit thread count, a threaded build that cannot start falls back
+ * to the single-thread SIMD build and says why in `reason`; an explicit count that cannot start throws.
+ * `files` overrides where the threaded build's scripts are (tests use it to make the start fail).
+ */
+export async function initWasm(
+  req: WasmRequest,
+  prefix: string,
+  files?: ThreadedWasmFiles,
+): Promise<BackendInfo> {
   const simdAvailable = (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) === true;
   if (req.simd === true && !simdAvailable) {
     throw new HippoError("BACKEND_UNAVAILABLE", "WebAssembly SIMD was asked for but this runtime lacks it", {
@@ -71,7 +111,7 @@ export async function initWasm(req: WasmRequest, prefix: string): Promise<Backen
     return built;
   }
   if (existingWasm()) {
-    // Someone ran tf ops (or setBackend) before initBackend: tfjs created the backend with its own settings.
+    // Someone ran tf ops (or tf.ready) before initBackend: tfjs created the backend with its own settings.
     await activateTfBackend("wasm", "wasm (already created)");
     const threads = getThreadsCount();
     built = info(
@@ -98,36 +138,61 @@ export async function initWasm(req: WasmRequest, prefix: string): Promise<Backen
     threads = 1;
     why = "1 thread: the only threaded build needs SIMD";
   }
-  const threadProblem = threads > 1 ? threadSupportProblem() : null;
+  const threadProblem = threads > 1 ? threadSupportProblem(files) : null;
   if (threadProblem !== null) {
+    if (req.threads !== undefined) {
+      throw new HippoError(
+        "BACKEND_UNAVAILABLE",
+        `wasm with ${threads} threads is unavailable: ${threadProblem}`,
+        {
+          key: req.threadsSource,
+          expected: "1 (the single-thread build)",
+          got: String(threads),
+        },
+      );
+    }
     threads = 1;
     why = `1 thread: threaded build unavailable (${threadProblem})`;
   }
 
-  tf.env().set("WASM_HAS_SIMD_SUPPORT", simd);
-  tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", threads > 1);
-  setThreadsCount(threads);
-  const build = threads > 1 ? "threaded-SIMD" : simd ? "SIMD" : "plain";
-  const tried = `wasm ${build} build with ${threads} thread(s)`;
   if (threads > 1) {
-    await withNodePthreads(threads, () => activateTfBackend("wasm", tried));
-  } else {
-    const before = {
-      uncaughtException: process.listeners("uncaughtException"),
-      unhandledRejection: process.listeners("unhandledRejection"),
-    };
+    const tried = `wasm threaded-SIMD build with ${threads} threads`;
+    tf.env().set("WASM_HAS_SIMD_SUPPORT", true);
+    tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", true);
+    setThreadsCount(threads);
     try {
-      await activateTfBackend("wasm", tried);
-    } finally {
-      removeNewListeners(before);
+      await withNodePthreads(threads, () => activateTfBackend("wasm", tried), files);
+    } catch (e) {
+      resetWasmRegistration();
+      const problem = isHippoError(e) ? e.reason : e instanceof Error ? e.message : String(e);
+      if (req.threads !== undefined) {
+        throw new HippoError(
+          "BACKEND_UNAVAILABLE",
+          `${tried} failed to start: ${problem}; threads: 1 (HIPPO_THREADS=1) runs the single-thread build`,
+          { key: req.threadsSource, cause: e },
+        );
+      }
+      threads = 1;
+      why = `1 thread: the threaded build failed to start (${problem})`;
     }
+  }
+  const build = threads > 1 ? "threaded-SIMD" : simd ? "SIMD" : "plain";
+  if (threads === 1) {
+    tf.env().set("WASM_HAS_SIMD_SUPPORT", simd);
+    tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
+    setThreadsCount(1);
+    await startSingleThread(`wasm ${build} build with 1 thread`);
   }
   const actual = getThreadsCount();
   if (actual !== threads) {
-    throw new HippoError("BACKEND_UNAVAILABLE", `${tried}: XNNPACK started a different thread pool`, {
-      expected: `${threads} thread(s)`,
-      got: `${actual}`,
-    });
+    throw new HippoError(
+      "BACKEND_UNAVAILABLE",
+      `wasm ${build} build: XNNPACK started a different thread pool`,
+      {
+        expected: `${threads} thread(s)`,
+        got: `${actual}`,
+      },
+    );
   }
   built = info(actual, `${build} build, ${why}`);
   return built;
