@@ -141,6 +141,11 @@ function scheduleOf(c: LoopConfig, totalSteps: number): ScheduleConfig {
   return s;
 }
 
+/** Seed of the dropout RNG of one optimizer step (micro-batch i uses seed + i): a function of the step only. */
+function stepSeed(seed: number, step: number): number {
+  return (Math.imul(seed, 0x9e3779b1) + Math.imul(step + 1, 0x85ebca6b)) >>> 0;
+}
+
 /** This epoch's order of item indices. The RNG's state before the call is what a checkpoint records. */
 function epochOrder(rng: Rng, n: number, shuffle: boolean): number[] {
   const order = Array.from({ length: n }, (_, i) => i);
@@ -252,7 +257,7 @@ export async function runTrainingLoop<Item>(o: LoopOptions<Item>): Promise<LoopR
         micro.push(stepIdx.slice(i, i + c.microBatchSize).map((j) => train[j] as Item));
       const tokens = micro.reduce((s, items) => s + task.tokens(items), 0);
 
-      const { loss, grads, stats: statSums } = await accumulateGradients(task, micro, variables);
+      const { loss, grads, stats: statSums } = await accumulateGradients(task, micro, variables, stepSeed(c.seed, state.globalStep));
       const clipped = maxGradNorm > 0 ? clipByGlobalNorm(grads, maxGradNorm) : { norm: Number.NaN, grads };
       const lr = learningRateAt(schedule, state.globalStep);
       optimizer.apply(clipped.grads, lr);
@@ -336,6 +341,7 @@ export async function accumulateGradients<Item>(
   task: TrainTask<Item>,
   micro: readonly (readonly Item[])[],
   variables: readonly tf.Variable[],
+  seed = 0,
 ): Promise<{ loss: number; grads: tf.Tensor[]; stats: Record<string, number> }> {
   const units = Math.max(
     1,
@@ -344,10 +350,11 @@ export async function accumulateGradients<Item>(
   let grads: tf.Tensor[] | undefined;
   let loss = 0;
   const stats: Record<string, number> = {};
-  for (const items of micro) {
+  for (const [i, items] of micro.entries()) {
     const kept: Record<string, tf.Scalar> = {};
+    const rng = createRng(seed + i);
     const { value, grads: g } = tf.variableGrads(() => {
-      const out = task.lossSum(items, true);
+      const out = task.lossSum(items, { training: true, rng });
       for (const [k, t] of Object.entries(out.stats ?? {})) kept[k] = tf.keep(t);
       return tf.div(out.loss, units) as tf.Scalar;
     }, variables as tf.Variable[]);
@@ -378,7 +385,7 @@ export async function evaluateLoss<Item>(
   let units = 0;
   for (let i = 0; i < items.length; i += batchSize) {
     const chunk = items.slice(i, i + batchSize);
-    const t = tf.tidy(() => task.lossSum(chunk, false).loss);
+    const t = tf.tidy(() => task.lossSum(chunk, { training: false }).loss);
     sum += (await t.data())[0] as number;
     t.dispose();
     units += task.units(chunk);

@@ -8,7 +8,7 @@
  * size, and the LM loss is the mean per target token over the optimizer batch (HF's `num_items_in_batch`
  * behaviour since transformers 4.46), not a mean of per-micro-batch means.
  */
-import { HippoError, IGNORE_INDEX, type TokenizedExample, type TokenizedPreference } from "@hippocrates/core";
+import { HippoError, IGNORE_INDEX, type Rng, type TokenizedExample, type TokenizedPreference } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { collateLm, countExampleTargets, type LmBatch } from "./batch.js";
 import { type DpoLossConfig, dpoLoss, sequenceLogProbs } from "./losses.js";
@@ -21,9 +21,16 @@ export interface TaskOutput {
   stats?: Record<string, tf.Scalar>;
 }
 
+export interface StepContext {
+  /** Enables dropout. */
+  training: boolean;
+  /** Seeded per micro-batch by the loop (dropout masks replay exactly on resume). */
+  rng?: Rng;
+}
+
 export interface TrainTask<Item> {
-  /** Loss summed over the units of `items`; `training` enables dropout. */
-  lossSum(items: readonly Item[], training: boolean): TaskOutput;
+  /** Loss summed over the units of `items`. */
+  lossSum(items: readonly Item[], context: StepContext): TaskOutput;
   /** Units of the normaliser in `items`. */
   units(items: readonly Item[]): number;
   /** Input tokens in `items` (for tokens/s). */
@@ -34,13 +41,15 @@ export interface LmTaskOptions {
   padId: number;
   /** Truncate longer examples (right). */
   maxLength?: number;
+  /** Gradient checkpointing per decoder layer (less memory, ~1 extra forward). */
+  checkpointLayers?: boolean;
 }
 
 export function lmTask(model: CausalLM, options: LmTaskOptions): TrainTask<TokenizedExample> {
   return {
-    lossSum(items, training) {
+    lossSum(items, context) {
       const batch = collateLm(items, options.padId, options.maxLength);
-      const logits = forwardBatch(model, batch, training);
+      const logits = forwardBatch(model, batch, { ...context, checkpointLayers: options.checkpointLayers ?? false });
       return { loss: tf.neg(tf.sum(sequenceLogProbs(logits, batch.targets))) as tf.Scalar };
     },
     units: (items) =>
@@ -93,14 +102,14 @@ export function responseExample(
 export function dpoLogProbs(
   model: CausalLM,
   pairs: readonly TokenizedPreference[],
-  options: { padId: number; maxLength?: number; training: boolean; average?: boolean },
+  options: { padId: number; maxLength?: number; average?: boolean; checkpointLayers?: boolean } & StepContext,
 ): { chosen: tf.Tensor1D; rejected: tf.Tensor1D } {
   const examples = [
     ...pairs.map((p) => responseExample(p.promptIds, p.chosenIds)),
     ...pairs.map((p) => responseExample(p.promptIds, p.rejectedIds)),
   ];
   const batch: LmBatch = collateLm(examples, options.padId, options.maxLength);
-  const logits = forwardBatch(model, batch, options.training);
+  const logits = forwardBatch(model, batch, options);
   let logps: tf.Tensor1D = sequenceLogProbs(logits, batch.targets);
   if (options.average) {
     const counts = examples.map((e) => Math.max(1, countExampleTargets(e)));
@@ -113,15 +122,16 @@ export function dpoLogProbs(
 export interface DpoTaskOptions extends DpoLossConfig {
   padId: number;
   maxLength?: number;
+  checkpointLayers?: boolean;
 }
 
 export function dpoTask(policy: CausalLM, options: DpoTaskOptions): TrainTask<DpoItem> {
   const beta = options.beta ?? 0.1;
   return {
-    lossSum(items, training) {
+    lossSum(items, context) {
       const { chosen, rejected } = dpoLogProbs(policy, items, {
         ...options,
-        training,
+        ...context,
         average: options.lossType === "ipo",
       });
       const refC = tf.tensor1d(items.map((p) => p.referenceChosen));

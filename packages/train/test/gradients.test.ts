@@ -18,7 +18,7 @@ describe("gradients of the full loss (shift + masking + normalisation)", () => {
     const task = lmTask(model, { padId: 0 });
     const units = task.units(examples);
     const lossOf = () =>
-      tf.tidy(() => tf.div(task.lossSum(examples, false).loss, units).dataSync()[0] as number);
+      tf.tidy(() => tf.div(task.lossSum(examples, { training: false }).loss, units).dataSync()[0] as number);
     const { grads } = await accumulateGradients(task, [examples], model.variables);
     // float32 forward: the loss (~2.5) carries ~3e-7 rounding, so with eps = 1e-2 the central difference has
     // ~3e-5 rounding error and O(eps^2) = 1e-4 truncation error: tolerance 1e-3 absolute + 1e-2 relative.
@@ -89,7 +89,7 @@ describe("gradient accumulation", () => {
 });
 
 async function lossMean(task: ReturnType<typeof lmTask>, items: TokenizedExample[]): Promise<number> {
-  const t = tf.tidy(() => tf.div(task.lossSum(items, false).loss, task.units(items)));
+  const t = tf.tidy(() => tf.div(task.lossSum(items, { training: false }).loss, task.units(items)));
   const v = (await t.data())[0] as number;
   t.dispose();
   return v;

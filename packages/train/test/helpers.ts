@@ -40,13 +40,15 @@ export function createMlpLm(vocab: number, hidden: number, seed: number): MlpLm 
     variables,
     names,
     forward(inputIds) {
-      return tf.tidy(() => {
-        const [B, T] = inputIds.shape;
-        const oh = tf.oneHot(tf.reshape(inputIds, [B * T]), vocab);
+      const logits = tf.tidy(() => {
+        const B = inputIds.length;
+        const T = inputIds[0]?.length ?? 0;
+        const oh = tf.oneHot(tf.tensor1d(inputIds.flat(), "int32"), vocab);
         const e = tf.matMul(oh, embed);
         const h = tf.tanh(tf.add(tf.matMul(e, w1), b1));
         return tf.reshape(tf.matMul(h, w2), [B, T, vocab]) as tf.Tensor3D;
       });
+      return { logits };
     },
     dispose() {
       for (const v of variables) v.dispose();
