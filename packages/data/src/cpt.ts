@@ -369,6 +369,10 @@ export async function buildCptDataset(
         });
       }
       for (const block of packer.finish()) await blocksOut.write(block);
+    } catch (e) {
+      await blocksOut.discard();
+      await docsOut?.discard();
+      throw e;
     } finally {
       task.done();
     }

@@ -13,6 +13,8 @@ export interface JsonlWriter {
   write(record: unknown): Promise<void>;
   /** Number of records written so far. */
   readonly count: number;
+  /** Close without flushing (the build failed; the directory is being thrown away). */
+  discard(): Promise<void>;
   /** Flush, fsync and close; returns the sha256 of the file's bytes. */
   close(): Promise<{ records: number; sha256: string; bytes: number }>;
 }
@@ -45,6 +47,10 @@ export async function createJsonlWriter(path: string, bufferBytes = 1 << 20): Pr
       pending += line.length;
       count++;
       if (pending >= bufferBytes) await flush();
+    },
+    async discard() {
+      parts = [];
+      await handle.close().catch(() => {});
     },
     async close() {
       try {

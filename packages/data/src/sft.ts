@@ -193,6 +193,10 @@ export async function buildSftDataset(
         }
         task.tick();
       }
+    } catch (e) {
+      await out.discard();
+      await tokOut?.discard();
+      throw e;
     } finally {
       task.done();
     }
