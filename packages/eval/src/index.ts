@@ -11,6 +11,7 @@ export {
   writeOutput,
 } from "./evaluate.js";
 export { argmax, meanStderr, pooledStderr, pyLen, scoreDoc } from "./metrics.js";
+export { createOpenAICompletionsModel, type OpenAICompletionsOptions } from "./openai.js";
 export { applyLimit, type BuiltDoc, buildContexts, type ContextOptions } from "./protocol.js";
 export { PyRandom, type PyRandomState } from "./pyrandom.js";
 export { orderedJsonEntries, parseCsv } from "./readers.js";
