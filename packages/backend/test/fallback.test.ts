@@ -1,9 +1,9 @@
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isHippoError } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
-import { expect, it, vi } from "vitest";
+import { afterAll, expect, it, vi } from "vitest";
 import { defaultWasmThreads } from "../src/index.js";
 import { initWasm } from "../src/wasm.js";
 import { threadedWasmFiles } from "../src/wasm-node-threads.js";
@@ -12,6 +12,7 @@ import { threadedWasmFiles } from "../src/wasm-node-threads.js";
 const brokenGlue = join(tmpdir(), `hippo-broken-glue-${process.pid}.js`);
 writeFileSync(brokenGlue, 'throw new Error("broken glue for a test");\n');
 const broken = { ...threadedWasmFiles(), glue: brokenGlue };
+afterAll(() => rmSync(brokenGlue, { force: true }));
 
 it("an explicit thread count that cannot start throws (no silent fallback)", async () => {
   const quiet = vi.spyOn(console, "warn").mockImplementation(() => {});
