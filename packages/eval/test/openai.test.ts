@@ -136,9 +136,9 @@ describe("OpenAI-compatible completions backend", () => {
     for (const t of ["pubmedqa", "medqa_usmle"]) {
       const x = viaHttp.samples[t] ?? [];
       const y = local.samples[t] ?? [];
-      x.forEach((s, i) =>
-        s.resps.forEach((r, j) => expect(r[0]).toBeCloseTo(y[i]?.resps[j]?.[0] as number, 9)),
-      );
+      for (const [i, s] of x.entries()) {
+        for (const [j, r] of s.resps.entries()) expect(r[0]).toBeCloseTo(y[i]?.resps[j]?.[0] as number, 9);
+      }
       expect(viaHttp.results.results[t]).toEqual(local.results.results[t]);
     }
   });
