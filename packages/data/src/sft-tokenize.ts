@@ -101,30 +101,40 @@ export function renderSegments(messages: ChatMessage[], template: StringTemplate
   return segments;
 }
 
+/**
+ * Render the chat with the tokenizer's template and find each assistant response as a character span: the
+ * text the template adds for that assistant turn (the chat through the turn minus the prefix with the
+ * generation prompt), its end-of-turn marker included.
+ */
 async function renderWithTokenizerTemplate(
   messages: ChatMessage[],
   tokenizer: ChatTemplateTokenizer,
-): Promise<Segment[]> {
-  // Render the prefix before each assistant turn (with the generation prompt) and the chat through that turn;
-  // the difference is the response as the template writes it (including its end-of-turn marker).
-  const segments: Segment[] = [];
-  let done = "";
+): Promise<{ text: string; spans: Array<[number, number]> }> {
+  const spans: Array<[number, number]> = [];
+  let text = "";
   for (let i = 0; i < messages.length; i++) {
     if ((messages[i] as ChatMessage).role !== "assistant") continue;
     const prefix = await tokenizer.applyChatTemplate(messages.slice(0, i), { addGenerationPrompt: true });
     const full = await tokenizer.applyChatTemplate(messages.slice(0, i + 1), { addGenerationPrompt: false });
-    if (!prefix.startsWith(done) || !full.startsWith(prefix)) {
+    if (!prefix.startsWith(text) || !full.startsWith(prefix)) {
       throw new HippoError(
         "UNSUPPORTED",
         "the tokenizer's chat template does not render turns as prefixes of each other; use a string template",
       );
     }
-    if (prefix.length > done.length) segments.push({ text: prefix.slice(done.length), train: false });
-    segments.push({ text: full.slice(prefix.length), train: true });
-    done = full;
+    spans.push([prefix.length, full.length]);
+    text = full;
   }
-  return segments;
+  return { text, spans };
 }
+
+/** A tokenizer that also reports each token's character span (`@hippocrates/tokenizer` does). */
+type OffsetTokenizer = TextTokenizer & {
+  encodeWithOffsets(
+    text: string,
+    options?: { addSpecialTokens?: boolean },
+  ): Promise<{ ids: number[]; offsets: [number, number][] }>;
+};
 
 /** Tokenize one instruction record for SFT. Returns undefined when truncation leaves no labelled token. */
 export async function tokenizeInstruction(
@@ -140,7 +150,28 @@ export async function tokenizeInstruction(
     if (typeof (tokenizer as Partial<ChatTemplateTokenizer>).applyChatTemplate !== "function") {
       throw new HippoError("UNSUPPORTED", 'template "tokenizer" needs a tokenizer with applyChatTemplate');
     }
-    segments = await renderWithTokenizerTemplate(record.messages, tokenizer as ChatTemplateTokenizer);
+    const { text, spans } = await renderWithTokenizerTemplate(
+      record.messages,
+      tokenizer as ChatTemplateTokenizer,
+    );
+    if (typeof (tokenizer as Partial<OffsetTokenizer>).encodeWithOffsets === "function") {
+      // Tokenize the whole rendered chat once (exactly what the model sees at inference) and label the tokens
+      // that start inside a response span.
+      const enc = await (tokenizer as OffsetTokenizer).encodeWithOffsets(text, { addSpecialTokens: false });
+      enc.ids.forEach((id, k) => {
+        const start = (enc.offsets[k] as [number, number])[0];
+        inputIds.push(id);
+        labels.push(spans.some(([a, b]) => start >= a && start < b) ? id : IGNORE_INDEX);
+      });
+      return finish(inputIds, labels, options.maxLength);
+    }
+    segments = [];
+    let at = 0;
+    for (const [a, b] of spans) {
+      if (a > at) segments.push({ text: text.slice(at, a), train: false });
+      segments.push({ text: text.slice(a, b), train: true });
+      at = b;
+    }
   } else {
     segments = renderSegments(record.messages, template);
     if ((options.addBos ?? true) && tokenizer.bosTokenId !== null) {
@@ -160,9 +191,17 @@ export async function tokenizeInstruction(
       labels.push(tokenizer.eosTokenId);
     }
   }
-  if (options.maxLength !== undefined && inputIds.length > options.maxLength) {
-    inputIds.length = options.maxLength;
-    labels.length = options.maxLength;
+  return finish(inputIds, labels, options.maxLength);
+}
+
+function finish(
+  inputIds: number[],
+  labels: number[],
+  maxLength: number | undefined,
+): TokenizedExample | undefined {
+  if (maxLength !== undefined && inputIds.length > maxLength) {
+    inputIds.length = maxLength;
+    labels.length = maxLength;
   }
   if (!labels.some((l) => l !== IGNORE_INDEX)) return undefined;
   return { inputIds, labels };
