@@ -3,6 +3,7 @@
  * every one of them `--help`.
  */
 import { Command } from "commander";
+import { registerReport } from "./commands/report.js";
 import { registerRun } from "./commands/run.js";
 
 export const VERSION = "0.0.0";
@@ -18,5 +19,6 @@ export function createProgram(): Command {
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
   registerRun(program);
+  registerReport(program);
   return program;
 }

@@ -94,6 +94,8 @@ export const evalStageSchema = z.strictObject({
   /** Folder with the published benchmark files (e.g. ../shared/data/benchmarks). */
   data_dir: z.string().min(1).optional(),
   batch_size: positiveInt.optional(),
+  /** Row label in the report (default: the training stages before it, e.g. "+CPT+SFT"). */
+  label: z.string().min(1).optional(),
   /** Write per-sample results (JSONL) beside results.json (default true). */
   write_out: z.boolean().optional(),
 });

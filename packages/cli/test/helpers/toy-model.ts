@@ -61,7 +61,10 @@ export function createToyModel(tokenizer: ServeTokenizer & TextTokenizer, option
           else {
             const w = lp.map((v) => Math.exp(v / temp));
             let u = rng.next() * w.reduce((a, b) => a + b, 0);
-            next = w.findIndex((v) => (u -= v) <= 0);
+            next = w.findIndex((v) => {
+              u -= v;
+              return u <= 0;
+            });
             if (next < 0) next = vocab - 1;
           }
           r.tokens.push(next);

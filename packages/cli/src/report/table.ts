@@ -1,0 +1,80 @@
+/** The report in the terminal: our per-stage accuracy beside the paper's per-stage averages, and per task. */
+import type { ReportData } from "./collect.js";
+import { PUBLISHED_ROWS, PUBLISHED_STAGES, PUBLISHED_TASK_TITLES, PUBLISHED_TASKS } from "./published.js";
+
+const pct = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? "—" : (100 * v).toFixed(1));
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
+  const line = (cells: string[]) =>
+    `| ${cells.map((x, c) => (c === 0 ? x.padEnd(widths[c] ?? 0) : x.padStart(widths[c] ?? 0))).join(" | ")} |`;
+  return [
+    line(header),
+    `|${widths.map((w, c) => (c === 0 ? `-${"-".repeat(w)}-` : `-${"-".repeat(w - 1)}:-`)).join("|")}|`,
+    ...rows.map(line),
+  ].join("\n");
+}
+
+/** Markdown tables (they read well in a terminal and paste into issues). */
+export function formatReportTable(data: ReportData): string {
+  const out: string[] = [];
+  out.push(
+    `Run ${data.name} (${data.status}); ${data.machine.cpu}, ${data.machine.cores} cores, Node ${data.machine.node}`,
+  );
+  out.push("");
+  out.push(
+    "Accuracy per stage (%), ours beside the paper's per-stage zero-shot averages (7B models, six benchmarks):",
+  );
+  const rows: string[][] = [];
+  const seen = new Set<string>();
+  for (const e of data.evals) {
+    const pub = PUBLISHED_STAGES.find((p) => p.label === e.label);
+    rows.push([
+      e.label,
+      pct(e.average),
+      pub ? pub.llama2.toFixed(1) : "—",
+      pub ? pub.mistral.toFixed(1) : "—",
+    ]);
+    seen.add(e.label);
+  }
+  for (const p of PUBLISHED_STAGES)
+    if (!seen.has(p.label)) rows.push([p.label, "—", p.llama2.toFixed(1), p.mistral.toFixed(1)]);
+  out.push(table(["stage", "this run", "Llama-2 7B (paper)", "Mistral 7B (paper)"], rows));
+
+  const tasks = [...new Set(data.evals.flatMap((e) => Object.keys(e.tasks)))];
+  if (tasks.length) {
+    out.push("");
+    out.push("Per task (acc / acc_norm, %):");
+    out.push(
+      table(
+        ["stage", ...tasks],
+        data.evals.map((e) => [
+          e.label,
+          ...tasks.map((t) => (e.tasks[t] ? `${pct(e.tasks[t]?.acc)} / ${pct(e.tasks[t]?.acc_norm)}` : "—")),
+        ]),
+      ),
+    );
+  }
+  // The paper's table when the run evaluated any of its benchmarks.
+  if (tasks.some((t) => (PUBLISHED_TASKS as readonly string[]).includes(t))) {
+    out.push("");
+    out.push("Published results (0-shot acc %), with this run's rows:");
+    const ours = data.evals.map((e) => [
+      `this run ${e.label}`,
+      ...PUBLISHED_TASKS.map((t) => pct(e.tasks[t]?.acc)),
+      pct(e.average),
+    ]);
+    out.push(
+      table(
+        ["model", ...PUBLISHED_TASK_TITLES, "avg"],
+        [...ours, ...PUBLISHED_ROWS.map((r) => [r.model, ...r.zeroShot.map((v) => v.toFixed(1))])],
+      ),
+    );
+  }
+  const timed = data.stages.filter((s) => s.seconds !== null);
+  if (timed.length) {
+    out.push("");
+    out.push(`Stage times: ${timed.map((s) => `${s.id} ${(s.seconds as number).toFixed(1)} s`).join(", ")}`);
+  }
+  return out.join("\n");
+}
