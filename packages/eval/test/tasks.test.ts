@@ -297,3 +297,27 @@ describe("5-shot draws", () => {
     );
   });
 });
+
+describe("prompting variants (fork PR 1 texts)", () => {
+  it("medqa_usmle_cot, medmcqa_cot (space after '.:'), *_sc (no newline before Options:), pubmedqa_vot", async () => {
+    const doc = { id: "x", question: "Q?", options: ["a", "b", "c", "d"], gold: 0 };
+    const cot = reg.get("medqa_usmle_cot", "v0.3").docToText(doc);
+    expect(cot).toBe(
+      "The following is a multiple choice question about medical knowledge. Solve it in a step-by-step fashion, starting by summarizing the available information. Output a single option from the four options as the final answer.:\nQ?\n(A) a (B) b (C) c (D) d\nOptions:\nA. a\nB. b\nC. c\nD. d\nAnswer:",
+    );
+    expect(reg.get("medmcqa_cot", "v0.3").docToText(doc)).toContain("as the final answer.: Q?\n(A) a");
+    expect(reg.get("usmle_step2_sc", "v0.3").docToText(doc)).toMatch(
+      /consistent answer\. Output a single option from the four options as the final answer\.\nQ\?\n\(A\) a \(B\) b \(C\) c \(D\) dOptions:\nA\. a\n/,
+    );
+    const p = {
+      id: "1",
+      question: "Does it?",
+      options: ["yes", "no", "maybe"],
+      gold: 0,
+      contexts: ["c1", "c2"],
+    };
+    expect(reg.get("pubmedqa_vot", "v0.3").docToText(p)).toBe(
+      "Abstract: c1\nc2\nThe following is a multiple choice question about medical knowledge. Verify the accuracy of the provided answer by comparing it against the given options and summarizing the reasoning step-by-step after creating premises.\nUse deductive verification to ensure each step is logically valid, based on the premises.\nOutput the verified option from the four options as the final answer.:\nDoes it?\nOptions: 'yes', 'no', 'maybe'\nAnswer:",
+    );
+  });
+});

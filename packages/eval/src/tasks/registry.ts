@@ -101,7 +101,9 @@ export function createTaskRegistry(options: { builtins?: boolean } = {}): TaskRe
       const task = byProfile.get(profile)?.get(name);
       if (!task) {
         const known = registry.names(profile);
-        throw new HippoError("NOT_FOUND", `unknown task "${name}" for profile ${profile}`, {
+        const near = known.filter((k) => k.includes(name) || name.includes(k)).slice(0, 5);
+        const hint = near.length > 0 ? ` (did you mean ${near.join(", ")}?)` : "";
+        throw new HippoError("NOT_FOUND", `unknown task "${name}" for profile ${profile}${hint}`, {
           key: name,
           expected: `one of ${known.join(", ")}`,
         });
@@ -132,7 +134,8 @@ export function createTaskRegistry(options: { builtins?: boolean } = {}): TaskRe
     },
   };
   if (options.builtins !== false) {
-    for (const t of [medqaUsmle, medqaUsmle5, medmcqa, usmleStep1, usmleStep2, usmleStep3]) {
+    registry.register(medqaUsmle5, { profiles: ["v0.3"] });
+    for (const t of [medqaUsmle, medmcqa, usmleStep1, usmleStep2, usmleStep3]) {
       registry.register(t, { profiles: ["v0.3"] });
       for (const v of PROMPT_VARIANTS) registry.register(withVariant(t, v), { profiles: ["v0.3"] });
     }
