@@ -13,8 +13,16 @@ export {
 export { argmax, meanStderr, pooledStderr, pyLen, scoreDoc } from "./metrics.js";
 export { createOpenAICompletionsModel, type OpenAICompletionsOptions } from "./openai.js";
 export { applyLimit, type BuiltDoc, buildContexts, type ContextOptions } from "./protocol.js";
+export {
+  PUBLISHED_COLUMNS,
+  PUBLISHED_RESULTS,
+  PUBLISHED_SOURCE,
+  PUBLISHED_TASKS,
+  type PublishedRow,
+} from "./published.js";
 export { PyRandom, type PyRandomState } from "./pyrandom.js";
 export { orderedJsonEntries, parseCsv } from "./readers.js";
+export { formatReport, type ReportRow } from "./report.js";
 export {
   type BosPolicy,
   type EvalTokenizer,
