@@ -11,7 +11,7 @@
  * answer arrives, so a crash or Ctrl-C loses at most the requests in flight; the next run reads the cache and
  * sends only the requests it lacks. A torn last line (a crash mid-write) is ignored.
  */
-import { mkdir, open, readFile } from "node:fs/promises";
+import { mkdir, open, readFile, truncate } from "node:fs/promises";
 import { dirname } from "node:path";
 import { HippoError, isPlainObject, parseJsonSafe } from "@hippocrates/core";
 import { sha256Hex } from "./text.js";
@@ -101,6 +101,9 @@ export async function openAnswerCache(path: string): Promise<AnswerCache> {
       });
   }
   const lines = text.split("\n");
+  // A crash mid-append leaves a torn last line (no newline after it). It is cut off the file before anything
+  // is appended, so the cache stays a sequence of complete lines; a bad line anywhere else is real damage.
+  let tornAt: number | undefined;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] as string;
     if (!line.trim()) continue;
@@ -108,8 +111,16 @@ export async function openAnswerCache(path: string): Promise<AnswerCache> {
     try {
       v = parseJsonSafe(line);
     } catch (e) {
-      // Only the last line may be torn by a crash; anything else is a damaged cache we must not paper over.
-      if (i >= lines.length - 2) continue;
+      if (i === lines.length - 1) {
+        tornAt = Buffer.byteLength(
+          lines
+            .slice(0, i)
+            .map((l) => `${l}\n`)
+            .join(""),
+          "utf8",
+        );
+        continue;
+      }
       throw new HippoError("INVALID_FORMAT", "damaged judge cache line", {
         file: path,
         line: i + 1,
@@ -131,8 +142,9 @@ export async function openAnswerCache(path: string): Promise<AnswerCache> {
     }
   }
   await mkdir(dirname(path), { recursive: true });
-  // If the file ends in a torn line, start the next append on a fresh line.
-  let needsNewline = text.length > 0 && !text.endsWith("\n");
+  if (tornAt !== undefined) await truncate(path, tornAt);
+  // A complete last line without its newline (possible if the crash hit between the two) gets one first.
+  let needsNewline = tornAt === undefined && text.length > 0 && !text.endsWith("\n");
   // Appends are serialised so lines never interleave.
   let chain: Promise<void> = Promise.resolve();
   return {
