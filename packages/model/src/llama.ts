@@ -309,22 +309,25 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
     const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
       const save = args[args.length - 1] as tf.GradSaveFunc;
       const xin = args[0] as tf.Tensor2D;
-      save([xin]);
+      // The step's tensors (RoPE tables, masks) belong to the forward's scope: keep copies for the recompute.
+      save([xin, step.cos, step.sin, ...step.masks]);
       const value = decoderLayer(xin, layer, { ...step, trace: undefined }, undefined);
       return {
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const xs = saved[0] as tf.Tensor2D;
+          const [xs, cos, sin, ...masks] = saved as [tf.Tensor2D, tf.Tensor3D, tf.Tensor3D, ...tf.Tensor2D[]];
+          const again: StepInfo = { ...step, cos, sin, masks, trace: undefined };
           const replay = createRng(0);
           replay.setState(rngState);
           const engine = tf.engine() as unknown as { state: { activeTape: unknown } };
           // A nested gradient computation resets the engine's tape; keep the outer one for its cleanup.
           const outerTape = engine.state.activeTape;
           try {
-            const { grads } = tf.grads((xx: tf.Tensor, ..._vs: tf.Tensor[]) =>
-              decoderLayer(xx as tf.Tensor2D, layer, { ...step, rng: replay, trace: undefined }, undefined),
-            )([xs, ...vars], dy) as unknown as { grads: tf.Tensor[] };
-            return grads;
+            // The variables are inputs of this op so that their gradients flow; the recompute reads them
+            // through the weight maps, which are the same tensors.
+            return tf.grads((xx: tf.Tensor) =>
+              decoderLayer(xx as tf.Tensor2D, layer, { ...again, rng: replay }, undefined),
+            )([xs, ...vars], dy);
           } finally {
             engine.state.activeTape = outerTape;
           }

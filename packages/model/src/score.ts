@@ -1,0 +1,329 @@
+/**
+ * Log-likelihood scoring with lm-evaluation-harness semantics (`_loglikelihood_tokens`): for each (context,
+ * continuation) the model reads `inp = (ctx + cont)[-(maxLength + 1):][:-1]` and the last `len(cont)` positions
+ * of its output predict the continuation. The result is the summed log-probability of the continuation tokens
+ * and whether every one of them is the argmax at its position (`isGreedy`). An empty context is replaced by
+ * the EOT token (the EOS id), as the harness does.
+ *
+ * Context sharing. `inp` splits into a prefix (`inp` minus its last `len(cont)` tokens: the context without its
+ * last token) and a suffix (the context's last token + the continuation minus its last token), whose outputs
+ * are the scored ones. Requests whose prefixes are identical (the options of one multiple-choice question) run
+ * the prefix once into a KV cache; the cache is repeated once per option and all suffixes run as one batch on
+ * it. Truncated requests keep working: the prefix is taken from the truncated `inp`, so they share only with
+ * requests truncated to the same tokens. The naive path (every request a full forward, as the harness does)
+ * gives the same numbers up to float32 rounding; both paths are tested against each other.
+ *
+ * Only the scored positions go through lm_head (the forward returns hidden states; `lmHead` runs on the
+ * gathered rows), which saves a [tokens, vocab] product per forward.
+ *
+ * Requests run longest first (the harness's order: bounded memory, little padding), in batches of at most
+ * `batchSize` rows, and results come back in request order.
+ */
+import {
+  HippoError,
+  type LogLikelihoodRequest,
+  type LogLikelihoodResult,
+  type RunOptions,
+  type ScoringModel,
+  silentProgress,
+} from "@hippocrates/core";
+import * as tf from "@tensorflow/tfjs-core";
+import { disposeCache, type KVCache, selectCacheRows } from "./cache.js";
+import type { CausalLM } from "./llama.js";
+
+export interface LogLikelihoodOptions extends RunOptions {
+  /** Longest input the model reads; default the config's `max_position_embeddings`. */
+  maxLength?: number;
+  /** Run a shared context once per group of requests (default true). */
+  shareContext?: boolean;
+  /** One full forward per request, unbatched, as lm-evaluation-harness does (for comparisons). */
+  naive?: boolean;
+  /** Rows (continuations) per forward; default 8. */
+  batchSize?: number;
+  /** Stands in for an empty context; default the config's (first) EOS id. */
+  eotTokenId?: number;
+}
+
+interface Row {
+  index: number;
+  /** Tokens whose outputs are scored start at `suffix[scoreFrom]`. */
+  suffix: number[];
+  scoreFrom: number;
+  targets: number[];
+}
+
+interface Group {
+  prefix: number[];
+  rows: Row[];
+  /** Prefix + longest suffix: the sort key. */
+  length: number;
+}
+
+function firstEos(model: CausalLM): number | undefined {
+  const e = model.config.eos_token_id;
+  if (typeof e === "number") return e;
+  if (Array.isArray(e) && typeof e[0] === "number") return e[0];
+  return undefined;
+}
+
+function checkIds(ids: unknown, vocab: number, row: number, key: string): number[] {
+  if (!Array.isArray(ids)) {
+    throw new HippoError("INVALID_ARGUMENT", "token ids must be an array", { row, key, got: typeof ids });
+  }
+  for (let j = 0; j < ids.length; j++) {
+    const id = ids[j];
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= vocab) {
+      throw new HippoError("INVALID_ARGUMENT", "token id out of range", {
+        row,
+        key: `${key}[${j}]`,
+        expected: `integer in [0, ${vocab})`,
+        got: String(id),
+      });
+    }
+  }
+  return ids as number[];
+}
+
+/** Split requests into rows and group the rows by their (truncated) prefix. */
+function planGroups(
+  model: CausalLM,
+  requests: LogLikelihoodRequest[],
+  maxLength: number,
+  share: boolean,
+  eot: number | undefined,
+): Group[] {
+  const { vocab } = model.dims;
+  const groups = new Map<string, Group>();
+  const singles: Group[] = [];
+  requests.forEach((req, index) => {
+    if (req === null || typeof req !== "object") {
+      throw new HippoError("INVALID_ARGUMENT", "a request must be {context, continuation}", { row: index });
+    }
+    let ctx = checkIds(req.context, vocab, index, "context");
+    const cont = checkIds(req.continuation, vocab, index, "continuation");
+    if (cont.length === 0) {
+      throw new HippoError("INVALID_ARGUMENT", "empty continuation", { row: index, key: "continuation" });
+    }
+    if (cont.length > maxLength) {
+      throw new HippoError("INVALID_ARGUMENT", "the continuation is longer than the model's maximum length", {
+        row: index,
+        key: "continuation",
+        expected: `at most ${maxLength} tokens`,
+        got: String(cont.length),
+      });
+    }
+    if (ctx.length === 0) {
+      if (eot === undefined) {
+        throw new HippoError("INVALID_CONFIG", "an empty context needs an EOS/EOT id to stand for it", {
+          row: index,
+          key: "eos_token_id",
+        });
+      }
+      ctx = [eot];
+    }
+    const whole = [...ctx, ...cont];
+    const inp = whole.slice(Math.max(0, whole.length - (maxLength + 1)), whole.length - 1);
+    const split = inp.length - cont.length;
+    const prefix = share ? inp.slice(0, split) : [];
+    const row: Row = share
+      ? { index, suffix: inp.slice(split), scoreFrom: 0, targets: cont }
+      : { index, suffix: inp, scoreFrom: split, targets: cont };
+    if (prefix.length === 0) {
+      singles.push({ prefix, rows: [row], length: row.suffix.length });
+      return;
+    }
+    const key = prefix.join(",");
+    let g = groups.get(key);
+    if (g === undefined) {
+      g = { prefix, rows: [], length: 0 };
+      groups.set(key, g);
+    }
+    g.rows.push(row);
+    g.length = Math.max(g.length, prefix.length + row.suffix.length);
+  });
+  const all = [...groups.values(), ...singles];
+  // Longest first; ties keep the requests' order (Array.prototype.sort is stable).
+  all.sort((a, b) => b.length - a.length);
+  return all;
+}
+
+function padRight(rows: number[][], width: number, pad: number): { ids: number[][]; mask: number[][] } {
+  return {
+    ids: rows.map((r) => [...r, ...new Array<number>(width - r.length).fill(pad)]),
+    mask: rows.map((r) => Array.from({ length: width }, (_, t) => (t < r.length ? 1 : 0))),
+  };
+}
+
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export async function logLikelihood(
+  model: CausalLM,
+  requests: LogLikelihoodRequest[],
+  options: LogLikelihoodOptions = {},
+): Promise<LogLikelihoodResult[]> {
+  if (!Array.isArray(requests)) throw new HippoError("INVALID_ARGUMENT", "requests must be an array");
+  const maxLength = options.maxLength ?? model.config.max_position_embeddings;
+  if (!Number.isInteger(maxLength) || maxLength < 1) {
+    throw new HippoError("INVALID_ARGUMENT", "maxLength must be a positive integer", {
+      got: String(maxLength),
+    });
+  }
+  const naive = options.naive === true;
+  const share = !naive && options.shareContext !== false;
+  const batchSize = naive ? 1 : (options.batchSize ?? 8);
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new HippoError("INVALID_ARGUMENT", "batchSize must be a positive integer", {
+      got: String(batchSize),
+    });
+  }
+  const eot = options.eotTokenId ?? firstEos(model);
+  const groups = planGroups(model, requests, maxLength, share, eot);
+  const pad = eot ?? 0; // padded slots are masked; any valid id does
+  const results = new Array<LogLikelihoodResult>(requests.length);
+  const progress = (options.progress ?? silentProgress).start({
+    name: "loglikelihood",
+    total: requests.length,
+    unit: "req",
+  });
+  const check = () => {
+    if (options.signal?.aborted) {
+      throw new HippoError("ABORTED", "scoring was aborted", { cause: options.signal.reason });
+    }
+  };
+
+  try {
+    let g = 0;
+    while (g < groups.length) {
+      // Pack whole groups while their rows fit the batch (a larger group goes alone, in row chunks).
+      const batch: Group[] = [groups[g++] as Group];
+      let rows = (batch[0] as Group).rows.length;
+      while (g < groups.length && rows + (groups[g] as Group).rows.length <= batchSize) {
+        rows += (groups[g] as Group).rows.length;
+        batch.push(groups[g++] as Group);
+      }
+      check();
+      await scoreBatch(batch);
+      await yieldToLoop();
+    }
+  } finally {
+    progress.done();
+  }
+  return results;
+
+  async function scoreBatch(batch: Group[]): Promise<void> {
+    const P = Math.max(...batch.map((b) => b.prefix.length));
+    let prefixCache: KVCache | null = null;
+    try {
+      if (P > 0) {
+        prefixCache = model.createCache(batch.length);
+        const { ids, mask } = padRight(
+          batch.map((b) => b.prefix),
+          P,
+          pad,
+        );
+        model.forward(ids, { cache: prefixCache, attentionMask: mask, logits: "none" });
+      }
+      const rows = batch.flatMap((b, gi) => b.rows.map((row) => ({ gi, row })));
+      for (let s = 0; s < rows.length; s += batchSize) {
+        if (s > 0) check();
+        const chunk = rows.slice(s, s + batchSize);
+        const cache =
+          prefixCache === null
+            ? undefined
+            : selectCacheRows(
+                prefixCache,
+                chunk.map((c) => c.gi),
+              );
+        try {
+          scoreRows(
+            chunk.map((c) => c.row),
+            cache,
+          );
+        } finally {
+          if (cache !== undefined) disposeCache(cache);
+        }
+        progress.tick(chunk.length);
+      }
+    } finally {
+      if (prefixCache !== null) disposeCache(prefixCache);
+    }
+  }
+
+  /** One forward of the rows' suffixes (on the prefix cache when given); fills their results. */
+  function scoreRows(rows: Row[], cache: KVCache | undefined): void {
+    const S = Math.max(...rows.map((r) => r.suffix.length));
+    const { ids, mask } = padRight(
+      rows.map((r) => r.suffix),
+      S,
+      pad,
+    );
+    const picks: number[] = [];
+    const targets: number[] = [];
+    rows.forEach((r, k) => {
+      r.targets.forEach((t, j) => {
+        picks.push(k * S + r.scoreFrom + j);
+        targets.push(t);
+      });
+    });
+    const { vocab, hidden: E } = model.dims;
+    const out = model.forward(ids, {
+      ...(cache !== undefined ? { cache } : {}),
+      attentionMask: mask,
+      logits: "none",
+      outputHidden: true,
+    });
+    const hidden = out.hidden as tf.Tensor3D;
+    const [lp, am] = tf.tidy(() => {
+      const h = tf.gather(tf.reshape(hidden, [rows.length * S, E]), tf.tensor1d(picks, "int32"));
+      const logits = model.lmHead(h as tf.Tensor2D);
+      const logp = tf.logSoftmax(logits);
+      const flat = tf.tensor1d(
+        targets.map((t, n) => n * vocab + t),
+        "int32",
+      );
+      return [tf.gather(tf.reshape(logp, [-1]), flat), tf.argMax(logits, -1)];
+    }) as [tf.Tensor1D, tf.Tensor1D];
+    hidden.dispose();
+    const logprobs = lp.dataSync();
+    const argmaxes = am.dataSync();
+    lp.dispose();
+    am.dispose();
+    let n = 0;
+    for (const r of rows) {
+      let sum = 0;
+      let greedy = true;
+      for (const t of r.targets) {
+        sum += logprobs[n] as number;
+        if (argmaxes[n] !== t) greedy = false;
+        n++;
+      }
+      results[r.index] = { logprob: sum, isGreedy: greedy };
+    }
+  }
+}
+
+export interface ScoringModelOptions {
+  name: string;
+  /** Default `max_position_embeddings`. */
+  maxLength?: number;
+  /** Default true. */
+  shareContext?: boolean;
+  /** Rows per forward, default 8. */
+  batchSize?: number;
+}
+
+/** The core `ScoringModel` over a local model: what the eval and the CLI use. */
+export function asScoringModel(model: CausalLM, o: ScoringModelOptions): ScoringModel {
+  const maxLength = o.maxLength ?? model.config.max_position_embeddings;
+  return {
+    name: o.name,
+    maxLength,
+    logLikelihood: (requests, run = {}) =>
+      logLikelihood(model, requests, {
+        ...run,
+        maxLength,
+        ...(o.shareContext !== undefined ? { shareContext: o.shareContext } : {}),
+        ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+      }),
+  };
+}

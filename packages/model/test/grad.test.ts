@@ -1,0 +1,199 @@
+/**
+ * Gradients of the custom fast-path ops (linear, attention, embedding scatter, tied head) and of gradient
+ * checkpointing, against central finite differences of the loss along random directions.
+ *
+ * float64 is unavailable (wasm is fp32 only), so the check is directional: for a random unit direction u,
+ * g.u must match (L(w + eps u) - L(w - eps u)) / (2 eps) with eps = 1e-2. The loss (~6.2) carries ~1e-6 of
+ * fp32 rounding, i.e. ~1e-4 of noise in the quotient, and the O(eps^2) truncation is of the same order; the
+ * derivatives tested are 1e-2..1, so a relative tolerance of 2e-2 (plus 2e-4 absolute) separates a correct
+ * gradient from a wrong one (a transposed or missing term is off by O(1)).
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { beforeAll, describe, expect, it } from "vitest";
+import { addLoraAdapter, type CausalLM, createRandomModel, loadModel } from "../src/index.js";
+import { setup, TINY } from "./helpers.js";
+
+const IDS = [
+  [1, 57, 300, 4, 128, 499, 42, 42, 7, 260, 15, 511],
+  [1, 33, 210, 5, 77, 301, 9, 33, 33, 400, 2, 2],
+];
+
+beforeAll(setup);
+
+/** Mean next-token cross-entropy, as a trainer computes it from forward logits. */
+function loss(m: CausalLM, checkpointLayers = false): tf.Scalar {
+  return tf.tidy(() => {
+    const { logits } = m.forward(IDS, { checkpointLayers });
+    const V = m.dims.vocab;
+    const T = (IDS[0] as number[]).length;
+    const inputs = tf.reshape(tf.slice(logits as tf.Tensor3D, [0, 0, 0], [IDS.length, T - 1, V]), [-1, V]);
+    const targets = tf.tensor1d(
+      IDS.flatMap((r) => r.slice(1)),
+      "int32",
+    );
+    const logp = tf.logSoftmax(inputs);
+    return tf.neg(tf.mean(tf.sum(tf.mul(logp, tf.oneHot(targets, V)), -1))) as tf.Scalar;
+  });
+}
+
+function grads(m: CausalLM, vars: tf.Variable[], checkpointLayers = false): Map<tf.Variable, Float32Array> {
+  const { value, grads: g } = tf.variableGrads(() => loss(m, checkpointLayers), vars);
+  const out = new Map<tf.Variable, Float32Array>();
+  for (const v of vars) {
+    const gv = g[v.name];
+    expect(gv, `gradient of ${v.name}`).toBeDefined();
+    out.set(v, gv?.dataSync() as Float32Array);
+  }
+  value.dispose();
+  tf.dispose(g);
+  return out;
+}
+
+function lossValue(m: CausalLM): number {
+  const l = loss(m);
+  const v = l.dataSync()[0] as number;
+  l.dispose();
+  return v;
+}
+
+/** Compare g.u with the central difference along a random unit direction over `vars`. */
+function checkDirection(
+  m: CausalLM,
+  g: Map<tf.Variable, Float32Array>,
+  vars: tf.Variable[],
+  seed: number,
+): void {
+  let state = seed * 2654435761;
+  const rand = () => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state / 2147483648 - 0.5;
+  };
+  // u = unit(unit(g) + unit(random)): a random direction with a component along g, so that the loss moves
+  // enough to measure (the tiny model's loss is flat) while a wrong g still shows up through the random part.
+  const unit = (ds: Float32Array[]) => {
+    const n = Math.sqrt(ds.reduce((s, d) => s + d.reduce((a, x) => a + x * x, 0), 0));
+    for (const d of ds) for (let i = 0; i < d.length; i++) (d[i] as number) /= n;
+    return ds;
+  };
+  const rnd = unit(vars.map((v) => Float32Array.from({ length: v.size }, rand)));
+  const gu = unit(vars.map((v) => Float32Array.from(g.get(v) as Float32Array)));
+  const dirs = unit(rnd.map((r, i) => r.map((x, k) => x + ((gu[i] as Float32Array)[k] as number))));
+  let analytic = 0;
+  vars.forEach((v, i) => {
+    const gv = g.get(v) as Float32Array;
+    const d = dirs[i] as Float32Array;
+    for (let k = 0; k < d.length; k++) analytic += (gv[k] as number) * (d[k] as number);
+  });
+  const eps = 1e-2;
+  const originals = vars.map((v) => tf.keep(tf.clone(v)));
+  const shift = (sign: number) =>
+    vars.forEach((v, i) =>
+      tf.tidy(() =>
+        v.assign(
+          tf.add(originals[i] as tf.Tensor, tf.mul(tf.tensor(dirs[i] as Float32Array, v.shape), sign * eps)),
+        ),
+      ),
+    );
+  shift(1);
+  const plus = lossValue(m);
+  shift(-1);
+  const minus = lossValue(m);
+  vars.forEach((v, i) => v.assign(originals[i] as tf.Tensor));
+  tf.dispose(originals);
+  const numeric = (plus - minus) / (2 * eps);
+  expect(Math.abs(numeric)).toBeGreaterThan(1e-3); // the direction must actually move the loss
+  expect(Math.abs(analytic - numeric), `analytic ${analytic} vs numeric ${numeric}`).toBeLessThanOrEqual(
+    2e-2 * Math.max(Math.abs(analytic), Math.abs(numeric)) + 2e-4,
+  );
+}
+
+function randomizeB(m: CausalLM): void {
+  let s = 11;
+  for (const b of m.adapters.get("default")?.b.values() ?? []) {
+    tf.tidy(() => b.assign(tf.randomNormal(b.shape, 0, 0.1, "float32", s++)));
+  }
+}
+
+describe("gradients vs finite differences", () => {
+  it("LoRA adapters on all linear layers (and checkpointing gives the same gradients)", async () => {
+    const m = await loadModel(TINY);
+    addLoraAdapter(m, {
+      r: 4,
+      alpha: 8,
+      targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    });
+    randomizeB(m);
+    const vars = m.trainableVariables();
+    expect(vars.length).toBe(28);
+    const before = tf.memory().numTensors;
+    const g = grads(m, vars);
+    expect(tf.memory().numTensors).toBe(before);
+    checkDirection(m, g, vars, 1);
+    const ad = m.adapters.get("default");
+    for (const key of ["model.layers.0.self_attn.k_proj.weight", "model.layers.1.mlp.down_proj.weight"]) {
+      checkDirection(m, g, [ad?.a.get(key) as tf.Variable], 2);
+      checkDirection(m, g, [ad?.b.get(key) as tf.Variable], 3);
+    }
+    const gc = grads(m, vars, true);
+    expect(tf.memory().numTensors).toBe(before);
+    for (const v of vars) {
+      const a = g.get(v) as Float32Array;
+      const b = gc.get(v) as Float32Array;
+      for (let i = 0; i < a.length; i++)
+        expect(Math.abs((a[i] as number) - (b[i] as number))).toBeLessThan(1e-6);
+    }
+    m.dispose();
+  });
+
+  it("full fine-tuning: every weight incl. embedding (scatter gradient), norms and lm_head", async () => {
+    const m = await loadModel(TINY);
+    m.setFullFineTuning(true);
+    const vars = m.trainableVariables();
+    expect(vars.length).toBe(m.weights.size);
+    const before = tf.memory().numTensors;
+    const g = grads(m, vars);
+    expect(tf.memory().numTensors).toBe(before);
+    checkDirection(m, g, vars, 4);
+    for (const name of [
+      "model.embed_tokens.weight",
+      "lm_head.weight",
+      "model.layers.0.input_layernorm.weight",
+      "model.layers.1.self_attn.o_proj.weight",
+      "model.layers.0.self_attn.k_proj.weight",
+      "model.norm.weight",
+    ]) {
+      checkDirection(m, g, [m.weights.get(name) as tf.Variable], 5);
+    }
+    m.dispose();
+  });
+
+  it("tied embeddings (the lm_head gradient flows into the embedding) with GQA and checkpointing", () => {
+    const m = createRandomModel(
+      {
+        model_type: "llama",
+        vocab_size: 512,
+        hidden_size: 48,
+        intermediate_size: 64,
+        num_hidden_layers: 2,
+        num_attention_heads: 6,
+        num_key_value_heads: 2,
+        tie_word_embeddings: true,
+        initializer_range: 0.2,
+      },
+      { seed: 5 },
+    );
+    m.setFullFineTuning(true);
+    const vars = m.trainableVariables();
+    const g = grads(m, vars);
+    checkDirection(m, g, [m.weights.get("model.embed_tokens.weight") as tf.Variable], 6);
+    checkDirection(m, g, vars, 7);
+    const gc = grads(m, vars, true);
+    for (const v of vars) {
+      const a = g.get(v) as Float32Array;
+      const b = gc.get(v) as Float32Array;
+      for (let i = 0; i < a.length; i++)
+        expect(Math.abs((a[i] as number) - (b[i] as number))).toBeLessThan(1e-5);
+    }
+    m.dispose();
+  });
+});
