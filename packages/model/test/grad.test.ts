@@ -86,19 +86,22 @@ function checkDirection(
   });
   const eps = 1e-2;
   const originals = vars.map((v) => tf.keep(tf.clone(v)));
-  const shift = (sign: number) =>
-    vars.forEach((v, i) =>
-      tf.tidy(() =>
+  const shift = (sign: number) => {
+    vars.forEach((v, i) => {
+      tf.tidy(() => {
         v.assign(
           tf.add(originals[i] as tf.Tensor, tf.mul(tf.tensor(dirs[i] as Float32Array, v.shape), sign * eps)),
-        ),
-      ),
-    );
+        );
+      });
+    });
+  };
   shift(1);
   const plus = lossValue(m);
   shift(-1);
   const minus = lossValue(m);
-  vars.forEach((v, i) => v.assign(originals[i] as tf.Tensor));
+  vars.forEach((v, i) => {
+    v.assign(originals[i] as tf.Tensor);
+  });
   tf.dispose(originals);
   const numeric = (plus - minus) / (2 * eps);
   expect(Math.abs(numeric)).toBeGreaterThan(1e-3); // the direction must actually move the loss
