@@ -9,3 +9,5 @@ export * from "./model.js";
 export * from "./schedule.js";
 export * from "./tasks.js";
 export * from "./tensorfile.js";
+export * from "./presets.js";
+export * from "./stages.js";

@@ -1,0 +1,50 @@
+/** Shared setup for the tests on the real Llama of @hippocrates/model (wasm backend, shared data). */
+import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { initBackend } from "@hippocrates/backend";
+import * as tf from "@tensorflow/tfjs-core";
+
+/** Shared data lives beside the repository (never copied into it). */
+export const SHARED = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
+export const TINY = `${SHARED}models/tiny-llama-hf`;
+export const LLAMA2_TOKENIZER = `${SHARED}tokenizers/llama2`;
+export const PUBMEDQA = `${SHARED}benchmarks/pubmedqa/ori_pqal.json`;
+
+export async function setupBackend(): Promise<void> {
+  await initBackend({ backend: "wasm" });
+  if (tf.getBackend() !== "wasm") throw new Error(`wasm backend expected, got ${tf.getBackend()}`);
+}
+
+export interface PubmedQaItem {
+  id: string;
+  question: string;
+  contexts: string[];
+  decision: "yes" | "no" | "maybe";
+}
+
+export async function readPubmedQa(limit: number): Promise<PubmedQaItem[]> {
+  const raw = JSON.parse(await readFile(PUBMEDQA, "utf8")) as Record<string, { QUESTION: string; CONTEXTS: string[]; final_decision: string }>;
+  return Object.entries(raw)
+    .slice(0, limit)
+    .map(([id, r]) => ({ id, question: r.QUESTION, contexts: r.CONTEXTS, decision: r.final_decision as PubmedQaItem["decision"] }));
+}
+
+/** A small random Llama with the Llama-2 vocabulary (32,000), for real text through the real tokenizer. */
+export const SMALL_LLAMA32K = {
+  model_type: "llama",
+  architectures: ["LlamaForCausalLM"],
+  vocab_size: 32000,
+  hidden_size: 64,
+  intermediate_size: 128,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  hidden_act: "silu",
+  max_position_embeddings: 512,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  tie_word_embeddings: false,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  initializer_range: 0.02,
+};
