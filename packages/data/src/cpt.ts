@@ -20,7 +20,7 @@ import {
   type TextTokenizer,
 } from "@hippocrates/core";
 import { z } from "zod";
-import { createNgramIndex, type NgramIndex } from "./decontam.js";
+import { createNgramIndex, type NgramIndex, readTestTexts } from "./decontam.js";
 import { createJsonlWriter, type Manifest, type SourceManifest, writeDatasetDir } from "./output.js";
 import type { RecordFormat, RecordLocation } from "./read.js";
 import { normalizeForDedup, sha256File, sha256Hex } from "./text.js";
@@ -245,6 +245,9 @@ export interface BuildCptOptions {
   dedup?: boolean;
   /** Drop documents that share an n-gram with these evaluation texts (see decontam.ts). */
   decontaminate?: { index: NgramIndex } | { texts: string[]; n?: number };
+  /** Or: evaluation test files to build that index from (see readTestTexts), with `ngram` (default 13). */
+  decontaminateAgainst?: string[];
+  ngram?: number;
   onBadRecord?: BadRecordPolicy;
   /** Also write documents.jsonl (the deduplicated TextDocuments); default false. */
   writeDocuments?: boolean;
@@ -278,12 +281,17 @@ export async function buildCptDataset(
     throw new HippoError("INVALID_ARGUMENT", "the tokenizer has no EOS token; packing needs one");
   const bad = createBadRecords(options.onBadRecord ?? "fail");
   const dedup = options.dedup ?? true;
-  const index =
-    options.decontaminate === undefined
-      ? undefined
-      : "index" in options.decontaminate
+  let index: NgramIndex | undefined;
+  if (options.decontaminate !== undefined) {
+    index =
+      "index" in options.decontaminate
         ? options.decontaminate.index
         : createNgramIndex(options.decontaminate.texts, options.decontaminate.n);
+  } else if (options.decontaminateAgainst && options.decontaminateAgainst.length > 0) {
+    const texts: string[] = [];
+    for (const path of options.decontaminateAgainst) texts.push(...(await readTestTexts(path)));
+    index = createNgramIndex(texts, options.ngram);
+  }
   const batchSize = options.batchSize ?? 64;
   const config = {
     sources: options.sources.map((s) => ({ ...s })),
@@ -291,6 +299,7 @@ export async function buildCptDataset(
     remainder: options.remainder ?? "pad",
     dedup,
     decontaminationN: index?.n ?? null,
+    decontaminateAgainst: options.decontaminateAgainst ?? [],
     eosTokenId: eos,
     padTokenId: options.tokenizer.padTokenId ?? eos,
   };

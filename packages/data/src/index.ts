@@ -1,3 +1,4 @@
+export * from "./config.js";
 export * from "./cpt.js";
 export * from "./decontam.js";
 export * from "./instructions.js";
