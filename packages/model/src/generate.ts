@@ -186,7 +186,10 @@ export async function generate(
       st.finishReason = "stop";
       st.stoppedBy = { kind: eos.has(id) ? "eos" : "token", value: id };
     }
-    if (options.decode !== undefined && (stopStrings.length > 0 || st.done)) {
+    const full =
+      st.tokens.length >= options.maxNewTokens ||
+      (prompts[p] as number[]).length + st.tokens.length >= maxLength;
+    if (options.decode !== undefined && (stopStrings.length > 0 || st.done || full)) {
       const text = await options.decode(st.tokens);
       st.text = text;
       let cut = -1;
@@ -207,11 +210,7 @@ export async function generate(
         }
       }
     }
-    if (
-      !st.done &&
-      (st.tokens.length >= options.maxNewTokens ||
-        (prompts[p] as number[]).length + st.tokens.length >= maxLength)
-    ) {
+    if (!st.done && full) {
       st.done = true;
       st.finishReason = "length";
     }
