@@ -5,8 +5,7 @@
  * that transposes explicitly (a cheap O(n^2) copy) and then multiplies on the fast path.
  */
 import * as tf from "@tensorflow/tfjs-core";
-// tfjs-core alone registers no gradients; the union package would. Needed for training through forward().
-import "@tensorflow/tfjs-core/dist/register_all_gradients.js";
+import "./gradients.js";
 
 type GradFn = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 
