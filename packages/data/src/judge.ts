@@ -283,8 +283,10 @@ export function createJudgeClient(cache: AnswerCache, options: JudgeClientOption
       };
     }
     const choice = isPlainObject(json) && Array.isArray(json.choices) ? json.choices[0] : undefined;
-    const content =
-      isPlainObject(choice) && isPlainObject(choice.message) ? choice.message.content : undefined;
+    const message = isPlainObject(choice) && isPlainObject(choice.message) ? choice.message : undefined;
+    // A message with null content (a refusal, a filtered answer) is an answer we cannot read: it is kept as ""
+    // and ends up among the rejects; a response without a message at all is a broken server.
+    const content = message ? (message.content ?? "") : undefined;
     if (typeof content !== "string") {
       return {
         error: new HippoError("HTTP", `${url}: response has no choices[0].message.content`, {

@@ -87,7 +87,8 @@ export async function* readRawRecords(path: string, options: ReadOptions = {}): 
 }
 
 async function* readJsonl(path: string, onError: ParseFailure): AsyncGenerator<RawRecord> {
-  const lines = createInterface({ input: createReadStream(path, { encoding: "utf8" }), crlfDelay: Infinity });
+  const input = createReadStream(path, { encoding: "utf8" });
+  const lines = createInterface({ input, crlfDelay: Infinity });
   let line = 0;
   try {
     for await (const text of lines) {
@@ -114,7 +115,9 @@ async function* readJsonl(path: string, onError: ParseFailure): AsyncGenerator<R
       yield { value, loc: { file: path, line } };
     }
   } finally {
+    // The consumer may stop early (a bad record under policy "fail"): release the file now, not at GC.
     lines.close();
+    input.destroy();
   }
 }
 
@@ -144,7 +147,8 @@ async function* readJson(path: string): AsyncGenerator<RawRecord> {
 async function* readCsv(path: string, onError: ParseFailure): AsyncGenerator<RawRecord> {
   // Header row gives the column names; a row with a different number of fields is a structural error that
   // csv-parse reports with its line, and (policy "skip") we pass over it through on_skip.
-  const parser = createReadStream(path).pipe(
+  const input = createReadStream(path);
+  const parser = input.pipe(
     parseCsv({
       columns: true,
       bom: true,
@@ -182,6 +186,9 @@ async function* readCsv(path: string, onError: ParseFailure): AsyncGenerator<Raw
       line: err.lines,
       cause: e,
     });
+  } finally {
+    parser.destroy();
+    input.destroy();
   }
 }
 

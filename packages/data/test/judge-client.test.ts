@@ -29,6 +29,13 @@ describe("judge client", () => {
       hung.push(res); // never answers: the client's timeout must fire
       return;
     }
+    if (content === "item refused") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({ choices: [{ message: { role: "assistant", content: null, refusal: "no" } }] }),
+      );
+      return;
+    }
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
     await new Promise((r) => setTimeout(r, 40));
@@ -56,7 +63,7 @@ describe("judge client", () => {
 
   it("keeps at most `concurrency` requests in flight, times out a hung request and retries it, returns answers in order", async () => {
     const cache = await openAnswerCache(join(t.dir, "c.jsonl"));
-    const client = createJudgeClient(cache, { baseUrl, concurrency: 2, timeoutMs: 300, baseDelayMs: 5 });
+    const client = createJudgeClient(cache, { baseUrl, concurrency: 2, timeoutMs: 1500, baseDelayMs: 5 });
     const requests = Array.from({ length: 8 }, (_, i) => req(i));
     const answers = await client.complete(requests);
     expect(answers.map((a) => a.content)).toEqual(requests.map((_, i) => `answer to item ${i}`));
@@ -69,6 +76,16 @@ describe("judge client", () => {
       promptTokens: 80,
       completionTokens: 16,
     });
+  });
+
+  it("keeps a null (refused) answer as an empty one instead of failing the run", async () => {
+    const cache = await openAnswerCache(join(t.dir, "r.jsonl"));
+    const client = createJudgeClient(cache, { baseUrl });
+    const [a] = await client.complete([
+      { model: "m", messages: [{ role: "user", content: "item refused" }] },
+    ]);
+    expect(a).toEqual({ content: "", promptTokens: 0, completionTokens: 0 });
+    expect(client.stats().answered).toBe(1);
   });
 
   it("reads a cache whose last line was torn by a crash, cuts that line off and appends after the good ones", async () => {
