@@ -57,7 +57,11 @@ export interface EvaluateOptions {
   seed?: number;
   /** Current-profile few-shot seed (1234). */
   fewshotSeed?: number;
-  /** Documents per model call (default 8). */
+  /**
+   * Documents per model call (default 1). A model batches the rows of one call together, and float32 results
+   * can differ in the last bits with the batch's composition; one document per call makes a sharded run
+   * bit-identical to a single one. Raise it for remote endpoints, where a call is an HTTP round trip.
+   */
   batchSize?: number;
   registry?: TaskRegistry;
   signal?: AbortSignal;
@@ -149,7 +153,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalOutput> {
   checkShard(opts.shard);
   const numFewshot = opts.numFewshot ?? 0;
   const bos: BosPolicy = opts.bos ?? (profile === "v0.3" ? "none" : "bos");
-  const batchSize = opts.batchSize ?? 8;
+  const batchSize = opts.batchSize ?? 1;
   const progress = opts.progress ?? silentProgress;
   const { model, tokenizer } = opts;
   const { tasks, groups } = resolveTasks(opts, profile);

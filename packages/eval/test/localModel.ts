@@ -1,0 +1,50 @@
+/**
+ * The local TensorFlow.js model as a ScoringModel, when `@hippocrates/model` exports its scorer
+ * (`asScoringModel`). Looked up at run time so this package builds and tests before the model package
+ * publishes it; tests and the benchmark skip with a note otherwise.
+ */
+import type { ScoringModel } from "@hippocrates/core";
+import * as modelPkg from "@hippocrates/model";
+
+type AsScoringModel = (
+  model: ReturnType<typeof modelPkg.createRandomModel>,
+  o: { name: string; maxLength?: number; shareContext?: boolean; batchSize?: number },
+) => ScoringModel;
+
+export const asScoringModel = (modelPkg as unknown as { asScoringModel?: AsScoringModel }).asScoringModel;
+
+/** A tiny random Llama with the Llama-2 tokenizer's vocabulary (hidden 64, 2 layers). */
+export const TINY_LLAMA2_VOCAB = {
+  model_type: "llama",
+  vocab_size: 32000,
+  hidden_size: 64,
+  intermediate_size: 172,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  hidden_act: "silu",
+  max_position_embeddings: 2048,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  tie_word_embeddings: false,
+  bos_token_id: 1,
+  eos_token_id: 2,
+} as const;
+
+/** SmolLM-135M's shape (HuggingFaceTB/SmolLM-135M config.json), random weights. */
+export const SMOLLM_135M = {
+  model_type: "llama",
+  vocab_size: 49152,
+  hidden_size: 576,
+  intermediate_size: 1536,
+  num_hidden_layers: 30,
+  num_attention_heads: 9,
+  num_key_value_heads: 3,
+  hidden_act: "silu",
+  max_position_embeddings: 2048,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  tie_word_embeddings: true,
+  bos_token_id: 1,
+  eos_token_id: 2,
+} as const;
