@@ -8,6 +8,13 @@ export {
 } from "./cache.js";
 export { type Dims, dimsOf, parseModelConfig, readModelConfig, ropeInvFreq, ropeTables } from "./config.js";
 export {
+  asGenerativeModel,
+  type GenerateOptions,
+  type GenerateResult,
+  type GenerativeModelOptions,
+  generate,
+} from "./generate.js";
+export {
   createRandomModel,
   estimateModelBytes,
   type LoadOptions,
@@ -37,6 +44,24 @@ export {
   withAdaptersDisabled,
 } from "./lora.js";
 export { attention, embedding, linear, rmsNorm, rotateHalfMatrix } from "./ops.js";
+export {
+  argmax,
+  checkSamplingOptions,
+  type SamplingOptions,
+  sampleFrom,
+  selectToken,
+  softmax,
+  topKFilter,
+  topPFilter,
+  warpLogits,
+} from "./sampling.js";
+export {
+  asScoringModel,
+  type LogLikelihoodOptions,
+  logLikelihood,
+  type ScoreStats,
+  type ScoringModelOptions,
+} from "./score.js";
 export {
   LINEAR_MODULES,
   type LinearModule,

@@ -42,6 +42,17 @@ export interface LogLikelihoodOptions extends RunOptions {
   batchSize?: number;
   /** Stands in for an empty context; default the config's (first) EOS id. */
   eotTokenId?: number;
+  /** Filled with counts of the work done (for benchmarks and tests). */
+  stats?: ScoreStats;
+}
+
+export interface ScoreStats {
+  /** Model forward calls (prefix and suffix runs). */
+  forwards: number;
+  /** Token slots run through the model, padding included. */
+  tokens: number;
+  /** Distinct shared prefixes run. */
+  prefixes: number;
 }
 
 interface Row {
@@ -178,6 +189,7 @@ export async function logLikelihood(
   }
   const eot = options.eotTokenId ?? firstEos(model);
   const groups = planGroups(model, requests, maxLength, share, eot);
+  const stats = options.stats;
   const pad = eot ?? 0; // padded slots are masked; any valid id does
   const results = new Array<LogLikelihoodResult>(requests.length);
   const progress = (options.progress ?? silentProgress).start({
@@ -222,6 +234,11 @@ export async function logLikelihood(
           pad,
         );
         model.forward(ids, { cache: prefixCache, attentionMask: mask, logits: "none" });
+        if (stats) {
+          stats.forwards++;
+          stats.tokens += batch.length * P;
+          stats.prefixes += batch.filter((b) => b.prefix.length > 0).length;
+        }
       }
       const rows = batch.flatMap((b, gi) => b.rows.map((row) => ({ gi, row })));
       for (let s = 0; s < rows.length; s += batchSize) {
@@ -273,6 +290,10 @@ export async function logLikelihood(
       outputHidden: true,
     });
     const hidden = out.hidden as tf.Tensor3D;
+    if (stats) {
+      stats.forwards++;
+      stats.tokens += rows.length * S;
+    }
     const [lp, am] = tf.tidy(() => {
       const h = tf.gather(tf.reshape(hidden, [rows.length * S, E]), tf.tensor1d(picks, "int32"));
       const logits = model.lmHead(h as tf.Tensor2D);
