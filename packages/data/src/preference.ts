@@ -306,6 +306,6 @@ export async function buildPreferenceDataset(
 }
 
 // A configuration error is better raised early than after paying for requests.
-export function checkPreferenceOptions(o: BuildPreferenceOptions): void {
+function checkPreferenceOptions(o: BuildPreferenceOptions): void {
   if (!o.model) throw new HippoError("INVALID_CONFIG", "the judge model name is required", { key: "model" });
 }
