@@ -9,6 +9,7 @@
  *     log (JSONL + progress bar), evaluate and checkpoint every N steps, stop cleanly on abort
  *   write trainer_state.json
  */
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
   createRng,
@@ -179,6 +180,7 @@ export async function runTrainingLoop<Item>(o: LoopOptions<Item>): Promise<LoopR
   const metricsPath = join(outputDir, "metrics.jsonl");
   const shuffle = c.shuffle ?? true;
   const fp = fingerprint(c, train.length);
+  await mkdir(outputDir, { recursive: true });
   const rng = createRng(c.seed);
   let state: ResumeState = {
     globalStep: 0,
@@ -257,7 +259,11 @@ export async function runTrainingLoop<Item>(o: LoopOptions<Item>): Promise<LoopR
         micro.push(stepIdx.slice(i, i + c.microBatchSize).map((j) => train[j] as Item));
       const tokens = micro.reduce((s, items) => s + task.tokens(items), 0);
 
-      const { loss, grads, stats: statSums } = await accumulateGradients(task, micro, variables, stepSeed(c.seed, state.globalStep));
+      const {
+        loss,
+        grads,
+        stats: statSums,
+      } = await accumulateGradients(task, micro, variables, stepSeed(c.seed, state.globalStep));
       const clipped = maxGradNorm > 0 ? clipByGlobalNorm(grads, maxGradNorm) : { norm: Number.NaN, grads };
       const lr = learningRateAt(schedule, state.globalStep);
       optimizer.apply(clipped.grads, lr);

@@ -9,6 +9,7 @@
  * Not published, so the defaults of their code base (LLaMA-Factory) or HF apply: LoRA dropout 0, no warmup,
  * weight decay 0, max_grad_norm 1.0, seed 42, DPO LoRA r8 alpha16 (LLaMA-Factory: alpha = 2 r), max length 1024.
  */
+import type { DpoLossType } from "./losses.js";
 import type { LoraSettings, StageTrainingConfig } from "./stages.js";
 
 const MLP = ["gate_proj", "up_proj", "down_proj"];
@@ -45,12 +46,18 @@ export const SFT_PRESET = {
 
 export const DPO_PRESET = {
   ...common,
-  lora: { r: 8, alpha: 16, dropout: 0, targetModules: ["q_proj", "v_proj"], useRslora: false } satisfies LoraSettings,
+  lora: {
+    r: 8,
+    alpha: 16,
+    dropout: 0,
+    targetModules: ["q_proj", "v_proj"],
+    useRslora: false,
+  } satisfies LoraSettings,
   lr: 1e-5,
   microBatchSize: 8,
   gradientAccumulation: 2,
   epochs: 1,
   beta: 0.1,
-  lossType: "sigmoid",
+  lossType: "sigmoid" as DpoLossType,
   labelSmoothing: 0,
 } satisfies Partial<StageTrainingConfig> & Record<string, unknown>;

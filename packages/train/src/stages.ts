@@ -37,8 +37,8 @@ import {
 } from "@hippocrates/model";
 import * as tf from "@tensorflow/tfjs-core";
 import { validateExample } from "./batch.js";
-import type { DpoLossType } from "./losses.js";
 import { evaluateLoss, type LoopConfig, type LoopResult, runTrainingLoop } from "./loop.js";
+import type { DpoLossType } from "./losses.js";
 import { computeReferenceLogProbs, type DpoItem, dpoTask, lmTask, type TrainTask } from "./tasks.js";
 
 export interface LoraSettings {
@@ -90,7 +90,11 @@ export interface StageResult extends PipelineStageOutput {
 export async function loadArtifact(artifact: ModelArtifact): Promise<LlamaModel> {
   if (artifact.kind === "hf-model") return loadModel(artifact.path);
   if (artifact.kind !== "peft-adapter")
-    throw new HippoError("INVALID_ARGUMENT", "unknown model artifact", { key: "model.kind", expected: "hf-model | peft-adapter", got: String((artifact as { kind: unknown }).kind) });
+    throw new HippoError("INVALID_ARGUMENT", "unknown model artifact", {
+      key: "model.kind",
+      expected: "hf-model | peft-adapter",
+      got: String((artifact as { kind: unknown }).kind),
+    });
   const model = await loadArtifact(artifact.base);
   try {
     const name = `merge-${artifact.path}`;
@@ -112,7 +116,12 @@ export function basePathOf(artifact: ModelArtifact): string {
  * Select what trains: a fresh adapter named "default" (base frozen), or every base weight. Returns the variables
  * in the model's order and a stable name for each (PEFT keys for LoRA, HF names for full fine-tuning).
  */
-export function prepareTrainable(model: LlamaModel, lora: LoraSettings | "full", seed: number, basePath: string): { variables: tf.Variable[]; names: string[] } {
+export function prepareTrainable(
+  model: LlamaModel,
+  lora: LoraSettings | "full",
+  seed: number,
+  basePath: string,
+): { variables: tf.Variable[]; names: string[] } {
   const nameOf = new Map<tf.Variable, string>();
   if (lora === "full") {
     model.setFullFineTuning(true);
@@ -126,7 +135,8 @@ export function prepareTrainable(model: LlamaModel, lora: LoraSettings | "full",
   const variables = model.trainableVariables();
   const names = variables.map((v) => {
     const n = nameOf.get(v);
-    if (n === undefined) throw new HippoError("INTERNAL", "a trainable variable has no name", { key: v.name });
+    if (n === undefined)
+      throw new HippoError("INTERNAL", "a trainable variable has no name", { key: v.name });
     return n;
   });
   return { variables, names };
@@ -151,10 +161,21 @@ async function writeOutput(model: LlamaModel, o: StageOptions<unknown>): Promise
 }
 
 /** The loop with the stage's model, task and output: shared by the three stages. */
-async function runStage<Item>(stage: string, o: StageOptions<unknown>, model: LlamaModel, train: Item[], task: TrainTask<Item>, evalItems: Item[] | undefined, evalMetrics?: () => Promise<Record<string, number>>): Promise<StageResult> {
+async function runStage<Item>(
+  stage: string,
+  o: StageOptions<unknown>,
+  model: LlamaModel,
+  train: Item[],
+  task: TrainTask<Item>,
+  evalItems: Item[] | undefined,
+  evalMetrics?: () => Promise<Record<string, number>>,
+): Promise<StageResult> {
   const { variables, names } = prepareTrainable(model, o.lora, o.seed, basePathOf(o.model));
   const evaluate =
-    evalMetrics ?? (evalItems && evalItems.length > 0 ? async () => ({ eval_loss: await evaluateLoss(task, evalItems, o.evalBatchSize ?? o.microBatchSize) }) : undefined);
+    evalMetrics ??
+    (evalItems && evalItems.length > 0
+      ? async () => ({ eval_loss: await evaluateLoss(task, evalItems, o.evalBatchSize ?? o.microBatchSize) })
+      : undefined);
   const loop = await runTrainingLoop({
     task,
     train,
@@ -164,20 +185,33 @@ async function runStage<Item>(stage: string, o: StageOptions<unknown>, model: Ll
     outputDir: o.outputDir,
     resume: o.resume ?? false,
     ...(evaluate ? { evaluate } : {}),
-    ...(o.lora !== "full" ? { saveExtra: (dir: string) => saveAdapter(model, dir, { name: "default" }) } : {}),
+    ...(o.lora !== "full"
+      ? { saveExtra: (dir: string) => saveAdapter(model, dir, { name: "default" }) }
+      : {}),
     trainerState: { stage, base_model: o.model },
     ...(o.progress ? { progress: o.progress } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
     name: stage,
   });
   const artifact = await writeOutput(model, o);
-  const metrics: Record<string, number> = { train_loss: loop.trainLoss, final_loss: loop.lastLoss, global_step: loop.globalStep };
-  for (const e of loop.logHistory) for (const [k, v] of Object.entries(e)) if (k.startsWith("eval_")) metrics[k] = v;
-  return { model: artifact, metrics, files: { trainer_state: loop.trainerStatePath, metrics: loop.metricsPath }, loop };
+  const metrics: Record<string, number> = {
+    train_loss: loop.trainLoss,
+    final_loss: loop.lastLoss,
+    global_step: loop.globalStep,
+  };
+  for (const e of loop.logHistory)
+    for (const [k, v] of Object.entries(e)) if (k.startsWith("eval_")) metrics[k] = v;
+  return {
+    model: artifact,
+    metrics,
+    files: { trainer_state: loop.trainerStatePath, metrics: loop.metricsPath },
+    loop,
+  };
 }
 
 function checkExamples(items: TokenizedExample[], key: string): void {
-  if (!Array.isArray(items) || items.length === 0) throw new HippoError("INVALID_ARGUMENT", "no training examples", { key, got: "0" });
+  if (!Array.isArray(items) || items.length === 0)
+    throw new HippoError("INVALID_ARGUMENT", "no training examples", { key, got: "0" });
   items.forEach((e, i) => {
     validateExample(e, i);
   });
@@ -188,7 +222,11 @@ export async function trainCpt(o: StageOptions<TokenizedExample>): Promise<Stage
   checkExamples(o.train, "train");
   const model = await loadArtifact(o.model);
   try {
-    const task = lmTask(model, { padId: padIdOf(model, o.padId), ...(o.maxLength ? { maxLength: o.maxLength } : {}), ...(o.checkpointLayers ? { checkpointLayers: true } : {}) });
+    const task = lmTask(model, {
+      padId: padIdOf(model, o.padId),
+      ...(o.maxLength ? { maxLength: o.maxLength } : {}),
+      ...(o.checkpointLayers ? { checkpointLayers: true } : {}),
+    });
     return await runStage("cpt", o, model, o.train, task, o.eval);
   } finally {
     model.dispose();
@@ -199,10 +237,17 @@ export async function trainCpt(o: StageOptions<TokenizedExample>): Promise<Stage
 export async function trainSft(o: StageOptions<TokenizedExample>): Promise<StageResult> {
   checkExamples(o.train, "train");
   if (!o.train.some((e) => e.labels.some((l) => l >= 0)))
-    throw new HippoError("INVALID_ARGUMENT", "no example has a response token to learn", { key: "train[*].labels", expected: "labels other than -100" });
+    throw new HippoError("INVALID_ARGUMENT", "no example has a response token to learn", {
+      key: "train[*].labels",
+      expected: "labels other than -100",
+    });
   const model = await loadArtifact(o.model);
   try {
-    const task = lmTask(model, { padId: padIdOf(model, o.padId), ...(o.maxLength ? { maxLength: o.maxLength } : {}), ...(o.checkpointLayers ? { checkpointLayers: true } : {}) });
+    const task = lmTask(model, {
+      padId: padIdOf(model, o.padId),
+      ...(o.maxLength ? { maxLength: o.maxLength } : {}),
+      ...(o.checkpointLayers ? { checkpointLayers: true } : {}),
+    });
     return await runStage("sft", o, model, o.train, task, o.eval);
   } finally {
     model.dispose();
@@ -210,14 +255,18 @@ export async function trainSft(o: StageOptions<TokenizedExample>): Promise<Stage
 }
 
 function checkPairs(pairs: TokenizedPreference[], key: string): void {
-  if (!Array.isArray(pairs) || pairs.length === 0) throw new HippoError("INVALID_ARGUMENT", "no preference pairs", { key, got: "0" });
+  if (!Array.isArray(pairs) || pairs.length === 0)
+    throw new HippoError("INVALID_ARGUMENT", "no preference pairs", { key, got: "0" });
   pairs.forEach((p, i) => {
     for (const k of ["promptIds", "chosenIds", "rejectedIds"] as const) {
       const ids = p[k];
       if (!Array.isArray(ids) || !ids.every((t) => Number.isInteger(t) && t >= 0))
-        throw new HippoError("INVALID_RECORD", "token ids must be non-negative integers", { key: `${key}[${i}].${k}` });
+        throw new HippoError("INVALID_RECORD", "token ids must be non-negative integers", {
+          key: `${key}[${i}].${k}`,
+        });
     }
-    if (p.chosenIds.length === 0 || p.rejectedIds.length === 0) throw new HippoError("INVALID_RECORD", "empty response", { key: `${key}[${i}]` });
+    if (p.chosenIds.length === 0 || p.rejectedIds.length === 0)
+      throw new HippoError("INVALID_RECORD", "empty response", { key: `${key}[${i}]` });
   });
 }
 
@@ -225,7 +274,8 @@ function checkPairs(pairs: TokenizedPreference[], key: string): void {
 function referenceKey(pairs: TokenizedPreference[], o: DpoStageOptions): string {
   const h = createHash("sha256");
   h.update(JSON.stringify({ model: o.model, maxLength: o.maxLength ?? null, ipo: o.lossType === "ipo" }));
-  for (const p of pairs) h.update(`${p.promptIds.join(",")}|${p.chosenIds.join(",")}|${p.rejectedIds.join(",")}\n`);
+  for (const p of pairs)
+    h.update(`${p.promptIds.join(",")}|${p.chosenIds.join(",")}|${p.rejectedIds.join(",")}\n`);
   return h.digest("hex");
 }
 
@@ -234,14 +284,31 @@ function referenceKey(pairs: TokenizedPreference[], o: DpoStageOptions): string 
  * i.e. the SFT model, never the bare base), computed once and cached in outputDir/reference_logps.json so a
  * resumed run does not recompute them.
  */
-async function referenceItems(model: LlamaModel, pairs: TokenizedPreference[], o: DpoStageOptions, padId: number, file: string): Promise<DpoItem[]> {
+async function referenceItems(
+  model: LlamaModel,
+  pairs: TokenizedPreference[],
+  o: DpoStageOptions,
+  padId: number,
+  file: string,
+): Promise<DpoItem[]> {
   const key = referenceKey(pairs, o);
   try {
     const cached = parseJsonSafe(await readFile(file, "utf8"), file);
-    if (isPlainObject(cached) && cached.key === key && Array.isArray(cached.chosen) && Array.isArray(cached.rejected) && cached.chosen.length === pairs.length && cached.rejected.length === pairs.length) {
+    if (
+      isPlainObject(cached) &&
+      cached.key === key &&
+      Array.isArray(cached.chosen) &&
+      Array.isArray(cached.rejected) &&
+      cached.chosen.length === pairs.length &&
+      cached.rejected.length === pairs.length
+    ) {
       const c = cached.chosen as number[];
       const r = cached.rejected as number[];
-      return pairs.map((p, i) => ({ ...p, referenceChosen: c[i] as number, referenceRejected: r[i] as number }));
+      return pairs.map((p, i) => ({
+        ...p,
+        referenceChosen: c[i] as number,
+        referenceRejected: r[i] as number,
+      }));
     }
   } catch {
     // no cache yet (or unreadable): compute
@@ -252,7 +319,11 @@ async function referenceItems(model: LlamaModel, pairs: TokenizedPreference[], o
     average: o.lossType === "ipo",
     ...(o.maxLength ? { maxLength: o.maxLength } : {}),
   });
-  await writeJsonAtomic(file, { key, chosen: items.map((i) => i.referenceChosen), rejected: items.map((i) => i.referenceRejected) });
+  await writeJsonAtomic(file, {
+    key,
+    chosen: items.map((i) => i.referenceChosen),
+    rejected: items.map((i) => i.referenceRejected),
+  });
   return items;
 }
 
@@ -267,7 +338,9 @@ export async function trainDpo(o: DpoStageOptions): Promise<StageResult> {
   try {
     const padId = padIdOf(model, o.padId);
     const train = await referenceItems(model, o.train, o, padId, join(o.outputDir, "reference_logps.json"));
-    const evalItems = o.eval?.length ? await referenceItems(model, o.eval, o, padId, join(o.outputDir, "reference_logps.eval.json")) : undefined;
+    const evalItems = o.eval?.length
+      ? await referenceItems(model, o.eval, o, padId, join(o.outputDir, "reference_logps.eval.json"))
+      : undefined;
     const task = dpoTask(model, {
       padId,
       beta: o.beta ?? 0.1,
@@ -276,7 +349,9 @@ export async function trainDpo(o: DpoStageOptions): Promise<StageResult> {
       ...(o.maxLength ? { maxLength: o.maxLength } : {}),
       ...(o.checkpointLayers ? { checkpointLayers: true } : {}),
     });
-    const evalMetrics = evalItems ? () => dpoEvaluate(task, evalItems, o.evalBatchSize ?? o.microBatchSize) : undefined;
+    const evalMetrics = evalItems
+      ? () => dpoEvaluate(task, evalItems, o.evalBatchSize ?? o.microBatchSize)
+      : undefined;
     return await runStage("dpo", o, model, train, task, evalItems, evalMetrics);
   } finally {
     model.dispose();
@@ -284,7 +359,11 @@ export async function trainDpo(o: DpoStageOptions): Promise<StageResult> {
 }
 
 /** DPO loss and metrics over pairs without gradients, with TRL's `eval_` names (means over the pairs). */
-export async function dpoEvaluate(task: TrainTask<DpoItem>, items: DpoItem[], batchSize: number): Promise<Record<string, number>> {
+export async function dpoEvaluate(
+  task: TrainTask<DpoItem>,
+  items: DpoItem[],
+  batchSize: number,
+): Promise<Record<string, number>> {
   const sums: Record<string, number> = {};
   for (let i = 0; i < items.length; i += batchSize) {
     const chunk = items.slice(i, i + batchSize);

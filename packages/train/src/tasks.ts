@@ -8,7 +8,13 @@
  * size, and the LM loss is the mean per target token over the optimizer batch (HF's `num_items_in_batch`
  * behaviour since transformers 4.46), not a mean of per-micro-batch means.
  */
-import { HippoError, IGNORE_INDEX, type Rng, type TokenizedExample, type TokenizedPreference } from "@hippocrates/core";
+import {
+  HippoError,
+  IGNORE_INDEX,
+  type Rng,
+  type TokenizedExample,
+  type TokenizedPreference,
+} from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { collateLm, countExampleTargets, type LmBatch } from "./batch.js";
 import { type DpoLossConfig, dpoLoss, sequenceLogProbs } from "./losses.js";
@@ -49,7 +55,10 @@ export function lmTask(model: CausalLM, options: LmTaskOptions): TrainTask<Token
   return {
     lossSum(items, context) {
       const batch = collateLm(items, options.padId, options.maxLength);
-      const logits = forwardBatch(model, batch, { ...context, checkpointLayers: options.checkpointLayers ?? false });
+      const logits = forwardBatch(model, batch, {
+        ...context,
+        checkpointLayers: options.checkpointLayers ?? false,
+      });
       return { loss: tf.neg(tf.sum(sequenceLogProbs(logits, batch.targets))) as tf.Scalar };
     },
     units: (items) =>

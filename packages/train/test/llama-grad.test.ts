@@ -10,7 +10,11 @@ let model: CausalLM;
 beforeAll(async () => {
   await setupBackend();
   model = await loadModel(TINY);
-  const adapter = addLoraAdapter(model, { r: 4, alpha: 8, targetModules: ["q_proj", "v_proj", "gate_proj", "down_proj"] }, { seed: 3 });
+  const adapter = addLoraAdapter(
+    model,
+    { r: 4, alpha: 8, targetModules: ["q_proj", "v_proj", "gate_proj", "down_proj"] },
+    { seed: 3 },
+  );
   // B starts at zero (PEFT init), which would make A's gradient zero: give B values so both are checked.
   let k = 0;
   for (const b of adapter.b.values()) {
@@ -34,7 +38,8 @@ describe("tiny Llama + LoRA: the full training loss", () => {
     const items = [packed, plain];
     const vars = model.trainableVariables();
     const units = task.units(items);
-    const lossOf = () => tf.tidy(() => tf.div(task.lossSum(items, { training: false }).loss, units).dataSync()[0] as number);
+    const lossOf = () =>
+      tf.tidy(() => tf.div(task.lossSum(items, { training: false }).loss, units).dataSync()[0] as number);
     const { grads } = await accumulateGradients(task, [items], vars);
     // float32 forward of a 2-layer model: loss ~6.2 with ~1e-6 rounding; eps 1e-2 gives ~1e-4 rounding error
     // in the central difference and O(eps^2) truncation: tolerance 2e-3 absolute + 2e-2 relative.
@@ -67,15 +72,21 @@ describe("tiny Llama + LoRA: the full training loss", () => {
 
   it("a packed block's loss equals the documents' losses computed separately (block-diagonal mask, positions)", async () => {
     const task = lmTask(model, { padId: 0 });
-    const doc0: TokenizedExample = { inputIds: packed.inputIds.slice(0, 6), labels: packed.labels.slice(0, 6) };
+    const doc0: TokenizedExample = {
+      inputIds: packed.inputIds.slice(0, 6),
+      labels: packed.labels.slice(0, 6),
+    };
     const doc1: TokenizedExample = { inputIds: packed.inputIds.slice(6), labels: packed.labels.slice(6) };
-    const sum = (items: TokenizedExample[]) => tf.tidy(() => task.lossSum(items, { training: false }).loss.dataSync()[0] as number);
+    const sum = (items: TokenizedExample[]) =>
+      tf.tidy(() => task.lossSum(items, { training: false }).loss.dataSync()[0] as number);
     const together = sum([packed]);
     const apart = sum([doc0]) + sum([doc1]);
     expect(task.units([packed])).toBe(task.units([doc0]) + task.units([doc1]));
     expect(Math.abs(together - apart)).toBeLessThan(1e-4); // float32 sums of ~60
     // Without segment ids the second document would see the first: the loss differs.
-    const leaky = sum([{ inputIds: packed.inputIds, labels: packed.labels.map((l, i) => (i === 6 ? IGNORE_INDEX : l)) }]);
+    const leaky = sum([
+      { inputIds: packed.inputIds, labels: packed.labels.map((l, i) => (i === 6 ? IGNORE_INDEX : l)) },
+    ]);
     expect(Math.abs(leaky - apart)).toBeGreaterThan(1e-3);
   });
 });

@@ -61,32 +61,63 @@ describe("training loop", () => {
   it("an interrupted and resumed run reaches the same weights and loss curve as an uninterrupted one", async () => {
     const straightDir = await tempDir();
     const m1 = createMlpLm(16, 8, 11);
-    const straight = await runTrainingLoop({ task: lmTask(m1, { padId: 0 }), train, variables: m1.variables, names: m1.names, config, outputDir: straightDir });
+    const straight = await runTrainingLoop({
+      task: lmTask(m1, { padId: 0 }),
+      train,
+      variables: m1.variables,
+      names: m1.names,
+      config,
+      outputDir: straightDir,
+    });
     expect(straight.globalStep).toBe(8);
 
     const dir = await tempDir();
     const m2 = createMlpLm(16, 8, 11);
     const controller = new AbortController();
     await expect(
-      runTrainingLoop({ task: lmTask(m2, { padId: 0 }), train, variables: m2.variables, names: m2.names, config, outputDir: dir, progress: abortAfter(5, controller), signal: controller.signal }),
+      runTrainingLoop({
+        task: lmTask(m2, { padId: 0 }),
+        train,
+        variables: m2.variables,
+        names: m2.names,
+        config,
+        outputDir: dir,
+        progress: abortAfter(5, controller),
+        signal: controller.signal,
+      }),
     ).rejects.toMatchObject({ code: "ABORTED" });
     expect(await findLatestCheckpoint(dir)).toBe(join(dir, "checkpoint-5"));
     m2.dispose();
 
     const m3 = createMlpLm(16, 8, 99); // different init: everything must come from the checkpoint
-    const resumed = await runTrainingLoop({ task: lmTask(m3, { padId: 0 }), train, variables: m3.variables, names: m3.names, config, outputDir: dir, resume: true });
+    const resumed = await runTrainingLoop({
+      task: lmTask(m3, { padId: 0 }),
+      train,
+      variables: m3.variables,
+      names: m3.names,
+      config,
+      outputDir: dir,
+      resume: true,
+    });
     expect(resumed.globalStep).toBe(8);
     // Same ops in the same order on the same backend: identical up to float32 rounding (1e-6).
     expect(maxAbsDiff(await weightsOf(m1.variables), await weightsOf(m3.variables))).toBeLessThan(1e-6);
-    const losses = (h: typeof straight.logHistory) => h.filter((e) => e.loss !== undefined).map((e) => e.loss);
+    const losses = (h: typeof straight.logHistory) =>
+      h.filter((e) => e.loss !== undefined).map((e) => e.loss);
     expect(losses(resumed.logHistory)).toHaveLength(8);
     losses(resumed.logHistory).forEach((l, i) => {
       expect(l).toBeCloseTo(losses(straight.logHistory)[i] as number, 6);
     });
     // metrics.jsonl: one line per step, no duplicates after the resume.
-    const lines = (await readFile(join(dir, "metrics.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { step: number });
+    const lines = (await readFile(join(dir, "metrics.jsonl"), "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { step: number });
     expect(lines.map((l) => l.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    const state = JSON.parse(await readFile(join(dir, "trainer_state.json"), "utf8")) as Record<string, unknown>;
+    const state = JSON.parse(await readFile(join(dir, "trainer_state.json"), "utf8")) as Record<
+      string,
+      unknown
+    >;
     expect(state.global_step).toBe(8);
     expect((state.log_history as unknown[]).length).toBe(8);
     m1.dispose();
@@ -96,7 +127,14 @@ describe("training loop", () => {
   it("never loads a half-written or corrupted checkpoint", async () => {
     const dir = await tempDir();
     const m = createMlpLm(16, 8, 5);
-    await runTrainingLoop({ task: lmTask(m, { padId: 0 }), train, variables: m.variables, names: m.names, config: { ...config, epochs: 1 }, outputDir: dir });
+    await runTrainingLoop({
+      task: lmTask(m, { padId: 0 }),
+      train,
+      variables: m.variables,
+      names: m.names,
+      config: { ...config, epochs: 1 },
+      outputDir: dir,
+    });
     expect(await findLatestCheckpoint(dir)).toBe(join(dir, "checkpoint-4"));
     // A crash while writing checkpoint-6 leaves a temporary folder: ignored.
     await mkdir(join(dir, ".checkpoint-6.tmp-123-abcd"));
@@ -117,9 +155,24 @@ describe("training loop", () => {
   it("refuses to resume with another batch layout", async () => {
     const dir = await tempDir();
     const m = createMlpLm(16, 8, 5);
-    await runTrainingLoop({ task: lmTask(m, { padId: 0 }), train, variables: m.variables, names: m.names, config: { ...config, epochs: 1 }, outputDir: dir });
+    await runTrainingLoop({
+      task: lmTask(m, { padId: 0 }),
+      train,
+      variables: m.variables,
+      names: m.names,
+      config: { ...config, epochs: 1 },
+      outputDir: dir,
+    });
     await expect(
-      runTrainingLoop({ task: lmTask(m, { padId: 0 }), train, variables: m.variables, names: m.names, config: { ...config, epochs: 1, microBatchSize: 4 }, outputDir: dir, resume: true }),
+      runTrainingLoop({
+        task: lmTask(m, { padId: 0 }),
+        train,
+        variables: m.variables,
+        names: m.names,
+        config: { ...config, epochs: 1, microBatchSize: 4 },
+        outputDir: dir,
+        resume: true,
+      }),
     ).rejects.toThrow(/microBatchSize/);
     m.dispose();
   });
@@ -128,7 +181,9 @@ describe("training loop", () => {
     const dir = await tempDir();
     const m = createMlpLm(16, 8, 5);
     const counts: number[] = [];
-    const progress: ProgressReporter = { start: () => ({ tick: () => counts.push(tf.memory().numTensors), done() {} }) };
+    const progress: ProgressReporter = {
+      start: () => ({ tick: () => counts.push(tf.memory().numTensors), done() {} }),
+    };
     const r = await runTrainingLoop({
       task: lmTask(m, { padId: 0 }),
       train: data(100, 2),

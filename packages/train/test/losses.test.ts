@@ -122,7 +122,9 @@ describe("SFT masking, token by token", () => {
     const items = [responseExample([1, 10, 11, 12], [20, 21, 2])];
     const l1 = tf.tidy(() => task.lossSum(items, { training: false }).loss);
     // Changing a prompt token other than the last one changes nothing here (the MLP sees one token per position).
-    const l2 = tf.tidy(() => task.lossSum([responseExample([1, 33, 11, 12], [20, 21, 2])], { training: false }).loss);
+    const l2 = tf.tidy(
+      () => task.lossSum([responseExample([1, 33, 11, 12], [20, 21, 2])], { training: false }).loss,
+    );
     expect((await l1.data())[0]).toBeCloseTo((await l2.data())[0] as number, 6);
     expect(task.units(items)).toBe(3);
     for (const t of [l1, l2]) t.dispose();
