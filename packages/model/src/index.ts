@@ -61,6 +61,8 @@ export {
   logLikelihood,
   type ScoreStats,
   type ScoringModelOptions,
+  type TokenLogprobs,
+  tokenLogprobs,
 } from "./score.js";
 export {
   LINEAR_MODULES,

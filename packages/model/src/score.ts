@@ -348,3 +348,88 @@ export function asScoringModel(model: CausalLM, o: ScoringModelOptions): Scoring
       }),
   };
 }
+
+export interface TokenLogprobs {
+  /** Log-probability of each token given the ones before it; `null` for the first token. */
+  logprobs: (number | null)[];
+  /** The `topK` most likely tokens at each position (id -> logprob), `null` for the first. */
+  top: (Map<number, number> | null)[];
+}
+
+/**
+ * Per-token log-probabilities of whole sequences (an OpenAI-style `logprobs` / `echo`): one forward per batch
+ * of right-padded sequences, lm_head on every position but the last of each sequence.
+ */
+export async function tokenLogprobs(
+  model: CausalLM,
+  sequences: number[][],
+  topK: number,
+  options: { batchSize?: number; signal?: AbortSignal } = {},
+): Promise<TokenLogprobs[]> {
+  const { vocab, hidden: E } = model.dims;
+  if (!Number.isInteger(topK) || topK < 0 || topK > vocab) {
+    throw new HippoError("INVALID_ARGUMENT", "topK out of range", {
+      expected: `0..${vocab}`,
+      got: String(topK),
+    });
+  }
+  sequences.forEach((s, i) => {
+    checkIds(s, vocab, i, "sequence");
+    if (s.length === 0) throw new HippoError("INVALID_ARGUMENT", "empty sequence", { row: i });
+  });
+  const batchSize = options.batchSize ?? 8;
+  const out: TokenLogprobs[] = [];
+  for (let s = 0; s < sequences.length; s += batchSize) {
+    if (options.signal?.aborted) throw new HippoError("ABORTED", "scoring was aborted");
+    const batch = sequences.slice(s, s + batchSize);
+    const T = Math.max(...batch.map((b) => b.length));
+    const { ids, mask } = padRight(batch, T, 0);
+    const picks: number[] = [];
+    const targets: number[] = [];
+    batch.forEach((seq, k) => {
+      for (let t = 0; t + 1 < seq.length; t++) {
+        picks.push(k * T + t);
+        targets.push(seq[t + 1] as number);
+      }
+    });
+    let lp: Float32Array | Int32Array | Uint8Array = new Float32Array(0);
+    let topV: Float32Array | Int32Array | Uint8Array = new Float32Array(0);
+    let topI: Float32Array | Int32Array | Uint8Array = new Int32Array(0);
+    if (picks.length > 0) {
+      const hidden = model.forward(ids, { attentionMask: mask, logits: "none", outputHidden: true })
+        .hidden as tf.Tensor3D;
+      const ts = tf.tidy(() => {
+        const h = tf.gather(tf.reshape(hidden, [batch.length * T, E]), tf.tensor1d(picks, "int32"));
+        const logp = tf.logSoftmax(model.lmHead(h as tf.Tensor2D));
+        const flat = tf.tensor1d(
+          targets.map((t, n) => n * vocab + t),
+          "int32",
+        );
+        const chosen = tf.gather(tf.reshape(logp, [-1]), flat);
+        if (topK === 0) return [chosen];
+        const { values, indices } = tf.topk(logp, topK);
+        return [chosen, values, indices];
+      });
+      hidden.dispose();
+      lp = (ts[0] as tf.Tensor).dataSync();
+      if (topK > 0) {
+        topV = (ts[1] as tf.Tensor).dataSync();
+        topI = (ts[2] as tf.Tensor).dataSync();
+      }
+      for (const t of ts) t.dispose();
+    }
+    let n = 0;
+    for (const seq of batch) {
+      const r: TokenLogprobs = { logprobs: [null], top: [null] };
+      for (let t = 1; t < seq.length; t++, n++) {
+        r.logprobs.push(lp[n] as number);
+        const m = new Map<number, number>();
+        for (let j = 0; j < topK; j++) m.set(topI[n * topK + j] as number, topV[n * topK + j] as number);
+        r.top.push(m);
+      }
+      out.push(r);
+    }
+    await yieldToLoop();
+  }
+  return out;
+}

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generate } from "../src/generate.js";
 import { loadModel } from "../src/io.js";
 import type { CausalLM } from "../src/llama.js";
-import { asScoringModel, logLikelihood } from "../src/score.js";
+import { asScoringModel, logLikelihood, tokenLogprobs } from "../src/score.js";
 import { setup, TINY } from "./helpers.js";
 
 let model: CausalLM;
@@ -163,5 +163,29 @@ describe("logLikelihood", () => {
       ]),
     ).rejects.toThrow(/row 1.*context\[1\]/);
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe("tokenLogprobs", () => {
+  it("equals continuation scoring token by token, with the top-k distribution", async () => {
+    const seqs = [ids(9), ids(4), [7]];
+    const before = tf.memory().numTensors;
+    const out = await tokenLogprobs(model, seqs, 3, { batchSize: 2 });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(out[2]).toEqual({ logprobs: [null], top: [null] });
+    for (const [i, seq] of seqs.entries()) {
+      const reqs = seq.slice(1).map((tok, t) => ({ context: seq.slice(0, t + 1), continuation: [tok] }));
+      const want = await logLikelihood(model, reqs, { naive: true });
+      const got = out[i] as { logprobs: (number | null)[]; top: (Map<number, number> | null)[] };
+      expect(got.logprobs).toHaveLength(seq.length);
+      want.forEach((w, t) => {
+        expect(Math.abs((got.logprobs[t + 1] as number) - w.logprob)).toBeLessThan(1e-4);
+        const top = [...(got.top[t + 1] as Map<number, number>).entries()];
+        expect(top).toHaveLength(3);
+        // sorted, and the greedy token is the first of the top list
+        expect(top[0]?.[1]).toBeGreaterThanOrEqual(top[1]?.[1] as number);
+        if (w.isGreedy) expect(top[0]?.[0]).toBe(seq[t + 1]);
+      });
+    }
   });
 });
