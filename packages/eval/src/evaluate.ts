@@ -9,12 +9,15 @@
  * the v0.3 random stream, and with it every prompt, is the same as in one run; `mergeShards` then gives the
  * results of one run.
  */
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   HippoError,
+  isPlainObject,
   type LogLikelihoodRequest,
   type LogLikelihoodResult,
   type ProgressReporter,
+  parseJsonSafe,
   type ScoringModel,
   silentProgress,
   writeFileAtomic,
@@ -444,4 +447,43 @@ export async function writeOutput(dir: string, output: EvalOutput): Promise<void
     );
   }
   await writeFileAtomic(join(dir, "results.json"), `${JSON.stringify(output.results, null, 2)}\n`);
+}
+
+/** Read back what `writeOutput` wrote (a shard's folder, for `mergeShards` in another process). */
+export async function readOutput(dir: string): Promise<EvalOutput> {
+  const file = join(dir, "results.json");
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    throw new HippoError("NOT_FOUND", `no results.json in ${dir}`, { file, cause: e });
+  }
+  const results = parseJsonSafe(text, file);
+  if (!isPlainObject(results) || !isPlainObject(results.results) || !isPlainObject(results["n-samples"])) {
+    throw new HippoError("INVALID_FORMAT", "not an evaluation results.json", {
+      file,
+      expected: "results, n-samples, config",
+    });
+  }
+  const samples: Record<string, SampleRecord[]> = {};
+  for (const name of Object.keys(results.results)) {
+    const path = join(dir, `samples_${name}.jsonl`);
+    let body: string;
+    try {
+      body = await readFile(path, "utf8");
+    } catch (e) {
+      throw new HippoError("NOT_FOUND", `missing samples of ${name}`, { file: path, cause: e });
+    }
+    samples[name] = body
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map((l, i) => {
+        const row = parseJsonSafe(l, path);
+        if (!isPlainObject(row) || typeof row.position !== "number") {
+          throw new HippoError("INVALID_RECORD", "not a sample record", { file: path, line: i + 1 });
+        }
+        return { ...row } as unknown as SampleRecord;
+      });
+  }
+  return { results: JSON.parse(text) as ResultsJson, samples };
 }

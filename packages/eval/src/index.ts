@@ -5,6 +5,7 @@ export {
   evaluate,
   mergeShards,
   type ResultsJson,
+  readOutput,
   type SampleRecord,
   type Shard,
   type TaskMetrics,

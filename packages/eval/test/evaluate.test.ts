@@ -4,7 +4,14 @@ import { join } from "node:path";
 import { createBarReporter, type ProgressReporter } from "@hippocrates/core";
 import { type HfTokenizer, loadTokenizer } from "@hippocrates/tokenizer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildContexts, defaultRegistry, evaluate, mergeShards, truncateRequest } from "../src/index.js";
+import {
+  buildContexts,
+  defaultRegistry,
+  evaluate,
+  mergeShards,
+  readOutput,
+  truncateRequest,
+} from "../src/index.js";
 import { createDetModel, scoreRequest } from "./detModel.js";
 import { DATA_DIR } from "./helpers.js";
 
@@ -230,6 +237,29 @@ describe("runs that scale", () => {
     });
     expect(mergeShards([f0, f1]).samples).toEqual(five.samples);
     expect(() => mergeShards([f0])).toThrow(/exactly once/);
+    // Across processes: each shard writes its folder, the merge reads them back.
+    await evaluate({
+      ...opts,
+      tasks: ["pubmedqa"],
+      model: createDetModel(),
+      numFewshot: 5,
+      shard: { index: 0, count: 2 },
+      writeOut: join(tmp, "shard0"),
+    });
+    await evaluate({
+      ...opts,
+      tasks: ["pubmedqa"],
+      model: createDetModel(),
+      numFewshot: 5,
+      shard: { index: 1, count: 2 },
+      writeOut: join(tmp, "shard1"),
+    });
+    const fromDisk = mergeShards([
+      await readOutput(join(tmp, "shard0")),
+      await readOutput(join(tmp, "shard1")),
+    ]);
+    expect(fromDisk.results).toEqual(five.results);
+    expect(fromDisk.samples).toEqual(five.samples);
     expect(() => mergeShards([f0, s1])).toThrow(/different configurations/);
   });
 

@@ -1,18 +1,4 @@
-/**
- * The local TensorFlow.js model as a ScoringModel, when `@hippocrates/model` exports its scorer
- * (`asScoringModel`). Looked up at run time so this package builds and tests before the model package
- * publishes it; tests and the benchmark skip with a note otherwise.
- */
-import type { ScoringModel } from "@hippocrates/core";
-import * as modelPkg from "@hippocrates/model";
-
-type AsScoringModel = (
-  model: ReturnType<typeof modelPkg.createRandomModel>,
-  o: { name: string; maxLength?: number; shareContext?: boolean; batchSize?: number },
-) => ScoringModel;
-
-export const asScoringModel = (modelPkg as unknown as { asScoringModel?: AsScoringModel }).asScoringModel;
-
+/** Model shapes for the local-model integration test and the benchmark. */
 /** A tiny random Llama with the Llama-2 tokenizer's vocabulary (hidden 64, 2 layers). */
 export const TINY_LLAMA2_VOCAB = {
   model_type: "llama",
