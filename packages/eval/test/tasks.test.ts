@@ -1,4 +1,7 @@
 import { readFileSync } from "node:fs";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildContexts, createTaskRegistry, MMLU_MEDICAL_SUBJECTS, PyRandom } from "../src/index.js";
 import { DATA_DIR, pythonRandom, rawJsonl } from "./helpers.js";
@@ -319,5 +322,48 @@ describe("prompting variants (fork PR 1 texts)", () => {
     expect(reg.get("pubmedqa_vot", "v0.3").docToText(p)).toBe(
       "Abstract: c1\nc2\nThe following is a multiple choice question about medical knowledge. Verify the accuracy of the provided answer by comparing it against the given options and summarizing the reasoning step-by-step after creating premises.\nUse deductive verification to ensure each step is logically valid, based on the premises.\nOutput the verified option from the four options as the final answer.:\nDoes it?\nOptions: 'yes', 'no', 'maybe'\nAnswer:",
     );
+  });
+});
+
+describe("v0.3 draws from training documents (medqa 5-shot)", () => {
+  it("shots = rnd.sample(train, 5) from the stream that shuffled the test docs; joined as the harness", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hippo-eval-train-"));
+    try {
+      await mkdir(join(dir, "benchmarks/medqa"), { recursive: true });
+      await symlink(
+        `${DATA_DIR}benchmarks/medqa/medqa_us_4options_test.jsonl`,
+        join(dir, "benchmarks/medqa/medqa_us_4options_test.jsonl"),
+      );
+      const train = Array.from({ length: 40 }, (_, i) => ({
+        question: `Train question ${i}?`,
+        options: { A: `a${i}`, B: `b${i}`, C: `c${i}`, D: `d${i}` },
+        answer_idx: "ABCD"[i % 4],
+      }));
+      await writeFile(
+        join(dir, "benchmarks/medqa/medqa_us_4options_train.jsonl"),
+        train.map((r) => JSON.stringify(r)).join("\n"),
+      );
+      const task = v03("medqa_usmle");
+      const data = await task.load(dir);
+      const built = buildContexts(task, data, { profile: "v0.3", numFewshot: 5, limit: 3 });
+      const r = new PyRandom(42);
+      r.shuffle(Array.from({ length: 1273 }, (_, i) => i));
+      const idx = Array.from({ length: 40 }, (_, i) => i);
+      for (const b of built) {
+        const draw = r.sample(idx, 5);
+        expect(b.shotIds).toEqual(draw.map(String));
+        const shotText = draw.map(
+          (i) =>
+            `Question: Train question ${i}?\n(A) a${i} (B) b${i} (C) c${i} (D) d${i}\nAnswer: ${["a", "b", "c", "d"][i % 4]}${i}`,
+        );
+        const o = b.doc.options;
+        expect(b.context).toBe(
+          `${shotText.join("\n\n")}\n\nQuestion: ${b.doc.question}\n(A) ${o[0]} (B) ${o[1]} (C) ${o[2]} (D) ${o[3]}\nAnswer:`,
+        );
+      }
+      expect(built.map((b) => b.docIndex)).toEqual([990, 202, pythonRandom.shuffle_1273[2]]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
