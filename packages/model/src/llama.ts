@@ -77,6 +77,12 @@ export interface CausalLM {
   lmHead(hidden: tf.Tensor2D): tf.Tensor2D;
   /** The variables a trainer should update: active adapters' A/B, plus base weights in full fine-tuning. */
   trainableVariables(): tf.Variable[];
+  /**
+   * The same variables under stable names (tfjs's own variable names differ between processes): HF names for
+   * base weights, `<adapter>/<PEFT key>` for LoRA weights, e.g.
+   * `default/base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`. For optimizer state and checkpoints.
+   */
+  namedTrainableVariables(): Map<string, tf.Variable>;
   /** Make the base weights trainable (full fine-tuning) or frozen again. */
   setFullFineTuning(on: boolean): void;
   createCache(batch: number): KVCache;
@@ -149,6 +155,7 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
     attentionLayer: (layer, x, options) => attentionLayer(layer, x, options),
     lmHead,
     trainableVariables,
+    namedTrainableVariables,
     setFullFineTuning(on: boolean) {
       for (const w of weights.values()) w.trainable = on;
       if (on && embT !== null) {
@@ -181,6 +188,24 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
           if (va.trainable) out.push(va);
           const vb = a.b.get(k);
           if (vb?.trainable) out.push(vb);
+        }
+      }
+    }
+    return out;
+  }
+
+  function namedTrainableVariables(): Map<string, tf.Variable> {
+    const out = new Map<string, tf.Variable>();
+    for (const [k, w] of weights) if (w.trainable) out.set(k, w);
+    if (model.adaptersEnabled) {
+      for (const name of model.activeAdapters) {
+        const a = adapters.get(name);
+        if (a === undefined) continue;
+        for (const [k, va] of a.a) {
+          const base = `${name}/base_model.model.${k.replace(/\.weight$/, "")}`;
+          if (va.trainable) out.set(`${base}.lora_A.weight`, va);
+          const vb = a.b.get(k);
+          if (vb?.trainable) out.set(`${base}.lora_B.weight`, vb);
         }
       }
     }
@@ -511,7 +536,11 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
       trace?.("embeddings", tf.reshape(x, [B, T, dims.hidden]));
       const checkpoint = options.checkpointLayers === true && cache === undefined;
       for (let l = 0; l < dims.layers; l++) {
-        x = checkpoint ? checkpointedLayer(x, l, step) : decoderLayer(x, l, step, cache);
+        // A scope per layer frees its intermediates at once (a tape keeps what backward needs by itself).
+        const input = x;
+        x = tf.tidy(() =>
+          checkpoint ? checkpointedLayer(input, l, step) : decoderLayer(input, l, step, cache),
+        );
         trace?.(`layers.${l}`, tf.reshape(x, [B, T, dims.hidden]));
       }
       const h = rmsNorm(x, W("model.norm.weight") as unknown as tf.Tensor1D, dims.eps);

@@ -127,6 +127,38 @@ export function applyRope(x: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D, ro
   return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
 }
 
+/** Up to this many query rows per KV head (decoding), one batched product beats a loop of 2-D ones. */
+const SMALL_QUERY_ROWS = 16;
+
+function recordingGradients(): boolean {
+  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
+}
+
+/**
+ * The same attention with 3-D batched products, for decoding: with a handful of query rows the product is
+ * tiny, and four ops per layer cost less than the per-head loop's ~8 * B * Hkv op dispatches.
+ */
+function attentionBatched(
+  q: tf.Tensor2D,
+  kT: tf.Tensor2D,
+  v: tf.Tensor2D,
+  masks: tf.Tensor2D[],
+  dims: { batch: number; kvHeads: number; groups: number; T: number; S: number; d: number },
+): tf.Tensor2D {
+  const { batch, kvHeads, groups, T, S, d } = dims;
+  return tf.tidy(() => {
+    const n = batch * kvHeads;
+    const scores = tf.matMul(tf.reshape(q, [n, groups * T, d]), tf.reshape(kT, [n, d, S]));
+    const mask =
+      masks.length === 1
+        ? tf.reshape(masks[0] as tf.Tensor2D, [1, 1, T, S])
+        : tf.reshape(tf.stack(masks), [batch, 1, T, S]);
+    const p = tf.softmax(tf.add(tf.reshape(scores, [batch, kvHeads * groups, T, S]), mask));
+    const out = tf.matMul(tf.reshape(p, [n, groups * T, S]), tf.reshape(v, [n, S, d]));
+    return tf.reshape(out, [n, groups * T * d]);
+  });
+}
+
 /**
  * Scaled dot-product attention for one batch, all heads, as 2-D products per (batch row, KV head).
  *
@@ -149,6 +181,7 @@ export function attention(
 ): tf.Tensor2D {
   const { batch, kvHeads, groups, T, S, d } = dims;
   const n = batch * kvHeads;
+  if (groups * T <= SMALL_QUERY_ROWS && !recordingGradients()) return attentionBatched(q, kT, v, masks, dims);
   const pick = (t: tf.Tensor2D, i: number, shape: [number, number]) =>
     tf.reshape(tf.gather(t, tf.tensor1d([i], "int32")), shape);
   const f = customOp(([qq, kk, vv], save) => {

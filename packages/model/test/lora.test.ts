@@ -67,6 +67,9 @@ describe("LoRA", () => {
     expect(Math.max(...ad0.map(Math.abs))).toBeLessThanOrEqual(1 / Math.sqrt(176));
     expect(logits(m)).toEqual(base);
     expect(m.trainableVariables().length).toBe(12);
+    const named = m.namedTrainableVariables();
+    expect([...named.values()]).toEqual(m.trainableVariables());
+    expect(named.has("default/base_model.model.model.layers.1.mlp.down_proj.lora_B.weight")).toBe(true);
     expect(addLoraAdapter(m, { r: 16, alpha: 8, useRslora: true }, { name: "rs" }).scaling).toBe(2);
     expect(() => addLoraAdapter(m, { r: 2, targetModules: ["qkv"] }, { name: "bad" })).toThrow(
       /unknown LoRA target module/,
