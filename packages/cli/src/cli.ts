@@ -3,8 +3,10 @@
  * every one of them `--help`.
  */
 import { Command } from "commander";
+import { registerMiniature } from "./commands/miniature.js";
 import { registerReport } from "./commands/report.js";
 import { registerRun } from "./commands/run.js";
+import { registerServe } from "./commands/serve.js";
 
 export const VERSION = "0.0.0";
 
@@ -20,5 +22,7 @@ export function createProgram(): Command {
     .exitOverride();
   registerRun(program);
   registerReport(program);
+  registerMiniature(program);
+  registerServe(program);
   return program;
 }

@@ -209,6 +209,19 @@ export function resolvePipelineConfig(
           });
         }
       }
+      // Eval tasks are names, or task files (anything that looks like a path), resolved like the other paths.
+      if (Array.isArray(config.tasks)) {
+        config.tasks = (config.tasks as string[]).map((t, j) => {
+          if (!/[\\/]|\.json$/.test(t)) return t;
+          const p = abs(t);
+          if (checkPaths && !existsSync(p))
+            issues.push({
+              path: formatPath(["stages", i, "tasks", j]),
+              message: `task file does not exist: ${p}`,
+            });
+          return p;
+        });
+      }
       const n = (kindCount.get(kind) ?? 0) + 1;
       kindCount.set(kind, n);
       const id = (config.name as string | undefined) ?? (n === 1 ? kind : `${kind}-${n}`);

@@ -20,6 +20,8 @@ export const loraSchema = z.strictObject({
     .min(1),
 });
 
+const templateSchema = z.union([z.enum(["default", "chatml", "tokenizer"]), z.string().includes("{prompt}")]);
+
 /** Keys every stage accepts. */
 const baseStage = {
   /** Unique id of the stage in this run (default: its kind, numbered when repeated). */
@@ -63,8 +65,11 @@ export const cptStageSchema = z.strictObject({ kind: z.literal("cpt"), ...traini
 export const sftStageSchema = z.strictObject({
   kind: z.literal("sft"),
   ...trainingKeys,
-  /** Prompt template with `{prompt}`; the response follows it (default `Human: {prompt}\nAssistant: `). */
-  template: z.string().includes("{prompt}").optional(),
+  /**
+   * Prompt template: a string with `{prompt}` (the response follows it), or a name: "default"
+   * (`Human: {prompt}\nAssistant: `, the authors' code base), "chatml", "tokenizer" (the tokenizer's chat template).
+   */
+  template: templateSchema.optional(),
 });
 
 export const dpoStageSchema = z.strictObject({
@@ -73,7 +78,7 @@ export const dpoStageSchema = z.strictObject({
   beta: positive.optional(),
   loss_type: z.enum(["sigmoid", "ipo", "hinge"]).optional(),
   label_smoothing: z.number().min(0).max(0.5).optional(),
-  template: z.string().includes("{prompt}").optional(),
+  template: templateSchema.optional(),
 });
 
 export const mergeStageSchema = z.strictObject({

@@ -7,7 +7,7 @@
  * later stage runs too (its input changed).
  */
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import {
@@ -220,6 +220,8 @@ export async function runPipeline(
     delete record.finishedAt;
     delete record.error;
     delete record.output;
+    // A stage that starts over (new settings or input) must not resume from the checkpoints of another run.
+    if (!resumed) await rm(record.outputDir, { recursive: true, force: true });
     await mkdir(record.outputDir, { recursive: true });
     await writeManifest(runDir, manifest);
     const t0 = performance.now();
