@@ -54,6 +54,8 @@ async function matMulShare(model: CausalLM, ids: number[][]): Promise<number> {
   let all = 0;
   for (const k of info.kernels) {
     const t = typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0;
+    // customGrad ops appear as "unnamed scope" entries whose time includes their inner kernels: skip them.
+    if (k.name === "unnamed scope") continue;
     all += t;
     if (k.name === "BatchMatMul" || k.name === "_FusedMatMul") mm += t;
   }

@@ -76,7 +76,18 @@ export function embedding(weight: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
  * frozen. Gradients: dh = dy E (non-transposed), dE = dy^T h.
  */
 export function tiedHead(h: tf.Tensor2D, emb: tf.Tensor2D, embT: tf.Tensor2D): tf.Tensor2D {
-  if (!isTrainable(emb)) return linearFrozen(h, embT);
+  if (!isTrainable(emb)) {
+    // Frozen E: dh = dy E needs no transpose (E itself is the [vocab, hidden] operand).
+    const frozen = customOp(([hh], save) => {
+      save([emb]);
+      return {
+        value: tf.matMul(hh as tf.Tensor2D, embT),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+          tf.matMul(dy as tf.Tensor2D, saved[0] as tf.Tensor2D),
+      };
+    });
+    return frozen(h) as tf.Tensor2D;
+  }
   const f = customOp(([hh, e], save) => {
     save([hh as tf.Tensor, e as tf.Tensor]);
     return {

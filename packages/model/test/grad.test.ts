@@ -197,6 +197,13 @@ describe("gradients vs finite differences", () => {
       for (let i = 0; i < a.length; i++)
         expect(Math.abs((a[i] as number) - (b[i] as number))).toBeLessThan(1e-5);
     }
+    // LoRA on the same tied model: the gradient crosses the frozen tied head (dy E, no transpose).
+    m.setFullFineTuning(false);
+    addLoraAdapter(m, { r: 2, alpha: 4, targetModules: ["o_proj", "up_proj"] });
+    randomizeB(m);
+    const loraVars = m.trainableVariables();
+    expect(loraVars.length).toBe(8);
+    checkDirection(m, grads(m, loraVars), loraVars, 8);
     m.dispose();
   });
 });
