@@ -3,10 +3,14 @@
  * every one of them `--help`.
  */
 import { Command } from "commander";
+import { registerData } from "./commands/data.js";
+import { registerEval } from "./commands/eval.js";
 import { registerMiniature } from "./commands/miniature.js";
+import { registerModelCommands } from "./commands/model.js";
 import { registerReport } from "./commands/report.js";
 import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
+import { registerTrain } from "./commands/train.js";
 
 export const VERSION = "0.0.0";
 
@@ -24,5 +28,9 @@ export function createProgram(): Command {
   registerReport(program);
   registerMiniature(program);
   registerServe(program);
+  registerTrain(program);
+  registerEval(program);
+  registerModelCommands(program);
+  registerData(program);
   return program;
 }

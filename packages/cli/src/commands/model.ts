@@ -1,0 +1,166 @@
+/** `hippo init`, `hippo merge`, `hippo generate`: small commands around the model package. */
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { HippoError, parseJsonSafe } from "@hippocrates/core";
+import { type Command, Option } from "commander";
+import { copyTokenizerFiles, ensureBackend, loadArtifactModel } from "../pipeline/adapters.js";
+import { loadServeModel } from "./serve.js";
+import { type BackendChoice, parseFloatArg, parseIntArg } from "./shared.js";
+
+const backendOption = () =>
+  new Option("--backend <name>", "compute backend")
+    .choices(["auto", "tensorflow-gpu", "tensorflow", "wasm", "cpu"])
+    .default("auto");
+
+export function registerModelCommands(program: Command): void {
+  program
+    .command("init")
+    .description(
+      "create a model with seeded random weights from an HF config.json (as transformers' from_config) and save it",
+    )
+    .requiredOption("--config <file>", "config.json (llama or mistral)")
+    .requiredOption("--output <dir>", "HF model folder to write")
+    .option("--tokenizer <dir>", "copy this tokenizer's files into the folder")
+    .option(
+      "--vocab-size <n>",
+      "override vocab_size (e.g. to match a tokenizer)",
+      parseIntArg("--vocab-size"),
+    )
+    .option("--seed <n>", "seed of the weights", parseIntArg("--seed"), 0)
+    .addOption(backendOption())
+    .addHelpText(
+      "after",
+      "\nExample:\n  hippo init --config packages/cli/pipelines/miniature-model.json --output models/tiny\n",
+    )
+    .action(
+      async (f: {
+        config: string;
+        output: string;
+        tokenizer?: string;
+        vocabSize?: number;
+        seed: number;
+        backend: BackendChoice;
+      }) => {
+        const file = resolve(f.config);
+        const config = parseJsonSafe(await readFile(file, "utf8"), file) as Record<string, unknown>;
+        if (f.vocabSize !== undefined) config.vocab_size = f.vocabSize;
+        await ensureBackend({ backend: f.backend, threads: undefined, tokenizer: "" });
+        const { createRandomModel, saveModel, parameterCount } = await import("@hippocrates/model");
+        const model = createRandomModel(config, { seed: f.seed });
+        try {
+          await saveModel(model, resolve(f.output));
+          if (f.tokenizer) await copyTokenizerFiles(resolve(f.tokenizer), resolve(f.output));
+          process.stdout.write(
+            `wrote ${resolve(f.output)} (${parameterCount(model.config).toLocaleString("en")} parameters)\n`,
+          );
+        } finally {
+          model.dispose();
+        }
+      },
+    );
+
+  program
+    .command("merge")
+    .description("merge a PEFT LoRA adapter into its base model and save a full HF model folder")
+    .requiredOption("--model <dir>", "base HF model folder")
+    .requiredOption(
+      "--adapter <dir>",
+      "PEFT adapter folder (adapter_config.json + adapter_model.safetensors)",
+    )
+    .requiredOption("--output <dir>", "merged HF model folder")
+    .addOption(
+      new Option("--dtype <t>", "dtype of the saved weights").choices(["F32", "BF16", "F16"]).default("F32"),
+    )
+    .addOption(backendOption())
+    .addHelpText(
+      "after",
+      "\nExample:\n  hippo merge --model models/base --adapter out/sft --output models/sft-merged\n",
+    )
+    .action(
+      async (f: {
+        model: string;
+        adapter: string;
+        output: string;
+        dtype: "F32" | "BF16" | "F16";
+        backend: BackendChoice;
+      }) => {
+        await ensureBackend({ backend: f.backend, threads: undefined, tokenizer: "" });
+        const { saveModel } = await import("@hippocrates/model");
+        const model = await loadArtifactModel({
+          kind: "peft-adapter",
+          path: resolve(f.adapter),
+          base: { kind: "hf-model", path: resolve(f.model) },
+        });
+        try {
+          await saveModel(model, resolve(f.output), { dtype: f.dtype });
+        } finally {
+          model.dispose();
+        }
+        await copyTokenizerFiles(resolve(f.model), resolve(f.output));
+        process.stdout.write(`wrote ${resolve(f.output)}\n`);
+      },
+    );
+
+  program
+    .command("generate")
+    .description("generate text from a prompt (greedy by default), streaming tokens to stdout")
+    .argument("<model-dir>", "HF model folder")
+    .requiredOption("-p, --prompt <text>", "prompt text")
+    .option("--adapter <dir>", "PEFT adapter merged at load")
+    .option("--tokenizer <dir>", "tokenizer folder (default: the model folder)")
+    .option("--chat", "wrap the prompt in the tokenizer's chat template")
+    .option("--max-tokens <n>", "tokens to generate", parseIntArg("--max-tokens"), 64)
+    .option("--temperature <x>", "0 = greedy", parseFloatArg("--temperature"), 0)
+    .option("--top-p <x>", "nucleus sampling", parseFloatArg("--top-p"))
+    .option("--seed <n>", "sampling seed", parseIntArg("--seed"), 0)
+    .addOption(backendOption())
+    .addHelpText(
+      "after",
+      "\nExample:\n  hippo generate runs/miniature/run/07-merge/model -p 'Question: Which drug is used to treat keoritis?\\nAnswer:' --max-tokens 4\n",
+    )
+    .action(
+      async (
+        dir: string,
+        f: {
+          prompt: string;
+          adapter?: string;
+          tokenizer?: string;
+          chat?: boolean;
+          maxTokens: number;
+          temperature: number;
+          topP?: number;
+          seed: number;
+          backend: BackendChoice;
+        },
+      ) => {
+        const { model, dispose } = await loadServeModel(dir, {
+          ...(f.adapter ? { adapter: f.adapter } : {}),
+          ...(f.tokenizer ? { tokenizer: f.tokenizer } : {}),
+          backend: f.backend,
+        });
+        try {
+          const tok = model.tokenizer;
+          if (f.chat && !tok.applyChatTemplate)
+            throw new HippoError("UNSUPPORTED", "the tokenizer has no chat template", { key: "--chat" });
+          const text =
+            f.chat && tok.applyChatTemplate
+              ? tok.applyChatTemplate([{ role: "user", content: f.prompt }], { addGenerationPrompt: true })
+              : f.prompt;
+          const ids = await tok.encode(text, { addSpecialTokens: !f.chat });
+          const [r] = await model.generator.generate([ids], {
+            maxNewTokens: f.maxTokens,
+            temperature: f.temperature,
+            seed: f.seed,
+            ...(f.topP !== undefined ? { topP: f.topP } : {}),
+            ...(tok.eosTokenId !== null ? { stopTokenIds: [tok.eosTokenId] } : {}),
+          });
+          // Decode prompt + completion together (keeps SentencePiece spacing) and print the new part.
+          const before = await tok.decode(ids, { skipSpecialTokens: true });
+          const all = await tok.decode([...ids, ...(r?.tokens ?? [])], { skipSpecialTokens: true });
+          process.stdout.write(`${all.slice(before.length)}\n`);
+        } finally {
+          dispose();
+        }
+      },
+    );
+}
