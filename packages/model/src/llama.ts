@@ -16,7 +16,17 @@ import * as tf from "@tensorflow/tfjs-core";
 import { createCache, type KVCache } from "./cache.js";
 import { type Dims, dimsOf, ropeInvFreq, ropeTables } from "./config.js";
 import type { LoraAdapter } from "./lora.js";
-import { applyRope, attention, embedding, linear, rmsNorm, rotateHalfMatrix, silu, tiedHead } from "./ops.js";
+import {
+  applyRope,
+  attention,
+  embedding,
+  linear,
+  rmsNorm,
+  rotateHalfMatrix,
+  silu,
+  tiedHead,
+  tokenLogProbs,
+} from "./ops.js";
 import { type LinearModule, linearWeightName, weightSpecs } from "./weights.js";
 
 export interface ForwardOptions {
@@ -75,6 +85,13 @@ export interface CausalLM {
   attentionLayer(layer: number, x: tf.Tensor3D, options?: ForwardOptions): tf.Tensor3D;
   /** lm_head on [rows, hidden] normalized hidden states -> [rows, vocab]. */
   lmHead(hidden: tf.Tensor2D): tf.Tensor2D;
+  /**
+   * Per-token log-probabilities log p(targets[i] | hidden[i]) for [rows, hidden] normalized hidden states
+   * (forward with `outputHidden: true`), computed through the lm_head in row chunks so the [rows, vocab] logits
+   * never exist at once; differentiable (fast-path gradients). Negative targets (IGNORE_INDEX) give 0.
+   * The memory-lean way to a training loss: loss = -sum(logp) / count.
+   */
+  tokenLogProbs(hidden: tf.Tensor2D, targets: ArrayLike<number>): tf.Tensor1D;
   /** The variables a trainer should update: active adapters' A/B, plus base weights in full fine-tuning. */
   trainableVariables(): tf.Variable[];
   /**
@@ -154,6 +171,7 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
     forward,
     attentionLayer: (layer, x, options) => attentionLayer(layer, x, options),
     lmHead,
+    tokenLogProbs: headLogProbs,
     trainableVariables,
     namedTrainableVariables,
     setFullFineTuning(on: boolean) {
@@ -382,6 +400,26 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
     }
     if (embT === null) embT = tf.keep(tf.transpose(emb));
     return tiedHead(hidden, emb, embT);
+  }
+
+  function headLogProbs(hidden: tf.Tensor2D, targets: ArrayLike<number>): tf.Tensor1D {
+    if (!dims.tied) {
+      const w = weights.get("lm_head.weight") as tf.Variable;
+      return tokenLogProbs(
+        hidden,
+        targets,
+        w as unknown as tf.Tensor2D,
+        () => tf.transpose(w) as tf.Tensor2D,
+        w.trainable ? w : null,
+        false,
+      );
+    }
+    const emb = weights.get("model.embed_tokens.weight") as tf.Variable;
+    const emb2d = emb as unknown as tf.Tensor2D;
+    if (emb.trainable)
+      return tf.tidy(() => tokenLogProbs(hidden, targets, tf.transpose(emb2d), () => emb2d, emb, true));
+    if (embT === null) embT = tf.keep(tf.transpose(emb2d));
+    return tokenLogProbs(hidden, targets, embT, () => emb2d, null, true);
   }
 
   /** Positions, masks and cache bookkeeping of one forward step, computed in JS. */

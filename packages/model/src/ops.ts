@@ -238,3 +238,110 @@ export function attention(
   });
   return f(q, kT, v) as tf.Tensor2D;
 }
+
+/** Rows per chunk so that one chunk's logits stay near 32 MB. */
+function chunkRows(vocab: number): number {
+  return Math.max(1, Math.floor((8 * 1024 * 1024) / vocab));
+}
+
+/**
+ * log p(target_i | h_i) for each row i of h [N, E], with logits = h headEV ([E, V]) computed in row chunks, so
+ * [N, V] logits never exist at once (at vocab 49152 they dominate a training step's memory). Rows whose target
+ * is negative (IGNORE_INDEX) give 0 and no gradient.
+ *
+ * - `headEV`: the [E, V] head the forward multiplies by (lm_head stored [in, out], or E^T when tied).
+ * - `headVE()`: the [V, E] transpose, for dh = g head^T (the embedding itself when tied).
+ * - `weight`: the trainable variable behind the head, if any; `tied` says whether its gradient is [V, E].
+ */
+export function tokenLogProbs(
+  h: tf.Tensor2D,
+  targets: ArrayLike<number>,
+  headEV: tf.Tensor2D,
+  headVE: () => tf.Tensor2D,
+  weight: tf.Variable | null,
+  tied: boolean,
+): tf.Tensor1D {
+  const [N] = h.shape;
+  const V = headEV.shape[1];
+  if (targets.length !== N) throw new RangeError(`tokenLogProbs: ${targets.length} targets for ${N} rows`);
+  const C = chunkRows(V);
+  const chunks: {
+    start: number;
+    rows: tf.Tensor1D;
+    flat: tf.Tensor1D;
+    valid: tf.Tensor1D;
+    ids: tf.Tensor1D;
+  }[] = [];
+  const makeChunks = () => {
+    for (let s = 0; s < N; s += C) {
+      const n = Math.min(C, N - s);
+      const flat = new Int32Array(n);
+      const valid = new Float32Array(n);
+      const ids = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        const t = targets[s + i] as number;
+        const ok = Number.isInteger(t) && t >= 0 && t < V;
+        if (!ok && t >= 0) throw new RangeError(`tokenLogProbs: target ${t} outside the vocabulary of ${V}`);
+        ids[i] = ok ? t : 0;
+        flat[i] = i * V + (ok ? t : 0);
+        valid[i] = ok ? 1 : 0;
+      }
+      chunks.push({
+        start: s,
+        rows: tf.range(s, s + n, 1, "int32") as tf.Tensor1D,
+        flat: tf.tensor1d(flat, "int32"),
+        valid: tf.tensor1d(valid),
+        ids: tf.tensor1d(ids, "int32"),
+      });
+    }
+  };
+  const run = (inputs: tf.Tensor[], save: tf.GradSaveFunc) => {
+    const hh = inputs[0] as tf.Tensor2D;
+    const W = (weight !== null && !tied ? inputs[1] : headEV) as tf.Tensor2D;
+    makeChunks();
+    const parts = chunks.map((c) => {
+      const logits = tf.matMul(tf.gather(hh, c.rows), W);
+      const lse = tf.logSumExp(logits, -1);
+      const picked = tf.gather(tf.reshape(logits, [-1]), c.flat);
+      return tf.mul(tf.sub(picked, lse), c.valid);
+    });
+    save([hh, W, ...chunks.flatMap((c) => [c.rows, c.valid, c.ids])]);
+    return {
+      value: tf.concat(parts, 0),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const hs = saved[0] as tf.Tensor2D;
+        const Ws = saved[1] as tf.Tensor2D;
+        const back = tied ? headVE() : tf.transpose(Ws);
+        let dW: tf.Tensor2D | null = null;
+        const dh: tf.Tensor[] = [];
+        for (let k = 0; k < chunks.length; k++) {
+          const rows = saved[2 + 3 * k] as tf.Tensor1D;
+          const valid = saved[3 + 3 * k] as tf.Tensor1D;
+          const ids = saved[4 + 3 * k] as tf.Tensor1D;
+          const hc = tf.gather(hs, rows);
+          const p = tf.softmax(tf.matMul(hc, Ws));
+          // d logp / d logits = onehot(target) - softmax
+          const g = tf.mul(
+            tf.sub(tf.oneHot(ids, V), p),
+            tf.reshape(tf.mul(tf.gather(dy, rows), valid), [-1, 1]),
+          );
+          dh.push(tf.matMul(g as tf.Tensor2D, back));
+          if (weight !== null) {
+            const part: tf.Tensor2D = tied
+              ? tf.matMul(tf.transpose(g as tf.Tensor2D), hc)
+              : tf.matMul(tf.transpose(hc), g as tf.Tensor2D);
+            dW = dW === null ? part : (tf.add(dW, part) as tf.Tensor2D);
+          }
+        }
+        const dhAll = tf.concat(dh, 0);
+        return weight !== null ? [dhAll, dW as unknown as tf.Tensor] : [dhAll];
+      },
+    };
+  };
+  try {
+    const op = customOp(run);
+    return (weight !== null ? op(h, weight) : op(h)) as tf.Tensor1D;
+  } finally {
+    for (const c of chunks) tf.dispose([c.rows, c.flat, c.valid, c.ids]);
+  }
+}

@@ -207,3 +207,79 @@ describe("gradients vs finite differences", () => {
     m.dispose();
   });
 });
+
+describe("tokenLogProbs (chunked lm_head + log-softmax)", () => {
+  /** Naive path: full logits, log-softmax, pick the targets. */
+  function naive(m: CausalLM, targets: number[]): tf.Tensor1D {
+    const { logits } = m.forward(IDS);
+    const V = m.dims.vocab;
+    const logp = tf.reshape(tf.logSoftmax(logits as tf.Tensor3D), [-1, V]);
+    const valid = targets.map((t) => (t >= 0 ? 1 : 0));
+    const picked = tf.sum(
+      tf.mul(
+        logp,
+        tf.oneHot(
+          targets.map((t) => Math.max(t, 0)),
+          V,
+        ),
+      ),
+      -1,
+    );
+    return tf.mul(picked, tf.tensor1d(valid)) as tf.Tensor1D;
+  }
+  function fused(m: CausalLM, targets: number[]): tf.Tensor1D {
+    const { hidden } = m.forward(IDS, { logits: "none", outputHidden: true });
+    return m.tokenLogProbs(tf.reshape(hidden as tf.Tensor3D, [-1, m.dims.hidden]), targets);
+  }
+  const targets = IDS.flatMap((r) => [...r.slice(1), -100]);
+
+  it("equals log-softmax of the full logits, values and gradients (untied and tied, frozen and trainable)", async () => {
+    const tiny = await loadModel(TINY);
+    const tied = createRandomModel(
+      {
+        model_type: "llama",
+        vocab_size: 512,
+        hidden_size: 48,
+        intermediate_size: 64,
+        num_hidden_layers: 1,
+        num_attention_heads: 6,
+        num_key_value_heads: 2,
+        tie_word_embeddings: true,
+      },
+      { seed: 9 },
+    );
+    for (const m of [tiny, tied]) {
+      for (const full of [false, true]) {
+        m.setFullFineTuning(full);
+        if (!full) {
+          addLoraAdapter(m, { r: 2, alpha: 4, targetModules: ["v_proj", "down_proj"] });
+          randomizeB(m);
+        }
+        const vars = m.trainableVariables();
+        const a = tf.tidy(() => naive(m, targets).dataSync());
+        const b = tf.tidy(() => fused(m, targets).dataSync());
+        const before = tf.memory().numTensors; // after the first calls: a frozen tied head caches E^T once
+        for (let i = 0; i < a.length; i++)
+          expect(Math.abs((a[i] as number) - (b[i] as number))).toBeLessThan(2e-5);
+        expect(Math.abs(b[11] as number)).toBe(0); // ignored target
+        const gradsOf = (f: () => tf.Tensor1D) => {
+          const { value, grads: g } = tf.variableGrads(() => tf.sum(f()) as tf.Scalar, vars);
+          const out = vars.map((v) => g[v.name]?.dataSync() as Float32Array);
+          tf.dispose([value, ...Object.values(g)]);
+          return out;
+        };
+        const ga = gradsOf(() => naive(m, targets));
+        const gb = gradsOf(() => fused(m, targets));
+        ga.forEach((x, k) => {
+          const y = gb[k] as Float32Array;
+          let scale = 0;
+          for (let i = 0; i < x.length; i++) scale = Math.max(scale, Math.abs(x[i] as number));
+          for (let i = 0; i < x.length; i++)
+            expect(Math.abs((x[i] as number) - (y[i] as number))).toBeLessThanOrEqual(1e-4 * scale + 1e-6);
+        });
+        expect(tf.memory().numTensors).toBe(before);
+      }
+      m.dispose();
+    }
+  });
+});
