@@ -299,12 +299,15 @@ export function tokenLogProbs(
     const hh = inputs[0] as tf.Tensor2D;
     const W = (weight !== null && !tied ? inputs[1] : headEV) as tf.Tensor2D;
     makeChunks();
-    const parts = chunks.map((c) => {
-      const logits = tf.matMul(tf.gather(hh, c.rows), W);
-      const lse = tf.logSumExp(logits, -1);
-      const picked = tf.gather(tf.reshape(logits, [-1]), c.flat);
-      return tf.mul(tf.sub(picked, lse), c.valid);
-    });
+    // One scope per chunk: only its [C] result outlives it.
+    const parts = chunks.map((c) =>
+      tf.tidy(() => {
+        const logits = tf.matMul(tf.gather(hh, c.rows), W);
+        const lse = tf.logSumExp(logits, -1);
+        const picked = tf.gather(tf.reshape(logits, [-1]), c.flat);
+        return tf.mul(tf.sub(picked, lse), c.valid);
+      }),
+    );
     save([hh, W, ...chunks.flatMap((c) => [c.rows, c.valid, c.ids])]);
     return {
       value: tf.concat(parts, 0),
@@ -318,20 +321,23 @@ export function tokenLogProbs(
           const rows = saved[2 + 3 * k] as tf.Tensor1D;
           const valid = saved[3 + 3 * k] as tf.Tensor1D;
           const ids = saved[4 + 3 * k] as tf.Tensor1D;
-          const hc = tf.gather(hs, rows);
-          const p = tf.softmax(tf.matMul(hc, Ws));
-          // d logp / d logits = onehot(target) - softmax
-          const g = tf.mul(
-            tf.sub(tf.oneHot(ids, V), p),
-            tf.reshape(tf.mul(tf.gather(dy, rows), valid), [-1, 1]),
-          );
-          dh.push(tf.matMul(g as tf.Tensor2D, back));
-          if (weight !== null) {
-            const part: tf.Tensor2D = tied
-              ? tf.matMul(tf.transpose(g as tf.Tensor2D), hc)
-              : tf.matMul(tf.transpose(hc), g as tf.Tensor2D);
-            dW = dW === null ? part : (tf.add(dW, part) as tf.Tensor2D);
-          }
+          const prev: tf.Tensor2D | null = dW;
+          const [dhc, dWc] = tf.tidy(() => {
+            const hc = tf.gather(hs, rows);
+            const p = tf.softmax(tf.matMul(hc, Ws));
+            // d logp / d logits = onehot(target) - softmax
+            const g = tf.mul(
+              tf.sub(tf.oneHot(ids, V), p),
+              tf.reshape(tf.mul(tf.gather(dy, rows), valid), [-1, 1]),
+            ) as tf.Tensor2D;
+            const dhPart = tf.matMul(g, back);
+            if (weight === null) return [dhPart];
+            const part: tf.Tensor2D = tied ? tf.matMul(tf.transpose(g), hc) : tf.matMul(tf.transpose(hc), g);
+            return [dhPart, prev === null ? part : (tf.add(prev, part) as tf.Tensor2D)];
+          }) as tf.Tensor2D[];
+          if (prev !== null) prev.dispose();
+          dh.push(dhc as tf.Tensor2D);
+          dW = dWc ?? null;
         }
         const dhAll = tf.concat(dh, 0);
         return weight !== null ? [dhAll, dW as unknown as tf.Tensor] : [dhAll];
