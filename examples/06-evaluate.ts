@@ -64,9 +64,10 @@ const sftOut = await runEval(sft, "random-base+sft");
 console.log(`scored 2 x 8 questions in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
 // 3. What a task's metrics look like (lm-evaluation-harness's results.json shape).
-const m = sftOut.results.results.medqa_usmle;
+const m = sftOut.results.results.medqa_usmle ?? {};
+const f = (k: string) => (typeof m[k] === "number" ? (m[k] as number).toFixed(3) : String(m[k]));
 console.log(
-  `medqa_usmle (+SFT): acc ${m?.acc?.toFixed(3)} ± ${m?.acc_stderr?.toFixed(3)}, acc_norm ${m?.acc_norm?.toFixed(3)} ± ${m?.acc_norm_stderr?.toFixed(3)}`,
+  `medqa_usmle (+SFT): acc ${f("acc")} ± ${f("acc_stderr")}, acc_norm ${f("acc_norm")} ± ${f("acc_norm_stderr")}`,
 );
 console.log(`n-samples: ${JSON.stringify(sftOut.results["n-samples"].medqa_usmle)}`);
 console.log(
