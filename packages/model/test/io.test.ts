@@ -6,7 +6,14 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HippoError } from "@hippocrates/core";
-import { bf16ToFloat32, float32ToBF16, openCheckpoint, writeSafetensors } from "@hippocrates/safetensors";
+import {
+  bf16ToFloat32,
+  f16ToFloat32,
+  float32ToBF16,
+  float32ToF16,
+  openCheckpoint,
+  writeSafetensors,
+} from "@hippocrates/safetensors";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -118,6 +125,14 @@ describe("load / save", () => {
       const want = bf16ToFloat32(float32ToBF16(w.dataSync() as Float32Array));
       expect(b16.weights.get(name)?.dataSync(), name).toEqual(want);
     }
+    const hdir = join(tmp, "f16");
+    await saveModel(m, hdir, { dtype: "F16" });
+    const f16 = await loadModel(hdir);
+    for (const [name, w] of m.weights) {
+      const want = f16ToFloat32(float32ToF16(w.dataSync() as Float32Array));
+      expect(f16.weights.get(name)?.dataSync(), name).toEqual(want);
+    }
+    f16.dispose();
     const tied = createRandomModel({ ...SMALL, tie_word_embeddings: true }, { seed: 3 });
     const tdir = join(tmp, "tied");
     await saveModel(tied, tdir);
