@@ -8,7 +8,8 @@
  * naive (one full forward per option, as lm-evaluation-harness). bench/torch_score.py scores the same token
  * ids in PyTorch, one full forward per option, and the ratio is printed.
  *
- *   pnpm --filter @hippocrates/model bench:score [-- --questions 20 --models tiny,smollm --no-torch]
+ *   pnpm --filter @hippocrates/model bench:score [-- --questions 20 --models tiny,smollm --batch 8
+ *     --no-torch --no-naive --layers 6]
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -36,6 +37,9 @@ const N = Number(arg("questions", "20"));
 const MODELS = arg("models", "tiny,smollm").split(",");
 const BATCH = Number(arg("batch", "8"));
 const RUN_TORCH = !process.argv.includes("--no-torch");
+const NAIVE = !process.argv.includes("--no-naive");
+/** Fewer layers for a quick look (the default is each shape's own). */
+const LAYERS = process.argv.includes("--layers") ? Number(arg("layers", "0")) : undefined;
 
 const base = {
   model_type: "llama",
@@ -118,17 +122,22 @@ async function main() {
 
   const tmp = mkdtempSync(join(os.tmpdir(), "hippo-score-bench-"));
   const rows: string[] = [];
+  const row = (r: string) => {
+    rows.push(r);
+    console.error(r); // as it comes, in case a long run is cut short
+  };
   try {
     for (const name of MODELS) {
-      const config = SHAPES[name];
-      if (config === undefined) throw new Error(`unknown model ${name}`);
+      const shape = SHAPES[name];
+      if (shape === undefined) throw new Error(`unknown model ${name}`);
+      const config = LAYERS ? { ...shape, num_hidden_layers: LAYERS } : shape;
       const model = createRandomModel(config, { seed: 1 });
       try {
         // Warm-up (kernel setup, weight transposes): one question.
         await logLikelihood(model, requests.slice(0, 4), { batchSize: BATCH });
         const measured: Record<string, number> = {};
         let sharedResults: { logprob: number }[] = [];
-        for (const mode of ["shared", "naive"] as const) {
+        for (const mode of NAIVE ? (["shared", "naive"] as const) : (["shared"] as const)) {
           const stats: ScoreStats = { forwards: 0, tokens: 0, prefixes: 0 };
           const t0 = performance.now();
           const res = await logLikelihood(model, requests, {
@@ -144,7 +153,7 @@ async function main() {
             console.log(`${name}: max |shared - naive| summed logprob = ${diff.toExponential(2)}`);
           }
           measured[mode] = N / sec;
-          rows.push(
+          row(
             `| ${name} | tfjs ${mode} | ${mode === "naive" ? 1 : BATCH} | ${stats.forwards} | ${stats.tokens} | ${sec.toFixed(1)} | ${(N / sec).toFixed(3)} | ${rssMiB().toFixed(0)} |`,
           );
         }
@@ -154,7 +163,7 @@ async function main() {
           const r = spawnSync("/usr/bin/python3", [TORCH_SCRIPT, file], { encoding: "utf8" });
           const last = r.stdout.trim().split("\n").pop() ?? "";
           if (r.status !== 0 || !last.startsWith("{")) {
-            rows.push(
+            row(
               `| ${name} | torch skipped: ${(r.stderr || r.stdout).trim().split("\n").pop()} | | | | | | |`,
             );
           } else {
@@ -167,13 +176,13 @@ async function main() {
               blas: string;
               gemm_gflops: number;
             };
-            rows.push(
+            row(
               `| ${name} | torch per-option full forward (${t.blas}, GEMM ${t.gemm_gflops.toFixed(0)} GFLOP/s, 2 threads) | 1 | ${t.forwards} | ${t.tokens} | ${t.seconds.toFixed(1)} | ${t.questions_per_s.toFixed(3)} | ${t.peak_rss_mib.toFixed(0)} |`,
             );
-            rows.push(
+            row(
               `| ${name} | **ratio shared / torch** | | | | | **${((measured.shared as number) / t.questions_per_s).toFixed(2)}x** | |`,
             );
-            rows.push(
+            row(
               `| ${name} | ratio naive / torch | | | | | ${((measured.naive as number) / t.questions_per_s).toFixed(2)}x | |`,
             );
           }

@@ -209,9 +209,21 @@ export async function logLikelihood(
       // Pack whole groups while their rows fit the batch (a larger group goes alone, in row chunks).
       const batch: Group[] = [groups[g++] as Group];
       let rows = (batch[0] as Group).rows.length;
-      while (g < groups.length && rows + (groups[g] as Group).rows.length <= batchSize) {
-        rows += (groups[g] as Group).rows.length;
-        batch.push(groups[g++] as Group);
+      // ...and while the prefix padding stays small: padding costs full tokens, a bigger batch gains little
+      // once prefixes are long.
+      let minP = (batch[0] as Group).prefix.length;
+      let maxP = minP;
+      const fits = (next: Group) => {
+        const lo = Math.min(minP, next.prefix.length);
+        const hi = Math.max(maxP, next.prefix.length);
+        return rows + next.rows.length <= batchSize && hi - lo <= Math.max(16, 0.1 * hi);
+      };
+      while (g < groups.length && fits(groups[g] as Group)) {
+        const next = groups[g++] as Group;
+        rows += next.rows.length;
+        minP = Math.min(minP, next.prefix.length);
+        maxP = Math.max(maxP, next.prefix.length);
+        batch.push(next);
       }
       check();
       await scoreBatch(batch);
