@@ -97,6 +97,24 @@ describe("LoRA", () => {
     m.dispose();
   });
 
+  it("two named adapters can be active together; merging both equals applying both", async () => {
+    const m = await loadModel(TINY);
+    addLoraAdapter(m, { r: 2, alpha: 4, targetModules: ["q_proj", "up_proj"] }, { name: "a", seed: 1 });
+    randomizeB(m, "a", 1);
+    addLoraAdapter(m, { r: 3, alpha: 3, targetModules: ["v_proj", "up_proj"] }, { name: "b", seed: 2 });
+    randomizeB(m, "b", 7);
+    expect(m.activeAdapters).toEqual(["b"]);
+    const onlyB = logits(m);
+    m.activeAdapters = ["a", "b"];
+    const both = logits(m);
+    expect(maxAbsDiff(both, onlyB)).toBeGreaterThan(1e-3);
+    mergeAdapter(m, "a");
+    expect(m.activeAdapters).toEqual(["b"]);
+    mergeAdapter(m, "b");
+    expect(maxAbsDiff(logits(m), both)).toBeLessThan(1e-5);
+    m.dispose();
+  });
+
   it("dropout applies in training mode only", async () => {
     const m = await loadModel(TINY);
     addLoraAdapter(m, { r: 4, alpha: 8, dropout: 0.5 });
