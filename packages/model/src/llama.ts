@@ -196,20 +196,7 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
   };
 
   function trainableVariables(): tf.Variable[] {
-    const out: tf.Variable[] = [];
-    for (const w of weights.values()) if (w.trainable) out.push(w);
-    if (model.adaptersEnabled) {
-      for (const name of model.activeAdapters) {
-        const a = adapters.get(name);
-        if (a === undefined) continue;
-        for (const [k, va] of a.a) {
-          if (va.trainable) out.push(va);
-          const vb = a.b.get(k);
-          if (vb?.trainable) out.push(vb);
-        }
-      }
-    }
-    return out;
+    return [...namedTrainableVariables().values()];
   }
 
   function namedTrainableVariables(): Map<string, tf.Variable> {
