@@ -125,7 +125,11 @@ export function dpoLogProbs(
     logps = tf.div(logps, tf.tensor1d(counts)) as tf.Tensor1D;
   }
   const n = pairs.length;
-  return { chosen: tf.slice(logps, 0, n) as tf.Tensor1D, rejected: tf.slice(logps, n, n) as tf.Tensor1D };
+  // Array begin/size: the Slice gradient registered by @hippocrates/model expects arrays.
+  return {
+    chosen: tf.slice(logps, [0], [n]) as tf.Tensor1D,
+    rejected: tf.slice(logps, [n], [n]) as tf.Tensor1D,
+  };
 }
 
 export interface DpoTaskOptions extends DpoLossConfig {

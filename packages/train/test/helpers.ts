@@ -4,6 +4,9 @@
  * real model live in model-integration tests). Built from plain tf ops and tf.Variables.
  */
 import "@tensorflow/tfjs-backend-cpu";
+// The MLP uses tanh and plain matMul, whose gradients only tfjs's full set has (vitest can load it; Node's ESM
+// loader cannot, see src/gradients.ts).
+import "@tensorflow/tfjs-core/dist/register_all_gradients.js";
 import { createRng } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
 import type { CausalLM } from "../src/model.js";

@@ -1,8 +1,11 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { IGNORE_INDEX, type TokenizedExample } from "@hippocrates/core";
 import { addLoraAdapter, type CausalLM, loadModel } from "@hippocrates/model";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { accumulateGradients } from "../src/loop.js";
+import { accumulateGradients, evaluateLoss, runTrainingLoop } from "../src/loop.js";
 import { lmTask } from "../src/tasks.js";
 import { setupBackend, TINY } from "./llama-helpers.js";
 
@@ -88,5 +91,41 @@ describe("tiny Llama + LoRA: the full training loss", () => {
       { inputIds: packed.inputIds, labels: packed.labels.map((l, i) => (i === 6 ? IGNORE_INDEX : l)) },
     ]);
     expect(Math.abs(leaky - apart)).toBeGreaterThan(1e-3);
+  });
+});
+
+describe("tiny Llama + LoRA training", () => {
+  it("keeps tf.memory().numTensors flat across 50 training steps (with checkpoints and evaluation)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hippo-mem-"));
+    const task = lmTask(model, { padId: 0 });
+    const train = Array.from({ length: 20 }, (_, i) => ({
+      ...plain,
+      inputIds: plain.inputIds.map((t) => (t + i) % 512),
+      labels: plain.labels.map((t) => (t + i) % 512),
+    }));
+    const counts: number[] = [];
+    const r = await runTrainingLoop({
+      task,
+      train: [packed, ...train],
+      variables: model.trainableVariables(),
+      names: model.trainableVariables().map((_, i) => `v${i}`),
+      config: {
+        microBatchSize: 2,
+        gradientAccumulation: 2,
+        epochs: 10,
+        maxSteps: 50,
+        lr: 1e-3,
+        schedule: "cosine",
+        seed: 1,
+        saveSteps: 10,
+        evalSteps: 10,
+      },
+      outputDir: dir,
+      evaluate: async () => ({ eval_loss: await evaluateLoss(task, train.slice(0, 4), 2) }),
+      progress: { start: () => ({ tick: () => counts.push(tf.memory().numTensors), done() {} }) },
+    });
+    expect(r.globalStep).toBe(50);
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    await rm(dir, { recursive: true, force: true });
   });
 });
