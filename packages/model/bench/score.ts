@@ -9,7 +9,7 @@
  * ids in PyTorch, one full forward per option, and the ratio is printed.
  *
  *   pnpm --filter @hippocrates/model bench:score [-- --questions 20 --models tiny,smollm --batch 8
- *     --no-torch --no-naive --layers 6]
+ *     --no-torch --no-naive --layers 6 --threads 1]
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -100,7 +100,8 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const rssMiB = () => process.resourceUsage().maxRSS / 1024;
 
 async function main() {
-  await initBackend({ backend: "wasm" });
+  const threads = process.argv.includes("--threads") ? Number(arg("threads", "0")) : undefined;
+  await initBackend({ backend: "wasm", ...(threads ? { threads } : {}) });
   const info = backendInfo();
   const questions = await medqaQuestions(N);
   const requests: LogLikelihoodRequest[] = questions.flatMap((q) =>
