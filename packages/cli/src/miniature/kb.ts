@@ -212,15 +212,18 @@ export interface MiniatureDatasets {
 export interface DatasetOptions {
   /** Paragraphs per disease in the CPT text (default 6). */
   paragraphs?: number;
-  /** SFT questions per (fact, training phrasing), each with fresh distractors (default 2). */
+  /** SFT questions per (fact, training phrasing), each with fresh distractors (default 1). */
   sftRepeats?: number;
+  /** Preference pairs per fact (default 1; at most one per training phrasing). */
+  dpoPerFact?: number;
 }
 
 /** Build the four datasets from a KB. Deterministic for the KB's seed. */
 export function buildDatasets(kb: KnowledgeBase, options: DatasetOptions = {}): MiniatureDatasets {
   const rng = createRng(kb.seed + 1);
   const paragraphs = options.paragraphs ?? 6;
-  const repeats = options.sftRepeats ?? 2;
+  const repeats = options.sftRepeats ?? 1;
+  const dpoPerFact = options.dpoPerFact ?? 1;
   const cpt: TextDocument[] = [];
   const sft: InstructionRecord[] = [];
   const dpo: PreferenceRecord[] = [];
@@ -239,6 +242,7 @@ export function buildDatasets(kb: KnowledgeBase, options: DatasetOptions = {}): 
       const forms = QUESTIONS[r];
       // One phrasing per fact is held out for the test; which one rotates with the disease.
       const heldOut = (di + RELATIONS.indexOf(r)) % forms.length;
+      let pairs = 0;
       forms.forEach((form, qi) => {
         const question = form(d);
         if (qi === heldOut) {
@@ -263,7 +267,8 @@ export function buildDatasets(kb: KnowledgeBase, options: DatasetOptions = {}): 
               { role: "assistant", content: answer },
             ],
           });
-          if (k === 0) {
+          if (k === 0 && pairs < dpoPerFact) {
+            pairs += 1;
             const wrong = opts[(gold + 1 + rng.int(3)) % 4] as string;
             dpo.push({
               id: `dpo-${di}-${r}-${qi}`,

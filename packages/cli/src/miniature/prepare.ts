@@ -61,6 +61,17 @@ export async function prepareMiniature(dir: string, options: PrepareOptions = {}
     fewshot: "test",
     metrics: ["acc", "acc_norm"],
   });
+  // The same questions in the current harness's format (letters as the scored choices), a second task.
+  await writeJsonAtomic(join(dataDir, "miniature_letters.json"), {
+    name: "miniature_letters",
+    version: 0,
+    files: { test: "test.jsonl" },
+    fields: { question: "question", options: "options", answer: "gold" },
+    choices: "letters",
+    prompt: "letters",
+    fewshot: "test",
+    metrics: ["acc"],
+  });
   const tokDir = join(dir, "tokenizer");
   const vocab = await writeTokenizerFolder(tokDir, allText(data));
   log(

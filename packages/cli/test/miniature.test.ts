@@ -1,0 +1,135 @@
+/**
+ * The miniature pipeline end to end on a cut-down config (real tokenizer, real random Llama, real trainers and
+ * evaluation): killed with SIGKILL during CPT, run again, it skips the finished stage and resumes CPT from its
+ * checkpoint; then its HTML report is opened in headless Chromium.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { readManifest } from "../src/pipeline/manifest.js";
+
+const HIPPO = fileURLToPath(new URL("../bin/hippo.mjs", import.meta.url));
+const TINY = fileURLToPath(new URL("./fixtures/miniature-tiny.yaml", import.meta.url));
+const CHROMIUM = "/usr/bin/chromium";
+const SCREENSHOT_DIR = fileURLToPath(new URL("../.test-output/", import.meta.url));
+
+if (!existsSync(CHROMIUM)) {
+  console.warn(
+    `HTML report test skipped: ${CHROMIUM} not found (install Debian's chromium: apt-get install -y chromium)`,
+  );
+}
+
+let dir: string;
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const args = () => [HIPPO, "miniature", "--out", dir, "--diseases", "8", "--pipeline", TINY, "--no-progress"];
+
+describe("hippo miniature (tiny config)", () => {
+  it("killed during CPT, a re-run skips finished stages and resumes CPT from its checkpoint", async () => {
+    dir = await mkdtemp(join(tmpdir(), "hippo-mini-"));
+    const cptDir = join(dir, "run", "02-cpt");
+    const child = spawn(process.execPath, args(), { stdio: "ignore" });
+    const exited = new Promise((r) => child.once("exit", r));
+    const deadline = Date.now() + 240_000;
+    // Wait until CPT has written a checkpoint past the first one, then kill the process outright.
+    while (Date.now() < deadline) {
+      const ckpts = existsSync(cptDir) ? readdirSync(cptDir).filter((n) => /^checkpoint-\d+$/.test(n)) : [];
+      if (ckpts.some((n) => Number(n.split("-")[1]) >= 4)) break;
+      if (child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill("SIGKILL");
+    await exited;
+    const killed = await readManifest(join(dir, "run"));
+    expect(killed?.stages.map((s) => s.status).slice(0, 2)).toEqual(["done", "running"]);
+    const baseFinished = killed?.stages[0]?.finishedAt;
+
+    const r = spawnSync(process.execPath, args(), { encoding: "utf8", timeout: 300_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain("[eval-base] done in an earlier run: skipped");
+    expect(r.stderr).toContain("[cpt] resuming interrupted stage");
+    const done = await readManifest(join(dir, "run"));
+    expect(done?.status).toBe("done");
+    expect(done?.stages.every((s) => s.status === "done")).toBe(true);
+    expect(done?.stages[0]?.finishedAt).toBe(baseFinished);
+    expect(done?.stages[0]?.attempts).toBe(1);
+    expect(done?.stages[1]?.attempts).toBe(2);
+    // CPT continued from its checkpoint: its metrics log has each step once, 1..16.
+    const steps = (await readFile(join(cptDir, "metrics.jsonl"), "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { step: number }).step);
+    expect(steps).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+    // The report table lists every stage's accuracy beside the paper's rows.
+    for (const label of ["base", "+CPT", "+CPT+SFT", "+CPT+SFT+DPO"])
+      expect(r.stdout).toContain(`| ${label}`);
+    expect(r.stdout).toContain("Llama-2 7B (paper)");
+  });
+
+  it.skipIf(!existsSync(CHROMIUM))(
+    "the HTML report renders in headless Chromium: charts, sample filter, screenshot",
+    async () => {
+      const html = join(dir, "run", "report.html");
+      expect(existsSync(html)).toBe(true);
+      const { chromium } = await import("playwright-core");
+      const profile = await mkdtemp(join(tmpdir(), "hippo-chromium-"));
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: [
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-quic",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+          `--user-data-dir=${profile}`,
+        ],
+      });
+      try {
+        const page = await browser.newPage({ viewport: { width: 1200, height: 1600 } });
+        const requests: string[] = [];
+        page.on("request", (req) => requests.push(req.url()));
+        await page.goto(`file://${html}`);
+        // Charts: one loss curve per training stage with its points, and bars with values.
+        const lossSeries = await page.$$eval("#loss-charts polyline.series", (els) =>
+          els.map((e) => Number(e.getAttribute("data-points"))),
+        );
+        expect(lossSeries.length).toBeGreaterThanOrEqual(3);
+        expect(Math.max(...lossSeries)).toBeGreaterThan(1);
+        const bars = await page.$$eval("#accuracy-charts rect.bar", (els) =>
+          els.map((e) => Number(e.getAttribute("data-value"))),
+        );
+        expect(bars.length).toBeGreaterThanOrEqual(8);
+        expect(bars.every((v) => Number.isFinite(v) && v >= 0 && v <= 100)).toBe(true);
+        // Sample browser: all samples, then only one task's.
+        const all = await page.$$eval("#samples tbody tr", (rows) => rows.length);
+        expect(all).toBe(2 * 4 * 32);
+        await page.selectOption("#task-filter", "miniature_letters");
+        const tasks = await page.$$eval("#samples tbody tr", (rows) =>
+          rows.map((r) => r.getAttribute("data-task")),
+        );
+        expect(tasks.length).toBe(4 * 32);
+        expect(new Set(tasks)).toEqual(new Set(["miniature_letters"]));
+        await page.selectOption("#stage-filter", "+CPT+SFT");
+        expect(await page.$$eval("#samples tbody tr", (rows) => rows.length)).toBe(32);
+        expect(await page.textContent("#sample-count")).toContain("32 samples");
+        await mkdir(SCREENSHOT_DIR, { recursive: true });
+        await page.selectOption("#stage-filter", "");
+        await page.screenshot({ path: join(SCREENSHOT_DIR, "miniature-report.png"), fullPage: false });
+        // Self-contained: nothing but the file itself was requested.
+        expect(requests.filter((u) => !u.startsWith("file://"))).toEqual([]);
+      } finally {
+        await browser.close();
+        await rm(profile, { recursive: true, force: true });
+      }
+    },
+  );
+});
