@@ -84,7 +84,7 @@ describe("generate", () => {
     });
     expect(alone[0]?.tokens).toEqual(a[0]?.tokens);
     const k1 = await generate(model, prompts, {
-      maxNewTokens: 20,
+      maxNewTokens: 10,
       eosTokenIds: [],
       temperature: 1,
       topK: 1,
