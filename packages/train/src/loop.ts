@@ -192,8 +192,19 @@ export async function runTrainingLoop<Item>(o: LoopOptions<Item>): Promise<LoopR
     stage: fp,
   };
 
+  const existing = await findLatestCheckpoint(outputDir);
+  if (existing && !o.resume)
+    throw new HippoError(
+      "INVALID_ARGUMENT",
+      "the output folder holds checkpoints of an earlier run; pass resume: true to continue it, or use an empty folder",
+      {
+        file: existing,
+        key: "resume",
+      },
+    );
+  if (!existing) await truncateJsonlAfterStep(metricsPath, 0); // a fresh run starts a fresh metrics file
   if (o.resume) {
-    const dir = await findLatestCheckpoint(outputDir);
+    const dir = existing;
     if (dir) {
       const loaded = await loadCheckpoint(dir, params);
       for (const [k, v] of Object.entries(fp))

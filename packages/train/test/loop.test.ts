@@ -152,7 +152,7 @@ describe("training loop", () => {
     m.dispose();
   });
 
-  it("refuses to resume with another batch layout", async () => {
+  it("refuses to resume with another batch layout, and to start afresh over old checkpoints", async () => {
     const dir = await tempDir();
     const m = createMlpLm(16, 8, 5);
     await runTrainingLoop({
@@ -174,6 +174,17 @@ describe("training loop", () => {
         resume: true,
       }),
     ).rejects.toThrow(/microBatchSize/);
+    // A fresh (non-resume) run into a folder with checkpoints is refused too.
+    await expect(
+      runTrainingLoop({
+        task: lmTask(m, { padId: 0 }),
+        train,
+        variables: m.variables,
+        names: m.names,
+        config: { ...config, epochs: 1 },
+        outputDir: dir,
+      }),
+    ).rejects.toThrow(/resume: true/);
     m.dispose();
   });
 
