@@ -1,0 +1,46 @@
+/**
+ * A user's pipeline stage (used by examples/07-custom-stage.ts): it writes a model card for the model it
+ * receives and passes the model on unchanged. Any module whose default export (or export named `stage`) is a
+ * `PipelineStage` can be put in a pipeline with `module: ./path/to/it.ts`.
+ */
+import { join } from "node:path";
+import { type ModelArtifact, type PipelineStage, writeFileAtomic } from "@hippocrates/core";
+import { parameterCount, readModelConfig } from "@hippocrates/model";
+
+/** The stage's own settings: the `config:` block of its entry in pipeline.yaml. */
+interface ModelCardConfig {
+  title?: string;
+}
+
+/** The HF folder at the bottom of an adapter chain, and the adapters above it (innermost first). */
+function chainOf(artifact: ModelArtifact): { base: string; adapters: string[] } {
+  if (artifact.kind === "hf-model") return { base: artifact.path, adapters: [] };
+  const below = chainOf(artifact.base);
+  return { base: below.base, adapters: [...below.adapters, artifact.path] };
+}
+
+const stage: PipelineStage<ModelCardConfig> = {
+  kind: "model-card",
+  async run(input, context) {
+    const { base, adapters } = chainOf(input.model);
+    // Only config.json is read: a stage that does not change the model need not load its weights.
+    const config = await readModelConfig(join(base, "config.json"));
+    const parameters = parameterCount(config);
+    const card = [
+      `# ${input.config.title ?? "Model card"}`,
+      "",
+      `- architecture: ${config.model_type}, ${config.num_hidden_layers} layers, hidden ${config.hidden_size}, vocabulary ${config.vocab_size}`,
+      `- parameters: ${parameters.toLocaleString("en-US")}`,
+      `- base folder: ${base}`,
+      `- adapters: ${adapters.length ? adapters.join(" -> ") : "none"}`,
+      `- written by run ${context.runDir} with seed ${context.seed}`,
+      "",
+    ].join("\n");
+    // The stage owns context.outputDir; atomic writes leave no half-written file if the process dies.
+    await writeFileAtomic(join(context.outputDir, "MODEL_CARD.md"), card);
+    context.log(`model card: ${parameters} parameters`);
+    return { model: input.model, metrics: { parameters }, files: { card: "MODEL_CARD.md" } };
+  },
+};
+
+export default stage;
