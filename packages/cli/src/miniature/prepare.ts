@@ -80,10 +80,9 @@ export async function prepareMiniature(dir: string, options: PrepareOptions = {}
 
   const configFile = options.modelConfig ?? MINIATURE_MODEL_CONFIG;
   const config = parseJsonSafe(await readFile(configFile, "utf8"), configFile) as Record<string, unknown>;
-  if (typeof config.vocab_size !== "number" || config.vocab_size < vocab) {
-    // The config's vocabulary is the padded size; grow it to a multiple of 64 when the KB has more words.
-    config.vocab_size = Math.ceil(vocab / 64) * 64;
-  }
+  // The model's vocabulary is exactly the tokenizer's (the config's value is a placeholder): an output row
+  // without a token would be a token the model could sample but no one could decode.
+  config.vocab_size = vocab;
   const modelDir = join(dir, "base-model");
   if (!existsSync(join(modelDir, "config.json"))) {
     const { initBackend } = await import("@hippocrates/backend");

@@ -28,8 +28,9 @@ export async function decodePieces(
   ids: number[],
   prefix: number[] = [],
 ): Promise<Pieces> {
-  const seqs: number[][] = [prefix];
-  for (let i = 1; i <= ids.length; i++) seqs.push([...prefix, ...ids.slice(0, i)]);
+  const known = (xs: number[]) => xs.filter((t) => t >= 0);
+  const seqs: number[][] = [known(prefix)];
+  for (let i = 1; i <= ids.length; i++) seqs.push(known([...prefix, ...ids.slice(0, i)]));
   const texts = await decodeMany(tokenizer, seqs);
   const base = texts[0] as string;
   const tokens: string[] = [];

@@ -1,0 +1,125 @@
+/**
+ * The server with the real TensorFlow.js model (a random Llama of the miniature's shape, the miniature's
+ * tokenizer): what the openai client gets back equals what the model package computes directly, and the
+ * eval package's OpenAI-endpoint backend scores through the server what the local model scores.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createOpenAICompletionsModel } from "@hippocrates/eval";
+import { asScoringModel, loadModel } from "@hippocrates/model";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadServeModel } from "../src/commands/serve.js";
+import { prepareMiniature } from "../src/miniature/prepare.js";
+import { createServer, type HippoServer } from "../src/serve/server.js";
+
+let dir: string;
+let hippo: HippoServer;
+let client: OpenAI;
+let base: string;
+let loaded: Awaited<ReturnType<typeof loadServeModel>>;
+const PROMPT = "Question: Which drug is used to treat the disease?\nAnswer:";
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "hippo-serve-real-"));
+  await prepareMiniature(dir, { diseases: 6 });
+  loaded = await loadServeModel(join(dir, "base-model"), { tokenizer: join(dir, "tokenizer"), name: "mini" });
+  hippo = createServer(loaded.model);
+  const { port } = await hippo.listen(0);
+  base = `http://127.0.0.1:${port}/v1`;
+  client = new OpenAI({ baseURL: base, apiKey: "unused", maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await hippo?.close();
+  loaded?.dispose();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("server on the real model", () => {
+  it("greedy completion equals the model's own greedy generation", async () => {
+    const r = await client.completions.create({
+      model: "mini",
+      prompt: PROMPT,
+      max_tokens: 5,
+      temperature: 0,
+    });
+    const tok = loaded.model.tokenizer;
+    const ids = await tok.encode(PROMPT);
+    const [g] = await loaded.model.generator.generate([ids], {
+      maxNewTokens: 5,
+      temperature: 0,
+      stopTokenIds: [tok.eosTokenId as number],
+    });
+    const gen = (g?.tokens ?? []).filter((t) => t !== tok.eosTokenId);
+    const expected = (await tok.decode([...ids, ...gen])).slice((await tok.decode(ids)).length);
+    expect(r.choices[0]?.text).toBe(expected);
+    expect(r.usage?.completion_tokens).toBe(g?.tokens.length);
+  });
+
+  it("echo + logprobs agree with the model package's log-likelihood scoring, and the eval endpoint backend matches the local one", async () => {
+    const tok = loaded.model.tokenizer;
+    const ctx = await tok.encode("Question: Which drug is used to treat the disease?\nAnswer:", {
+      addSpecialTokens: false,
+    });
+    const conts = [
+      await tok.encode("fever", { addSpecialTokens: false }),
+      await tok.encode("Question", { addSpecialTokens: false }),
+    ];
+    const lm = await loadModel(join(dir, "base-model"));
+    const local = asScoringModel(lm, { name: "local" });
+    const requests = conts.map((c) => ({ context: ctx, continuation: c }));
+    const expected = await local.logLikelihood(requests);
+    lm.dispose();
+    // Raw protocol: sum of token_logprobs over the continuation tokens.
+    const r = await client.completions.create({
+      model: "mini",
+      prompt: [[...ctx, ...(conts[0] as number[])]],
+      max_tokens: 0,
+      echo: true,
+      logprobs: 1,
+    });
+    const lps = r.choices[0]?.logprobs?.token_logprobs as number[];
+    const sum = lps.slice(ctx.length).reduce((a, b) => a + b, 0);
+    // float32 forward passes of different shapes (one sequence vs shared-context batches): 1e-4 absolute.
+    expect(Math.abs(sum - (expected[0]?.logprob as number))).toBeLessThan(1e-4);
+    // The eval package's endpoint backend through this server.
+    const remote = createOpenAICompletionsModel({
+      baseUrl: base,
+      model: "mini",
+      maxLength: loaded.model.maxLength,
+    });
+    const got = await remote.logLikelihood(requests);
+    got.forEach((g, i) => {
+      expect(Math.abs(g.logprob - (expected[i]?.logprob as number))).toBeLessThan(1e-4);
+      expect(g.isGreedy).toBe(expected[i]?.isGreedy);
+    });
+  });
+
+  it("chat and streaming work on the real model", async () => {
+    const chat = await client.chat.completions.create({
+      model: "mini",
+      messages: [{ role: "user", content: PROMPT }],
+      max_tokens: 4,
+      temperature: 0,
+    });
+    expect(typeof chat.choices[0]?.message.content).toBe("string");
+    const stream = await client.completions.create({
+      model: "mini",
+      prompt: PROMPT,
+      max_tokens: 6,
+      temperature: 0,
+      stream: true,
+    });
+    let text = "";
+    for await (const c of stream) text += c.choices[0]?.text ?? "";
+    const plain = await client.completions.create({
+      model: "mini",
+      prompt: PROMPT,
+      max_tokens: 6,
+      temperature: 0,
+    });
+    expect(text).toBe(plain.choices[0]?.text);
+  });
+});
