@@ -49,8 +49,12 @@ const EXPECTED: Record<string, RegExp[]> = {
     /^mean answer log-likelihood: base -\d+\.\d+ -> base \+ adapter -\d+\.\d+$/m,
   ],
   "05-dpo.ts": [
-    /^step \| loss \| rewards\/chosen \| rewards\/rejected \| rewards\/accuracies/m,
-    /^output artifact: \{"kind":"peft-adapter"/m,
+    /^step \| loss \| rewards\/chosen \| rewards\/rejected \| rewards\/accuracies \| rewards\/margins/m,
+    // Step 1: policy = reference, so the sigmoid loss is ln 2 and both rewards are 0.
+    /^ {3}1 \| 0\.6931 \| -?0\.0000 \| -?0\.0000 \| /m,
+    /^final loss 0\.[0-5]\d* after 8 steps$/m,
+    /^output artifact: \{"kind":"peft-adapter","path":".*dpo","base":\{"kind":"peft-adapter","path":".*sft"/m,
+    /^files: adapter_config\.json, adapter_model\.safetensors, .*reference_logps\.json/m,
   ],
   "06-evaluate.ts": [
     /^n-samples: \{"original":1273,"effective":8,"scored":8\}$/m,
