@@ -18,7 +18,8 @@ import {
   silentProgress,
 } from "@hippocrates/core";
 import type * as tf from "@tensorflow/tfjs-core";
-import { disposeCache, type KVCache, selectCacheRows } from "./cache.js";
+import { disposeCache, type KVCache } from "./cache.js";
+import { repeatCacheRows } from "./cache-rows.js";
 import type { CausalLM } from "./llama.js";
 import { checkSamplingOptions, type SamplingOptions, selectToken } from "./sampling.js";
 
@@ -251,7 +252,7 @@ export async function generate(
         });
         if (keep.length === 0) break;
         if (keep.length < active.length) {
-          const next = selectCacheRows(cache, keep);
+          const next = repeatCacheRows(cache, keep);
           disposeCache(cache);
           cache = next;
           active = keep.map((k) => active[k] as number);

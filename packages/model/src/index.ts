@@ -6,6 +6,7 @@ export {
   type KVCache,
   selectCacheRows,
 } from "./cache.js";
+export { repeatCacheRows } from "./cache-rows.js";
 export { type Dims, dimsOf, parseModelConfig, readModelConfig, ropeInvFreq, ropeTables } from "./config.js";
 export {
   asGenerativeModel,

@@ -28,7 +28,8 @@ import {
   silentProgress,
 } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
-import { disposeCache, type KVCache, selectCacheRows } from "./cache.js";
+import { disposeCache, type KVCache } from "./cache.js";
+import { repeatCacheRows } from "./cache-rows.js";
 import type { CausalLM } from "./llama.js";
 
 export interface LogLikelihoodOptions extends RunOptions {
@@ -259,7 +260,7 @@ export async function logLikelihood(
         const cache =
           prefixCache === null
             ? undefined
-            : selectCacheRows(
+            : repeatCacheRows(
                 prefixCache,
                 chunk.map((c) => c.gi),
               );

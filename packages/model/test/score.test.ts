@@ -1,6 +1,8 @@
 import { createRng, HippoError, type LogLikelihoodRequest } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { disposeCache, selectCacheRows } from "../src/cache.js";
+import { repeatCacheRows } from "../src/cache-rows.js";
 import { generate } from "../src/generate.js";
 import { loadModel } from "../src/io.js";
 import type { CausalLM } from "../src/llama.js";
@@ -187,5 +189,44 @@ describe("tokenLogprobs", () => {
         if (w.isGreedy) expect(top[0]?.[0]).toBe(seq[t + 1]);
       });
     }
+  });
+});
+
+describe("repeatCacheRows", () => {
+  it("equals selectCacheRows bit for bit (rows repeated and reordered), and leaks nothing", () => {
+    const before = tf.memory().numTensors;
+    const cache = model.createCache(2);
+    model.forward(
+      [
+        [0, 0, 5, 6, 7],
+        [1, 2, 3, 4, 5],
+      ],
+      {
+        cache,
+        attentionMask: [
+          [0, 0, 1, 1, 1],
+          [1, 1, 1, 1, 1],
+        ],
+        logits: "none",
+      },
+    );
+    for (const rows of [[1, 0, 1], [0], [1, 1, 1, 1]]) {
+      const a = repeatCacheRows(cache, rows);
+      const b = selectCacheRows(cache, rows);
+      expect(a.batch).toBe(rows.length);
+      expect(a.length).toBe(b.length);
+      expect(a.valid).toEqual(b.valid);
+      expect(a.nextPosition).toEqual(b.nextPosition);
+      for (let l = 0; l < a.layers; l++) {
+        expect(a.keys[l]?.shape).toEqual(b.keys[l]?.shape);
+        expect(Array.from(a.keys[l]?.dataSync() ?? [])).toEqual(Array.from(b.keys[l]?.dataSync() ?? []));
+        expect(Array.from(a.values[l]?.dataSync() ?? [])).toEqual(Array.from(b.values[l]?.dataSync() ?? []));
+      }
+      disposeCache(a);
+      disposeCache(b);
+    }
+    expect(() => repeatCacheRows(cache, [2])).toThrow(HippoError);
+    disposeCache(cache);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
