@@ -1,33 +1,31 @@
 /**
  * 07 - A custom pipeline stage
  *
- * `hippo run pipeline.yaml` runs stages in the order the config lists them; any stage can be a module of your
- * own. Here `examples/stages/model-card.ts` (read it: ~40 lines) is a `PipelineStage` that writes a model card
- * and passes the model on; the pipeline runs it, then the built-in `eval` stage on four MedQA questions. We
- * validate the config (`--dry-run`), run it, read the run's manifest, and run it again: finished stages are
- * skipped.
+ * A pipeline config lists stages in order; any stage can be a module of your own. Here
+ * `examples/stages/model-card.ts` (read it: ~40 lines) is a `PipelineStage` that writes a model card and passes
+ * the model on; the pipeline runs it, then the built-in `eval` stage on four MedQA questions. We validate the
+ * config and print the plan, run it with the runner of @hippocrates/cli (what `hippo run pipeline.yaml` does),
+ * read the run's manifest, and run it again: finished stages are skipped.
  *
  *   pnpm exec tsx examples/07-custom-stage.ts
  */
-import { spawnSync } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { initBackend } from "@hippocrates/backend";
+import { describeBackend, initBackend } from "@hippocrates/backend";
+import { describePlan, loadPipelineConfig, runPipeline } from "@hippocrates/cli";
 import { createRandomModel, saveModel } from "@hippocrates/model";
 
 const DATA = fileURLToPath(new URL("../../shared/data/", import.meta.url));
 const STAGE_MODULE = fileURLToPath(new URL("./stages/model-card.ts", import.meta.url));
-// The `hippo` command of @hippocrates/cli (pnpm links it into node_modules/.bin of every package using it).
-const HIPPO = fileURLToPath(new URL("./node_modules/.bin/hippo", import.meta.url));
 
 const work = join(tmpdir(), "hippocrates-example-07");
 await rm(work, { recursive: true, force: true });
 await mkdir(work, { recursive: true });
 
 // 1. A base model for the run: a small random Llama with the Llama-2 vocabulary, as an HF folder.
-await initBackend();
+const backend = await initBackend();
 const base = createRandomModel(
   {
     model_type: "llama",
@@ -71,32 +69,28 @@ const configFile = join(work, "pipeline.yaml");
 await writeFile(configFile, yaml);
 console.log(`--- ${configFile}\n${yaml}---`);
 
-const hippo = (...args: string[]) => {
-  const r = spawnSync(HIPPO, args, { encoding: "utf8", cwd: work });
-  process.stdout.write(r.stderr); // progress log
-  process.stdout.write(r.stdout); // result
-  if (r.status !== 0) throw new Error(`hippo ${args.join(" ")} exited with ${r.status}`);
-};
+// 3. Load and validate the config (`hippo run pipeline.yaml --dry-run`): a wrong key, type or path fails here,
+//    with every problem named, before anything is written. Then print the plan.
+const config = await loadPipelineConfig(configFile);
+console.log(await describePlan(config));
 
-// 3. Validate and print the plan; nothing is written.
-hippo("run", configFile, "--dry-run");
+// A typo is caught the same way, with the key and what was expected (here `limt` for `limit`).
+const typo = join(work, "typo.yaml");
+await writeFile(typo, yaml.replace("limit: 4", "limt: 4"));
+try {
+  await loadPipelineConfig(typo);
+} catch (e) {
+  console.log(`a config with a typo: ${(e as Error).message}`);
+}
 
-// 4. Run it.
-hippo("run", configFile, "--no-progress");
+// 4. Run it. `log` receives the runner's progress lines; the manifest records the backend it is told about.
+const log = (line: string) => console.log(`  log: ${line}`);
+const first = await runPipeline(config, { log, backend: async () => describeBackend(backend) });
+console.log(`ran: ${first.ran.join(", ")}; skipped: ${first.skipped.join(", ") || "nothing"}`);
 
 // 5. The run folder: manifest.json records each stage's settings fingerprint, input and output artifacts,
 //    metrics, files and timing; our stage's folder holds its model card.
-const manifest = JSON.parse(await readFile(join(work, "run", "manifest.json"), "utf8")) as {
-  status: string;
-  stages: {
-    id: string;
-    kind: string;
-    status: string;
-    seconds?: number;
-    outputDir: string;
-    output?: { metrics: Record<string, number> };
-  }[];
-};
+const manifest = first.manifest; // the same object is in run/manifest.json
 console.log(`manifest: status ${manifest.status}`);
 for (const s of manifest.stages) {
   console.log(
@@ -107,6 +101,7 @@ const cardStage = manifest.stages.find((s) => s.kind === "model-card");
 if (cardStage) console.log(await readFile(join(cardStage.outputDir, "MODEL_CARD.md"), "utf8"));
 
 // 6. Run again: every stage is recorded done with the same fingerprint, so nothing runs.
-hippo("run", configFile, "--no-progress");
+const second = await runPipeline(await loadPipelineConfig(configFile), { log });
+console.log(`second run: ran ${second.ran.join(", ") || "nothing"}; skipped: ${second.skipped.join(", ")}`);
 
 await rm(work, { recursive: true, force: true });

@@ -1,25 +1,25 @@
 /**
  * 08 - Serve a model over an OpenAI-compatible API and query it
  *
- * `hippo serve` puts a model folder behind /v1/models, /v1/completions (with `echo` + `logprobs`, which is how
- * lm-evaluation-harness and the eval package score through an endpoint) and /v1/chat/completions (the
- * tokenizer's chat template), with streaming over server-sent events. We start it on a loopback port, talk to
- * it with the official `openai` npm client, and stop it with SIGTERM (it finishes requests in flight first).
- * The model is a small random Llama, so its words are gibberish: the protocol is the point.
+ * The server of @hippocrates/cli (what `hippo serve <folder>` runs) puts a model folder behind /v1/models,
+ * /v1/completions (with `echo` + `logprobs`, which is how lm-evaluation-harness and the eval package score
+ * through an endpoint) and /v1/chat/completions (the tokenizer's chat template), with streaming over
+ * server-sent events. We start it on a loopback port, talk to it with the official `openai` npm client, and
+ * shut it down gracefully (requests in flight finish first). The model is a small random Llama, so its words
+ * are gibberish: the protocol is the point.
  *
  *   pnpm exec tsx examples/08-serve-and-query.ts
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { initBackend } from "@hippocrates/backend";
+import { createServer, loadServeModel } from "@hippocrates/cli";
 import { createRandomModel, saveModel } from "@hippocrates/model";
 import OpenAI from "openai";
 
 const LLAMA2 = fileURLToPath(new URL("../../shared/data/tokenizers/llama2/", import.meta.url));
-const HIPPO = fileURLToPath(new URL("./node_modules/.bin/hippo", import.meta.url));
 const work = join(tmpdir(), "hippocrates-example-08");
 await rm(work, { recursive: true, force: true });
 const modelDir = join(work, "tiny-chat");
@@ -60,23 +60,12 @@ tokConfig.chat_template =
   "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
 await writeFile(join(modelDir, "tokenizer_config.json"), JSON.stringify(tokConfig, null, 2));
 
-// 2. Start `hippo serve` on 127.0.0.1 with port 0 (the OS picks a free one); it prints the address when ready.
-const server: ChildProcess = spawn(
-  HIPPO,
-  ["serve", modelDir, "--port", "0", "--max-tokens", "64", "--quiet"],
-  {
-    stdio: ["ignore", "inherit", "pipe"],
-  },
-);
-const baseURL = await new Promise<string>((resolve, reject) => {
-  let log = "";
-  server.stderr?.on("data", (chunk: Buffer) => {
-    log += chunk.toString();
-    const m = /serving .* on (http:\/\/\S+\/v1)/.exec(log);
-    if (m?.[1]) resolve(m[1]);
-  });
-  server.once("exit", (code) => reject(new Error(`hippo serve exited with ${code}:\n${log}`)));
-});
+// 2. Load the folder for serving (weights, tokenizer, chat template) and start the server on 127.0.0.1, port 0
+//    (the OS picks a free one). `maxTokens` caps what a request may ask for; more is a 400 error.
+const { model: served, dispose } = await loadServeModel(modelDir);
+const server = createServer(served, { maxTokens: 64 });
+const address = await server.listen(0, "127.0.0.1");
+const baseURL = `http://127.0.0.1:${address.port}/v1`;
 console.log(`server ready at ${baseURL}`);
 
 try {
@@ -153,9 +142,9 @@ try {
     else throw e;
   }
 } finally {
-  // 9. Graceful shutdown: SIGTERM stops accepting connections and finishes the requests in flight.
-  const exited = new Promise<number | null>((resolve) => server.once("exit", (code) => resolve(code)));
-  server.kill("SIGTERM");
-  console.log(`server stopped (exit code ${await exited})`);
+  // 9. Graceful shutdown (what SIGTERM does to `hippo serve`): stop accepting, finish requests in flight, close.
+  await server.close();
+  dispose();
+  console.log("server stopped");
   await rm(work, { recursive: true, force: true });
 }

@@ -65,11 +65,12 @@ const EXPECTED: Record<string, RegExp[]> = {
   ],
   "07-custom-stage.ts": [
     /^ {2}1\. model-card \[model-card, module .*model-card\.ts\] to run$/m,
-    /ran model-card, eval; skipped nothing/,
+    /^a config with a typo: .*typo\.yaml, key "stages\[1\]\.limt": .*unknown key$/m,
+    /^ran: model-card, eval; skipped: nothing$/m,
     /^ {2}model-card \(model-card\): done in .* metrics \{"parameters":4186944\}$/m,
     /^ {2}eval \(eval\): done in .* metrics \{"medqa_usmle\/acc":/m,
     /^- parameters: 4,186,944$/m,
-    /ran nothing; skipped model-card, eval/,
+    /^second run: ran nothing; skipped: model-card, eval$/m,
   ],
   "08-serve-and-query.ts": [
     /^server ready at http:\/\/127\.0\.0\.1:\d+\/v1$/m,
@@ -79,7 +80,7 @@ const EXPECTED: Record<string, RegExp[]> = {
     /^chat: ".*" \(prompt \d+ tokens\)$/m,
     /^streamed 8 chunks: /m,
     /^too many tokens -> HTTP 400: /m,
-    /^server stopped \(exit code 0\)$/m,
+    /^server stopped$/m,
   ],
 };
 
