@@ -18,9 +18,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { backendInfo, describeBackend, initBackend } from "@hippocrates/backend";
 import type { LogLikelihoodRequest } from "@hippocrates/core";
+// A dev dependency only: the model itself needs no tokenizer.
+import { loadTokenizer } from "@hippocrates/tokenizer";
 import * as tf from "@tensorflow/tfjs-core";
-// Not a dependency of @hippocrates/model (the model needs no tokenizer); the bench reaches it in the workspace.
-import { loadTokenizer } from "../../tokenizer/src/index.js";
 import { createRandomModel } from "../src/io.js";
 import { logLikelihood, type ScoreStats } from "../src/score.js";
 
