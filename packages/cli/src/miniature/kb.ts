@@ -212,7 +212,7 @@ export interface MiniatureDatasets {
 export interface DatasetOptions {
   /** Paragraphs per disease in the CPT text (default 6). */
   paragraphs?: number;
-  /** SFT questions per (fact, training phrasing), each with fresh distractors (default 1). */
+  /** SFT questions per (fact, training phrasing), each with fresh distractors (default 2). */
   sftRepeats?: number;
   /** Preference pairs per fact (default 1; at most one per training phrasing). */
   dpoPerFact?: number;
@@ -222,7 +222,7 @@ export interface DatasetOptions {
 export function buildDatasets(kb: KnowledgeBase, options: DatasetOptions = {}): MiniatureDatasets {
   const rng = createRng(kb.seed + 1);
   const paragraphs = options.paragraphs ?? 6;
-  const repeats = options.sftRepeats ?? 1;
+  const repeats = options.sftRepeats ?? 2;
   const dpoPerFact = options.dpoPerFact ?? 1;
   const cpt: TextDocument[] = [];
   const sft: InstructionRecord[] = [];

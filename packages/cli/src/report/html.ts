@@ -149,6 +149,19 @@ const SCRIPT = `
 })();
 `;
 
+/** "wasm, 2 threads, SIMD (@tensorflow/tfjs-backend-wasm 4.22.0)" from the manifest's backend record. */
+function backendText(b: unknown): string {
+  if (b === null || typeof b !== "object") return String(b);
+  const r = b as Record<string, unknown>;
+  if (typeof r.name !== "string") return JSON.stringify(b);
+  const parts = [
+    r.name,
+    typeof r.threads === "number" ? `${r.threads} thread${r.threads === 1 ? "" : "s"}` : "",
+    r.simd === true ? "SIMD" : "",
+  ].filter(Boolean);
+  return `${parts.join(", ")}${typeof r.package === "string" ? ` (${r.package} ${String(r.version ?? "")})` : ""}`;
+}
+
 export function renderHtmlReport(data: ReportData): string {
   const pct = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? null : 100 * v);
   const lossCharts = data.curves
@@ -210,7 +223,7 @@ export function renderHtmlReport(data: ReportData): string {
 <style>${CSS}</style></head>
 <body>
 <h1>Hippocrates.ts run report: ${esc(data.name)}</h1>
-<div class="meta">status ${esc(data.status)} · started ${esc(data.createdAt)} · ${esc(data.machine.cpu)} (${data.machine.cores} cores) · Node ${esc(data.machine.node)} · backend ${esc(JSON.stringify(data.backend))}</div>
+<div class="meta">status ${esc(data.status)} · started ${esc(data.createdAt)} · ${esc(data.machine.cpu)} (${data.machine.cores} cores) · Node ${esc(data.machine.node)} · backend ${esc(backendText(data.backend))}</div>
 <h2>Accuracy per stage</h2>
 <table id="accuracy"><thead><tr><th>stage</th><th>average</th>${tasks.map((t) => `<th>${esc(t)}</th>`).join("")}<th>Llama-2 7B (paper)</th><th>Mistral 7B (paper)</th></tr></thead><tbody>${accRows}</tbody></table>
 <div class="charts" id="accuracy-charts">${stageChart}${taskChart}</div>

@@ -10,7 +10,7 @@ function table(header: string[], rows: string[][]): string {
     `| ${cells.map((x, c) => (c === 0 ? x.padEnd(widths[c] ?? 0) : x.padStart(widths[c] ?? 0))).join(" | ")} |`;
   return [
     line(header),
-    `|${widths.map((w, c) => (c === 0 ? `-${"-".repeat(w)}-` : `-${"-".repeat(w - 1)}:-`)).join("|")}|`,
+    `|${widths.map((w, c) => (c === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`,
     ...rows.map(line),
   ].join("\n");
 }
