@@ -123,7 +123,7 @@ svg .title{font-size:13px;font-weight:600;text-anchor:middle}svg .tick,svg .lege
 svg .axis{font-size:11px;text-anchor:middle;fill:#333}svg .grid{stroke:#e5e5e5}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}
 th{background:#f3f4f6}td:first-child,th:first-child{text-align:left}
-#samples td{text-align:left;font-size:12px}#samples pre{white-space:pre-wrap;margin:0;max-width:480px}
+#samples td,#samples th{text-align:left;font-size:12px}#samples pre{white-space:pre-wrap;margin:0;max-width:480px}
 .ok{color:#15803d;font-weight:600}.bad{color:#b91c1c;font-weight:600}.gold{font-weight:700}
 .controls{display:flex;gap:12px;align-items:center;margin:8px 0}
 `;
