@@ -17,6 +17,11 @@ const projects = [
 const resultFile = (dir) => join(dir, "test-results.json");
 for (const dir of projects) rmSync(resultFile(dir), { force: true });
 
+// vitest runs test files in parallel processes, each with its own WebAssembly backend; XNNPACK's threads
+// spin while waiting, so two threads per process on a 2-core machine make everything slower. One thread per
+// process unless the caller says otherwise (the backend's own tests start 2-thread children explicitly).
+process.env.HIPPO_THREADS ??= "1";
+
 const status = run([
   join(root, "scripts", "pnpm.mjs"),
   "exec",
