@@ -228,15 +228,31 @@ describe("OpenAI-compatible server (official openai client over loopback)", () =
   });
 
   it("batches concurrent requests into one model call", async () => {
-    toy.calls.length = 0;
-    const rs = await Promise.all(
-      Array.from({ length: 12 }, () =>
-        client.completions.create({ model: "toy", prompt: PROMPT, max_tokens: 4, temperature: 0 }),
-      ),
-    );
-    expect(new Set(rs.map((r) => r.choices[0]?.text)).size).toBe(1);
-    expect(Math.max(...toy.calls)).toBeGreaterThan(1);
-    expect(hippo.queue.stats.maxBatchSeen).toBeGreaterThan(1);
+    // A model that takes 20 ms per token: requests arriving while one batch runs wait and go together.
+    const slow = createToyModel(tok, { delayMs: 20, maxLength: 128 });
+    const s = createServer(slow.model);
+    const { port } = await s.listen(0);
+    const c = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "x", maxRetries: 0 });
+    try {
+      const rs = await Promise.all(
+        Array.from({ length: 12 }, () =>
+          c.completions.create({ model: "toy", prompt: PROMPT, max_tokens: 4, temperature: 0 }),
+        ),
+      );
+      // Batched answers equal the one-at-a-time answer.
+      const alone = await client.completions.create({
+        model: "toy",
+        prompt: PROMPT,
+        max_tokens: 4,
+        temperature: 0,
+      });
+      expect(new Set(rs.map((r) => r.choices[0]?.text))).toEqual(new Set([alone.choices[0]?.text]));
+      expect(Math.max(...slow.calls)).toBeGreaterThan(1);
+      expect(s.queue.stats.maxBatchSeen).toBeGreaterThan(1);
+      expect(s.queue.stats.batches).toBeLessThan(12);
+    } finally {
+      await s.close();
+    }
   });
 
   it("bad requests get 4xx in OpenAI's error shape, and the server keeps serving", async () => {
