@@ -40,7 +40,11 @@ const BATCH = 2;
 const SEQ = 256;
 const STEPS = Number(process.env.STEPS ?? 3);
 
-const info = await initBackend({ backend: (process.env.BACKEND as "wasm" | undefined) ?? "wasm" });
+// 2 threads by default: the same as the PyTorch side (torch.set_num_threads(2)); THREADS overrides.
+const info = await initBackend({
+  backend: (process.env.BACKEND as "wasm" | undefined) ?? "wasm",
+  threads: Number(process.env.THREADS ?? 2),
+});
 const model = createRandomModel(SMOLLM_135M, { seed: 0 });
 addLoraAdapter(
   model,
@@ -74,6 +78,10 @@ const median = times[Math.floor(times.length / 2)] as number;
 const tokensPerSecond = (BATCH * SEQ) / median;
 const peakRssMiB = process.resourceUsage().maxRSS / 1024;
 const trainable = variables.reduce((s, v) => s + v.size, 0);
+
+process.stderr.write(
+  `tfjs: median step ${median.toFixed(2)} s, ${tokensPerSecond.toFixed(1)} tokens/s, peak RSS ${peakRssMiB.toFixed(0)} MiB\n`,
+);
 
 let torch: { tokens_per_second: number; threads: number; blas: string } | undefined;
 let torchNote = "";
