@@ -8,7 +8,11 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const marker = join(root, "node_modules", ".modules.yaml");
 const lock = join(root, "pnpm-lock.yaml");
-if (existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs && !process.env.HIPPO_FORCE_INSTALL) {
+if (
+  existsSync(marker) &&
+  statSync(marker).mtimeMs >= statSync(lock).mtimeMs &&
+  !process.env.HIPPO_FORCE_INSTALL
+) {
   process.exit(0);
 }
 const args = [join(root, "scripts", "pnpm.mjs"), "install", "--frozen-lockfile", "--reporter=append-only"];
