@@ -139,11 +139,15 @@ const CONFIGS: tf.GradConfig[] = [
     inputsToSave: ["x"],
     gradFunc: (dy, saved: Saved, attrs) => {
       const x = saved[0] as tf.Tensor;
-      const { begin, size } = attrs as unknown as { begin: number[]; size: number[] };
+      // tf.slice takes begin/size as numbers (first axis) or shorter arrays: normalise as tfjs's
+      // parseSliceParams does (missing begin = 0, missing size = -1 = "to the end").
+      const raw = attrs as unknown as { begin: number | number[]; size?: number | number[] };
+      const begin = typeof raw.begin === "number" ? [raw.begin] : raw.begin;
+      const size = raw.size === undefined ? [] : typeof raw.size === "number" ? [raw.size] : raw.size;
       const g = dy as tf.Tensor;
       const pads = x.shape.map((d, i) => {
-        const b = begin[i] as number;
-        const s = (size[i] as number) === -1 ? d - b : (size[i] as number);
+        const b = begin[i] ?? 0;
+        const s = (size[i] ?? -1) === -1 ? d - b : (size[i] as number);
         return [b, d - b - s] as [number, number];
       });
       return { x: () => tf.pad(g, pads) };

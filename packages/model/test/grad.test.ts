@@ -283,3 +283,28 @@ describe("tokenLogProbs (chunked lm_head + log-softmax)", () => {
     }
   });
 });
+
+describe("registered kernel gradients", () => {
+  beforeAll(setup);
+  it("Slice: numeric and short begin/size give the same gradient as full arrays (zero-padded dy)", () => {
+    const x = tf.tensor2d([
+      [1, 2, 3],
+      [4, 5, 6],
+      [7, 8, 9],
+    ]);
+    // Weighted sum so each position of the slice has its own gradient value.
+    const w = tf.tensor2d([[10, 20, 30]]);
+    const full = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.slice(t, [1, 0], [1, 3]), w)))(x);
+    const numeric = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.slice(t, 1, 1), w)))(x);
+    const short = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.slice(t, [1], [1]), w)))(x);
+    const expected = [
+      [0, 0, 0],
+      [10, 20, 30],
+      [0, 0, 0],
+    ];
+    expect(full.arraySync()).toEqual(expected);
+    expect(numeric.arraySync()).toEqual(expected);
+    expect(short.arraySync()).toEqual(expected);
+    tf.dispose([x, w, full, numeric, short]);
+  });
+});
