@@ -46,7 +46,7 @@ const result = await autocannon({
   body,
   connections,
   duration: seconds,
-  amount: 200_000,
+  maxOverallRequests: 100_000,
   timeout: 60,
   setupClient: (client) => {
     client.on("body", (buf: Buffer) => {
