@@ -56,7 +56,7 @@ describe("hippo miniature (tiny config)", () => {
       const ckpts = existsSync(cptDir) ? readdirSync(cptDir).filter((n) => /^checkpoint-\d+$/.test(n)) : [];
       if (ckpts.some((n) => Number(n.split("-")[1]) >= 2)) break;
       if (child.exitCode !== null) break;
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 20));
     }
     child.kill("SIGKILL");
     await exited;
