@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// `hippo` without a build step: register tsx's ESM loader, then run the TypeScript entry point (which
-// registers the tfjs-core resolve fix of ./resolve-dirs.mjs itself).
+// `hippo` without a build step: register tsx's ESM loader, then run the TypeScript entry point.
 import { register } from "tsx/esm/api";
 
 register();
