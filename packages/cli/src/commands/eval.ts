@@ -30,10 +30,10 @@ function parseShard(v: string): { index: number; count: number } {
 }
 
 interface EvalFlags {
-  model: string;
+  model?: string;
   adapter?: string;
   tokenizer?: string;
-  tasks: string;
+  tasks?: string;
   numFewshot?: number;
   limit?: number;
   profile: "v0.3" | "current";
@@ -53,15 +53,17 @@ export function registerEval(program: Command): void {
   const ev = program
     .command("eval")
     .description("evaluate a model on the medical benchmarks (flags named after lm-evaluation-harness)")
-    .requiredOption(
+    // --model and --tasks are checked in the action, not with requiredOption: commander checks an
+    // ancestor's mandatory options for its subcommands too, which made `hippo eval merge` demand --model.
+    .option(
       "--model <dir|url>",
-      "HF model folder, or the base URL of an OpenAI-compatible server (http://host:port/v1)",
+      "HF model folder, or the base URL of an OpenAI-compatible server (http://host:port/v1) (required)",
     )
     .option("--adapter <dir>", "PEFT adapter merged into --model")
     .option("--tokenizer <dir>", "tokenizer folder (default: the model folder; required with a URL)")
-    .requiredOption(
+    .option(
       "--tasks <list>",
-      "comma-separated task or group names (medqa_usmle, medmcqa, pubmedqa, multimedqa, ...) or task files",
+      "comma-separated task or group names (medqa_usmle, medmcqa, pubmedqa, multimedqa, ...) or task files (required)",
     )
     .option("--num-fewshot <k>", "few-shot examples", parseIntArg("--num-fewshot"))
     .option("--limit <n>", "documents per task (a fraction when < 1)", parseFloatArg("--limit"))
@@ -91,7 +93,18 @@ export function registerEval(program: Command): void {
       "after",
       "\nExamples:\n  hippo eval --model models/hippo --tasks medqa_usmle,medmcqa --limit 100 --output results.json\n  hippo eval --model http://gpu-box:8000/v1 --tokenizer models/hippo --tasks pubmedqa --shard 0/2 --write-out out/0\n  hippo eval merge out/0 out/1 --output results.json\n",
     )
-    .action(async (f: EvalFlags) => {
+    .action(async (flags: EvalFlags) => {
+      for (const [key, v] of [
+        ["--model", flags.model],
+        ["--tasks", flags.tasks],
+      ] as const)
+        if (!v)
+          throw new HippoError("INVALID_ARGUMENT", `required option ${key} not specified`, {
+            key,
+            expected: "a value",
+            got: "nothing",
+          });
+      const f = flags as EvalFlags & { model: string; tasks: string };
       const evalPkg = await import("@hippocrates/eval");
       const isUrl = /^https?:\/\//.test(f.model);
       if (isUrl && !f.tokenizer)
@@ -160,7 +173,10 @@ export function registerEval(program: Command): void {
     .option("--output <file>", "merged results JSON")
     .option("--write-out <dir>", "merged results.json and samples")
     .addHelpText("after", "\nExample:\n  hippo eval merge out/0 out/1 --output results.json\n")
-    .action(async (dirs: string[], f: { output?: string; writeOut?: string }) => {
+    .action(async (dirs: string[], _local: unknown, cmd: Command) => {
+      // `eval` has its own --output/--write-out, and commander gives a flag to the parent when both
+      // define it, so read them with the parent's values merged in.
+      const f = cmd.optsWithGlobals<{ output?: string; writeOut?: string }>();
       const evalPkg = await import("@hippocrates/eval");
       const { readJsonFile } = await import("@hippocrates/core");
       const outputs = [];

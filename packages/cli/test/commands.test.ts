@@ -1,0 +1,281 @@
+/**
+ * The single-purpose subcommands end to end, as a user runs them (the bin shim in a child process, in a temp
+ * folder): `hippo init` a tiny random Llama with the real Llama-2 tokenizer, `generate` from it, `eval` it on
+ * real MedQA items (whole and in two shards, then `eval merge`), `train sft` a LoRA adapter, `merge` it and
+ * generate from the merged folder, and build CPT blocks with `hippo data cpt`.
+ */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const HIPPO = fileURLToPath(new URL("../bin/hippo.mjs", import.meta.url));
+// Shared data sits beside the repository (resolved from the repo root, never an absolute path).
+const DATA = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
+const TOKENIZER = join(DATA, "tokenizers", "llama2");
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "hippo-cli-commands-"));
+  // 32000 = the Llama-2 tokenizer's vocabulary; hidden 32, 2 layers keeps every command to a few seconds.
+  await writeFile(
+    join(dir, "tiny.json"),
+    JSON.stringify({
+      architectures: ["LlamaForCausalLM"],
+      model_type: "llama",
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      hidden_act: "silu",
+      max_position_embeddings: 512,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+      tie_word_embeddings: false,
+      vocab_size: 1000,
+      bos_token_id: 1,
+      eos_token_id: 2,
+      torch_dtype: "float32",
+    }),
+  );
+});
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** Run `hippo ...args` in the temp folder to completion without blocking the test runner. */
+function hippo(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [HIPPO, ...args], { cwd: dir });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d));
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+async function ok(...args: string[]): Promise<string> {
+  const r = await hippo(...args);
+  // The stderr rides along so that a failure shows the command's own message.
+  expect({ status: r.status, stderr: r.status === 0 ? "" : r.stderr }).toEqual({ status: 0, stderr: "" });
+  return r.stdout;
+}
+
+const readJson = async (...p: string[]) => JSON.parse(await readFile(join(dir, ...p), "utf8"));
+const readJsonl = async (...p: string[]) =>
+  (await readFile(join(dir, ...p), "utf8"))
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+/** The raw bytes of each tensor of a .safetensors file (8-byte LE header length, JSON header, data). */
+async function safetensors(
+  file: string,
+): Promise<Map<string, { dtype: string; shape: number[]; data: Buffer }>> {
+  const buf = await readFile(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
+  const out = new Map<string, { dtype: string; shape: number[]; data: Buffer }>();
+  for (const [name, t] of Object.entries(header)) {
+    if (name === "__metadata__") continue;
+    out.set(name, {
+      dtype: t.dtype,
+      shape: t.shape,
+      data: buf.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]),
+    });
+  }
+  return out;
+}
+
+const EVAL = [
+  "--tasks",
+  "medqa_usmle",
+  "--limit",
+  "4",
+  "--num-fewshot",
+  "0",
+  "--data-dir",
+  DATA,
+  "--no-progress",
+];
+
+describe("hippo subcommands on a tiny model", () => {
+  it("init writes a loadable HF folder with the tokenizer's files", async () => {
+    // The tokenizer's vocabulary is 32000: --vocab-size overrides the config's 1000 to match it.
+    const out = await ok(
+      "init",
+      "--config",
+      "tiny.json",
+      "--output",
+      "base",
+      "--tokenizer",
+      TOKENIZER,
+      "--vocab-size",
+      "32000",
+      "--seed",
+      "3",
+    );
+    expect(out).toMatch(/wrote .*base \([\d,]+ parameters\)/);
+    const config = await readJson("base", "config.json");
+    expect(config).toMatchObject({ model_type: "llama", hidden_size: 32, vocab_size: 32000 });
+    for (const f of ["model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+      expect(existsSync(join(dir, "base", f))).toBe(true);
+    const tensors = await safetensors(join(dir, "base", "model.safetensors"));
+    expect(tensors.get("model.embed_tokens.weight")?.shape).toEqual([32000, 32]);
+    expect(tensors.get("model.layers.1.self_attn.k_proj.weight")?.shape).toEqual([16, 32]);
+  });
+
+  it("generate prints the continuation, the same for the same seed", async () => {
+    const args = ["generate", "base", "-p", "The patient presents with", "--max-tokens", "5"];
+    const a = await ok(...args);
+    expect(a.trim().length).toBeGreaterThan(0);
+    expect(a).not.toContain("The patient presents with");
+    expect(await ok(...args)).toBe(a);
+  });
+
+  it("eval writes lm-eval results and the contexts; two shards merged equal the whole run", async () => {
+    const table = await ok(
+      "eval",
+      "--model",
+      "base",
+      ...EVAL,
+      "--output",
+      "results.json",
+      "--write-out",
+      "all",
+    );
+    expect(table).toContain("| medqa_usmle |");
+    const whole = await readJson("results.json");
+    const m = whole.results.medqa_usmle;
+    expect(typeof m.acc).toBe("number");
+    expect(typeof m.acc_norm).toBe("number");
+    expect(whole["n-shot"].medqa_usmle).toBe(0);
+    expect(whole["n-samples"].medqa_usmle.effective).toBe(4);
+    expect(await readJson("all", "results.json")).toEqual(whole);
+
+    // The written contexts are the real test questions, zero-shot.
+    const questions = (await readFile(join(DATA, "benchmarks/medqa/medqa_us_4options_test.jsonl"), "utf8"))
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { question: string }).question);
+    const samples = await readJsonl("all", "samples_medqa_usmle.jsonl");
+    expect(samples).toHaveLength(4);
+    for (const s of samples) {
+      expect(s.context).toContain(questions[s.doc_index as number]);
+      expect(s.context).toMatch(/^Question: /);
+    }
+
+    for (const i of [0, 1])
+      await ok("eval", "--model", "base", ...EVAL, "--shard", `${i}/2`, "--write-out", `shard${i}`);
+    const shardIds = [
+      ...(await readJsonl("shard0", "samples_medqa_usmle.jsonl")),
+      ...(await readJsonl("shard1", "samples_medqa_usmle.jsonl")),
+    ].map((s) => s.doc_id);
+    expect(shardIds).toHaveLength(4);
+    expect(new Set(shardIds)).toEqual(new Set(samples.map((s) => s.doc_id)));
+
+    // `eval merge` takes none of eval's required flags, and without --model eval itself says what is missing.
+    const missing = await hippo("eval", "--tasks", "medqa_usmle");
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('key "--model": required option --model not specified');
+    await ok("eval", "merge", "shard0", "shard1", "--output", "merged.json", "--write-out", "merged");
+    const merged = (await readJson("merged.json")).results.medqa_usmle;
+    expect(merged.acc).toBeCloseTo(m.acc, 12);
+    expect(merged.acc_norm).toBeCloseTo(m.acc_norm, 12);
+    expect((await readJsonl("merged", "samples_medqa_usmle.jsonl")).map((s) => s.doc_id).sort()).toEqual(
+      samples.map((s) => s.doc_id).sort(),
+    );
+  });
+
+  it("train sft writes a PEFT adapter; merge folds it into the targeted weights only; generate loads it", async () => {
+    const records = [
+      { instruction: "Which drug treats fever?", input: "", output: "Paracetamol." },
+      { instruction: "Which organ makes insulin?", input: "", output: "The pancreas." },
+      { instruction: "Which vitamin prevents scurvy?", input: "", output: "Vitamin C." },
+      { instruction: "Which test monitors warfarin?", input: "", output: "The INR." },
+    ];
+    await writeFile(join(dir, "sft.jsonl"), records.map((r) => `${JSON.stringify(r)}\n`).join(""));
+    const out = await ok(
+      "train",
+      "sft",
+      "--model",
+      "base",
+      "--data",
+      "sft.jsonl",
+      "--output",
+      "sft",
+      "--max-steps",
+      "2",
+      "--batch-size",
+      "2",
+      "--lr",
+      "0.01",
+      "--lora-r",
+      "4",
+      "--lora-targets",
+      "q_proj,v_proj",
+      "--no-progress",
+    );
+    expect(JSON.parse(out).metrics.global_step).toBe(2);
+    expect(await readJson("sft", "adapter_config.json")).toMatchObject({
+      peft_type: "LORA",
+      r: 4,
+      lora_alpha: 8,
+      target_modules: ["q_proj", "v_proj"],
+    });
+    const adapter = await safetensors(join(dir, "sft", "adapter_model.safetensors"));
+    expect([...adapter.keys()].some((k) => k.includes("q_proj.lora_A"))).toBe(true);
+    expect((await readJson("sft", "trainer_state.json")).global_step).toBe(2);
+
+    expect(await ok("merge", "--model", "base", "--adapter", "sft", "--output", "merged-model")).toContain(
+      "wrote",
+    );
+    expect(existsSync(join(dir, "merged-model", "tokenizer.json"))).toBe(true);
+    const base = await safetensors(join(dir, "base", "model.safetensors"));
+    const merged = await safetensors(join(dir, "merged-model", "model.safetensors"));
+    expect([...merged.keys()].sort()).toEqual([...base.keys()].sort());
+    const q = "model.layers.0.self_attn.q_proj.weight";
+    const k = "model.layers.0.self_attn.k_proj.weight";
+    expect(merged.get(q)?.data.equals(base.get(q)?.data as Buffer)).toBe(false);
+    expect(merged.get(k)?.data.equals(base.get(k)?.data as Buffer)).toBe(true);
+
+    const text = await ok("generate", "merged-model", "-p", "Which drug treats fever?", "--max-tokens", "4");
+    expect(text.trim().length).toBeGreaterThan(0);
+  });
+
+  it("data cpt packs deduplicated documents into blocks and writes manifest.json", async () => {
+    const docs = [
+      "Aspirin inhibits cyclooxygenase and reduces fever in adults.",
+      "Metformin lowers hepatic glucose production in type 2 diabetes.",
+      "Metformin lowers hepatic glucose production in type 2 diabetes.",
+      "Warfarin is monitored with the international normalized ratio.",
+    ];
+    await writeFile(
+      join(dir, "guidelines.jsonl"),
+      docs.map((d, i) => `${JSON.stringify({ id: String(i), source: "who", clean_text: d })}\n`).join(""),
+    );
+    await writeFile(
+      join(dir, "cpt.yaml"),
+      "sources:\n  - kind: guidelines\n    path: guidelines.jsonl\noutDir: cpt-data\nblockSize: 16\n",
+    );
+    const summary = JSON.parse(await ok("data", "cpt", "cpt.yaml", "--tokenizer", TOKENIZER));
+    expect(summary).toMatchObject({ documents: 3, duplicates: 1 });
+    const manifest = await readJson("cpt-data", "manifest.json");
+    expect(manifest.builder).toBe("cpt");
+    expect(manifest.counts).toMatchObject({ documents: 3, duplicates: 1 });
+    const blocks = await readJsonl("cpt-data", "blocks.jsonl");
+    expect(blocks).toHaveLength(manifest.counts.blocks);
+    expect(manifest.outputs["blocks.jsonl"].records).toBe(blocks.length);
+    for (const b of blocks) expect(b.inputIds).toHaveLength(16);
+    // Every document's tokens + EOS (id 2) once each: 3 EOS across the packed blocks.
+    expect(blocks.flatMap((b) => b.inputIds as number[]).filter((t) => t === 2)).toHaveLength(3);
+  });
+});
