@@ -38,6 +38,13 @@ export interface ForwardOptions {
   segmentIds?: number[][];
   /** Append this step's keys/values to the cache and attend to everything cached. */
   cache?: KVCache;
+  /**
+   * With a cache: every new token may attend to every cached (valid) slot whatever its segment, while new
+   * tokens still attend only within their own segment. This packs several continuations of one shared
+   * context into one row (each continuation its own segment, explicit `positionIds`). Slots, not positions,
+   * are what a sliding window counts, so the caller keeps cache + new tokens within the window.
+   */
+  prefixVisible?: boolean;
   /** Which logits to compute: all positions (default), only the last position of each row, or none. */
   logits?: "all" | "last" | "none";
   /** Also return the final normalized hidden states [B, T, hidden]. */
@@ -443,10 +450,12 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
       }
       const mask = new Float32Array(T * S);
       const window = dims.slidingWindow;
+      const prefixVisible = options.prefixVisible === true && cache !== undefined;
       for (let t = 0; t < T; t++) {
         const i = past + t;
         for (let j = 0; j < S; j++) {
-          const ok = j <= i && valid[j] === 1 && seg[j] === seg[i] && (window === null || j > i - window);
+          const sameSegment = seg[j] === seg[i] || (prefixVisible && j < past);
+          const ok = j <= i && valid[j] === 1 && sameSegment && (window === null || j > i - window);
           mask[t * S + j] = ok ? 0 : MASKED;
         }
       }

@@ -253,6 +253,13 @@ export async function logLikelihood(
           stats.prefixes += batch.filter((b) => b.prefix.length > 0).length;
         }
       }
+      const packedLength = Math.max(...batch.map((b) => b.rows.reduce((n, r) => n + r.suffix.length, 0)));
+      const window = model.dims.slidingWindow;
+      if (prefixCache !== null && (window === null || P + packedLength <= window)) {
+        scorePacked(batch, prefixCache, packedLength);
+        progress.tick(batch.reduce((n, b) => n + b.rows.length, 0));
+        return;
+      }
       const rows = batch.flatMap((b, gi) => b.rows.map((row) => ({ gi, row })));
       for (let s = 0; s < rows.length; s += batchSize) {
         if (s > 0) check();
@@ -279,6 +286,65 @@ export async function logLikelihood(
     }
   }
 
+  /**
+   * All continuations of a context in one row, back to back: each is its own segment that sees the cached
+   * context (`prefixVisible`) and itself, never the other continuations, with positions continuing the
+   * context's. One row per context instead of one per continuation: no copies of the context's cache, and
+   * the continuations' tokens go through the layers as one short sequence.
+   */
+  function scorePacked(batch: Group[], cache: KVCache, S: number): void {
+    const ids: number[][] = [];
+    const mask: number[][] = [];
+    const segmentIds: number[][] = [];
+    const positionIds: number[][] = [];
+    const picks: number[] = [];
+    const targets: number[] = [];
+    const order: Row[] = [];
+    batch.forEach((g, b) => {
+      const rowIds: number[] = [];
+      const rowSeg: number[] = [];
+      const rowPos: number[] = [];
+      g.rows.forEach((r, k) => {
+        const offset = rowIds.length;
+        r.suffix.forEach((t, j) => {
+          rowIds.push(t);
+          rowSeg.push(k + 1);
+          rowPos.push(g.prefix.length + j);
+        });
+        r.targets.forEach((t, j) => {
+          picks.push(b * S + offset + r.scoreFrom + j);
+          targets.push(t);
+        });
+        order.push(r);
+      });
+      const rowMask = rowIds.map(() => 1);
+      while (rowIds.length < S) {
+        rowIds.push(pad);
+        rowSeg.push(0);
+        rowPos.push(0);
+        rowMask.push(0);
+      }
+      ids.push(rowIds);
+      mask.push(rowMask);
+      segmentIds.push(rowSeg);
+      positionIds.push(rowPos);
+    });
+    const out = model.forward(ids, {
+      cache,
+      prefixVisible: true,
+      segmentIds,
+      positionIds,
+      attentionMask: mask,
+      logits: "none",
+      outputHidden: true,
+    });
+    if (stats) {
+      stats.forwards++;
+      stats.tokens += batch.length * S;
+    }
+    collect(out.hidden as tf.Tensor3D, batch.length * S, picks, targets, order);
+  }
+
   /** One forward of the rows' suffixes (on the prefix cache when given); fills their results. */
   function scoreRows(rows: Row[], cache: KVCache | undefined): void {
     const S = Math.max(...rows.map((r) => r.suffix.length));
@@ -295,20 +361,30 @@ export async function logLikelihood(
         targets.push(t);
       });
     });
-    const { vocab, hidden: E } = model.dims;
     const out = model.forward(ids, {
       ...(cache !== undefined ? { cache } : {}),
       attentionMask: mask,
       logits: "none",
       outputHidden: true,
     });
-    const hidden = out.hidden as tf.Tensor3D;
     if (stats) {
       stats.forwards++;
       stats.tokens += rows.length * S;
     }
+    collect(out.hidden as tf.Tensor3D, rows.length * S, picks, targets, rows);
+  }
+
+  /** Log-probs and argmaxes at the picked positions of `hidden`; results in the order of `rows`' targets. */
+  function collect(
+    hidden: tf.Tensor3D,
+    slots: number,
+    picks: number[],
+    targets: number[],
+    rows: Row[],
+  ): void {
+    const { vocab, hidden: E } = model.dims;
     const [lp, am] = tf.tidy(() => {
-      const h = tf.gather(tf.reshape(hidden, [rows.length * S, E]), tf.tensor1d(picks, "int32"));
+      const h = tf.gather(tf.reshape(hidden, [slots, E]), tf.tensor1d(picks, "int32"));
       const logits = model.lmHead(h as tf.Tensor2D);
       const logp = tf.logSoftmax(logits);
       const flat = tf.tensor1d(

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { disposeCache, selectCacheRows } from "../src/cache.js";
 import { repeatCacheRows } from "../src/cache-rows.js";
 import { generate } from "../src/generate.js";
-import { loadModel } from "../src/io.js";
+import { createRandomModel, loadModel } from "../src/io.js";
 import type { CausalLM } from "../src/llama.js";
 import { asScoringModel, logLikelihood, tokenLogprobs } from "../src/score.js";
 import { setup, TINY } from "./helpers.js";
@@ -228,5 +228,43 @@ describe("repeatCacheRows", () => {
     expect(() => repeatCacheRows(cache, [2])).toThrow(HippoError);
     disposeCache(cache);
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe("packed continuations and sliding windows", () => {
+  it("a Mistral whose window is shorter than context + continuations scores as the naive path (fallback)", async () => {
+    const config = {
+      model_type: "mistral",
+      vocab_size: 64,
+      hidden_size: 32,
+      intermediate_size: 48,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      max_position_embeddings: 64,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+      sliding_window: 6,
+      tie_word_embeddings: true,
+      eos_token_id: 2,
+    };
+    const m = createRandomModel(config, { seed: 11 });
+    const context = [5, 9, 13, 17, 21];
+    const requests: LogLikelihoodRequest[] = [[3], [7, 8], [30, 31, 32]].map((continuation) => ({
+      context,
+      continuation,
+    }));
+    const shared = await logLikelihood(m, requests);
+    // After the first call: the tied head keeps its transposed embedding, a cache of the model, not a leak.
+    const before = tf.memory().numTensors;
+    const naive = await logLikelihood(m, requests, { naive: true });
+    await logLikelihood(m, requests);
+    for (let i = 0; i < requests.length; i++) {
+      expect(
+        Math.abs((shared[i] as { logprob: number }).logprob - (naive[i] as { logprob: number }).logprob),
+      ).toBeLessThan(1e-4);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    m.dispose();
   });
 });
