@@ -205,36 +205,14 @@ export async function* readInstructions(
         const messages: ChatMessage[] = [];
         if (r.system) messages.push({ role: "system", content: r.system });
         for (const t of r.conversations) messages.push({ role: mapRole(t.from), content: t.value });
-        const err = checkTurns(messages);
-        if (err) {
-          bad.handle(
-            new HippoError("INVALID_RECORD", err, {
-              file: loc.file,
-              line: loc.line,
-              row: loc.line === undefined ? loc.row : undefined,
-              key: "conversations",
-            }),
-          );
-          continue;
-        }
+        if (!turnsAreValid(messages, loc, "conversations", bad)) continue;
         yield { id: recordId(name, loc, r.id), source: name, messages };
       }
       return;
     case "chat":
       for await (const { value: r, loc } of readValidRecords(source.path, chatSchema, bad, opts)) {
         const messages = r.messages.map((m) => ({ role: m.role, content: m.content }));
-        const err = checkTurns(messages);
-        if (err) {
-          bad.handle(
-            new HippoError("INVALID_RECORD", err, {
-              file: loc.file,
-              line: loc.line,
-              row: loc.line === undefined ? loc.row : undefined,
-              key: "messages",
-            }),
-          );
-          continue;
-        }
+        if (!turnsAreValid(messages, loc, "messages", bad)) continue;
         yield { id: recordId(name, loc, r.id), source: name, messages };
       }
       return;
@@ -307,6 +285,26 @@ function pubmedqaFlatMessages(
 }
 
 /** A usable conversation has at least one user turn and ends with a non-empty assistant turn. */
+/** Report a conversation without a user turn or a final assistant answer as a bad record (file, line, key). */
+function turnsAreValid(
+  messages: ChatMessage[],
+  loc: { file: string; line?: number; row?: number },
+  key: string,
+  bad: BadRecords,
+): boolean {
+  const err = checkTurns(messages);
+  if (err === undefined) return true;
+  bad.handle(
+    new HippoError("INVALID_RECORD", err, {
+      file: loc.file,
+      line: loc.line,
+      row: loc.line === undefined ? loc.row : undefined,
+      key,
+    }),
+  );
+  return false;
+}
+
 function checkTurns(messages: ChatMessage[]): string | undefined {
   if (!messages.some((m) => m.role === "user")) return "conversation has no user turn";
   const last = messages[messages.length - 1];

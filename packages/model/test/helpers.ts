@@ -45,3 +45,22 @@ export function argmax(a: ArrayLike<number>, from = 0, to = a.length): number {
   for (let i = from + 1; i < to; i++) if ((a[i] as number) > (a[best] as number)) best = i;
   return best - from;
 }
+
+/** A small random Mistral (tied embeddings, GQA) for sliding-window tests; pass the window. */
+export function smallMistralConfig(slidingWindow: number) {
+  return {
+    model_type: "mistral",
+    vocab_size: 64,
+    hidden_size: 32,
+    intermediate_size: 48,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    max_position_embeddings: 64,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    sliding_window: slidingWindow,
+    tie_word_embeddings: true,
+    eos_token_id: 2,
+  };
+}

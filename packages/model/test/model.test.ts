@@ -7,7 +7,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type CausalLM, createRandomModel, disposeCache, expandCache, loadModel } from "../src/index.js";
-import { maxAbsDiff, setup, TINY } from "./helpers.js";
+import { maxAbsDiff, setup, smallMistralConfig, TINY } from "./helpers.js";
 
 const TOL = 2e-5;
 let model: CausalLM;
@@ -144,20 +144,7 @@ describe("forward", () => {
 
 describe("Mistral sliding window", () => {
   const W = 3;
-  const config = {
-    model_type: "mistral",
-    vocab_size: 64,
-    hidden_size: 32,
-    intermediate_size: 48,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    max_position_embeddings: 64,
-    rms_norm_eps: 1e-5,
-    rope_theta: 10000,
-    sliding_window: W,
-    tie_word_embeddings: true,
-  };
+  const config = smallMistralConfig(W);
 
   it("layer attention equals an explicit masked-attention computation (i - W < j <= i)", () => {
     const before = tf.memory().numTensors;

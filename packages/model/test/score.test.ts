@@ -7,7 +7,7 @@ import { generate } from "../src/generate.js";
 import { createRandomModel, loadModel } from "../src/io.js";
 import type { CausalLM } from "../src/llama.js";
 import { asScoringModel, logLikelihood, tokenLogprobs } from "../src/score.js";
-import { setup, TINY } from "./helpers.js";
+import { setup, smallMistralConfig, TINY } from "./helpers.js";
 
 let model: CausalLM;
 beforeAll(async () => {
@@ -233,21 +233,7 @@ describe("repeatCacheRows", () => {
 
 describe("packed continuations and sliding windows", () => {
   it("a Mistral whose window is shorter than context + continuations scores as the naive path (fallback)", async () => {
-    const config = {
-      model_type: "mistral",
-      vocab_size: 64,
-      hidden_size: 32,
-      intermediate_size: 48,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      max_position_embeddings: 64,
-      rms_norm_eps: 1e-5,
-      rope_theta: 10000,
-      sliding_window: 6,
-      tie_word_embeddings: true,
-      eos_token_id: 2,
-    };
+    const config = smallMistralConfig(6);
     const m = createRandomModel(config, { seed: 11 });
     const context = [5, 9, 13, 17, 21];
     const requests: LogLikelihoodRequest[] = [[3], [7, 8], [30, 31, 32]].map((continuation) => ({
