@@ -40,6 +40,14 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const missing = [];
+// CI shows only the end of the log: repeat each failure (test name and the first lines of its message) here.
+const failures = [];
+const firstLines = (text) => {
+  const lines = String(text).split("\n");
+  const message = lines.filter((l) => !/^\s*at /.test(l)).slice(0, 4);
+  const frame = lines.find((l) => /^\s*at /.test(l) && !l.includes("node_modules"));
+  return [...message, ...(frame ? [frame.trim()] : [])].join("\n    ");
+};
 for (const dir of projects) {
   if (!existsSync(join(dir, "vitest.config.ts"))) continue;
   if (!existsSync(resultFile(dir))) {
@@ -50,7 +58,18 @@ for (const dir of projects) {
   passed += r.numPassedTests;
   failed += r.numFailedTests;
   skipped += r.numPendingTests + r.numTodoTests;
+  const where = dir.slice(root.length + 1);
+  for (const file of r.testResults ?? []) {
+    const name = `${where}/${String(file.name).split(`${where}/`).at(-1)}`;
+    const failedTests = (file.assertionResults ?? []).filter((t) => t.status === "failed");
+    for (const t of failedTests)
+      failures.push(`${name} > ${t.fullName}\n    ${firstLines(t.failureMessages?.[0] ?? "")}`);
+    // A file that fails before its tests run (an import error, a failing hook) has no failed test in it.
+    if (file.status === "failed" && failedTests.length === 0)
+      failures.push(`${name}\n    ${firstLines(file.message ?? "")}`);
+  }
 }
+if (failures.length > 0) console.log(`\nFailed:\n${failures.map((f) => `  ${f}`).join("\n")}\n`);
 if (missing.length > 0) console.log(`no test results from: ${missing.join(", ")}`);
 console.log(`Tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 // With --filter arguments some packages do not run; without them, a package with no results is a failure.
