@@ -21,9 +21,12 @@ import {
   attention,
   embedding,
   linear,
+  linearWithValue,
+  loraAdd,
+  residualAdd,
   rmsNorm,
   rotateHalfMatrix,
-  silu,
+  swiglu,
   tiedHead,
   tokenLogProbs,
 } from "./ops.js";
@@ -128,6 +131,11 @@ interface StepInfo {
   training: boolean;
   rng: Rng;
   trace: ForwardOptions["trace"];
+  /**
+   * Gradient checkpointing: the first pass records each linear module's base product x W in call order; the
+   * recomputation replays them (linearWithValue) instead of multiplying again.
+   */
+  products?: { mode: "record" | "replay"; outputs: tf.Tensor2D[]; next: number };
 }
 
 function checkMatrix(name: string, m: number[][] | undefined, B: number, T: number): void {
@@ -227,7 +235,16 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
   /** A linear module of a layer, with the active LoRA adapters added: y = x W + dropout(x) A B * scaling. */
   function proj(x: tf.Tensor2D, layer: number, module: LinearModule, step: StepInfo): tf.Tensor2D {
     const name = linearWeightName(layer, module);
-    let y = linear(x, W(name));
+    const products = step.products;
+    let y: tf.Tensor2D;
+    if (products?.mode === "replay") {
+      const value = products.outputs[products.next++];
+      if (value === undefined) throw new HippoError("INTERNAL", "checkpoint replay ran out of products");
+      y = linearWithValue(x, W(name), value);
+    } else {
+      y = linear(x, W(name));
+      products?.outputs.push(y);
+    }
     if (!model.adaptersEnabled) return y;
     for (const adapterName of model.activeAdapters) {
       const a = adapters.get(adapterName);
@@ -242,8 +259,7 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
         for (let i = 0; i < keep.length; i++) keep[i] = step.rng.next() < p ? 0 : 1 / (1 - p);
         xin = tf.mul(x, tf.tensor2d(keep, x.shape));
       }
-      const delta = linear(linear(xin, A as unknown as tf.Tensor2D), B as unknown as tf.Tensor2D);
-      y = tf.add(y, tf.mul(delta, a.scaling)) as tf.Tensor2D;
+      y = loraAdd(y, xin, A as unknown as tf.Tensor2D, B as unknown as tf.Tensor2D, a.scaling);
     }
     return y;
   }
@@ -322,22 +338,21 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
   ): tf.Tensor2D {
     const p = `model.layers.${layer}`;
     const h = rmsNorm(x, W(`${p}.input_layernorm.weight`) as unknown as tf.Tensor1D, dims.eps);
-    const x1: tf.Tensor2D = tf.add(x, selfAttention(h, layer, step, cache));
+    const x1 = residualAdd(x, selfAttention(h, layer, step, cache));
     const h2: tf.Tensor2D = rmsNorm(
       x1,
       W(`${p}.post_attention_layernorm.weight`) as unknown as tf.Tensor1D,
       dims.eps,
     );
-    const act = tf.mul(
-      silu(proj(h2, layer, "gate_proj", step)),
-      proj(h2, layer, "up_proj", step),
-    ) as tf.Tensor2D;
-    return tf.add(x1, proj(act, layer, "down_proj", step));
+    const act = swiglu(proj(h2, layer, "gate_proj", step), proj(h2, layer, "up_proj", step));
+    return residualAdd(x1, proj(act, layer, "down_proj", step));
   }
 
   /**
    * Gradient checkpointing of one layer: the tape sees a single op whose inputs are the layer input and the
-   * layer's trainable variables; its gradient re-runs the layer under a fresh tape.
+   * layer's trainable variables; its gradient re-runs the layer under a fresh tape. The layer's linear products
+   * (7 per layer, ~10 MB at 512 tokens of the SmolLM-135M shape) are kept from the first pass and replayed, so
+   * the recomputation costs elementwise work and attention, not another round of matrix products.
    */
   function checkpointedLayer(x: tf.Tensor2D, layer: number, step: StepInfo): tf.Tensor2D {
     const vars = layerTrainables(layer);
@@ -346,14 +361,25 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
     const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
       const save = args[args.length - 1] as tf.GradSaveFunc;
       const xin = args[0] as tf.Tensor2D;
+      const products: NonNullable<StepInfo["products"]> = { mode: "record", outputs: [], next: 0 };
+      const value = decoderLayer(xin, layer, { ...step, trace: undefined, products }, undefined);
       // The step's tensors (RoPE tables, masks) belong to the forward's scope: keep copies for the recompute.
-      save([xin, step.cos, step.sin, ...step.masks]);
-      const value = decoderLayer(xin, layer, { ...step, trace: undefined }, undefined);
+      const masksCount = step.masks.length;
+      save([xin, step.cos, step.sin, ...step.masks, ...products.outputs]);
       return {
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xs, cos, sin, ...masks] = saved as [tf.Tensor2D, tf.Tensor3D, tf.Tensor3D, ...tf.Tensor2D[]];
-          const again: StepInfo = { ...step, cos, sin, masks, trace: undefined };
+          const [xs, cos, sin] = saved as [tf.Tensor2D, tf.Tensor3D, tf.Tensor3D];
+          const masks = saved.slice(3, 3 + masksCount) as tf.Tensor2D[];
+          const outputs = saved.slice(3 + masksCount) as tf.Tensor2D[];
+          const again: StepInfo = {
+            ...step,
+            cos,
+            sin,
+            masks,
+            trace: undefined,
+            products: { mode: "replay", outputs, next: 0 },
+          };
           const replay = createRng(0);
           replay.setState(rngState);
           const engine = tf.engine() as unknown as { state: { activeTape: unknown } };

@@ -31,6 +31,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { disposeCache, type KVCache } from "./cache.js";
 import { repeatCacheRows } from "./cache-rows.js";
 import type { CausalLM } from "./llama.js";
+import { logSoftmaxRows, softmaxAndLogSumExp } from "./ops.js";
 
 export interface LogLikelihoodOptions extends RunOptions {
   /** Longest input the model reads; default the config's `max_position_embeddings`. */
@@ -386,12 +387,12 @@ export async function logLikelihood(
     const [lp, am] = tf.tidy(() => {
       const h = tf.gather(tf.reshape(hidden, [slots, E]), tf.tensor1d(picks, "int32"));
       const logits = model.lmHead(h as tf.Tensor2D);
-      const logp = tf.logSoftmax(logits);
+      const { lse } = softmaxAndLogSumExp(logits);
       const flat = tf.tensor1d(
         targets.map((t, n) => n * vocab + t),
         "int32",
       );
-      return [tf.gather(tf.reshape(logp, [-1]), flat), tf.argMax(logits, -1)];
+      return [tf.sub(tf.gather(tf.reshape(logits, [-1]), flat), lse), tf.argMax(logits, -1)];
     }) as [tf.Tensor1D, tf.Tensor1D];
     hidden.dispose();
     const logprobs = lp.dataSync();
@@ -489,7 +490,7 @@ export async function tokenLogprobs(
         .hidden as tf.Tensor3D;
       const ts = tf.tidy(() => {
         const h = tf.gather(tf.reshape(hidden, [batch.length * T, E]), tf.tensor1d(picks, "int32"));
-        const logp = tf.logSoftmax(model.lmHead(h as tf.Tensor2D));
+        const logp = logSoftmaxRows(model.lmHead(h as tf.Tensor2D));
         const flat = tf.tensor1d(
           targets.map((t, n) => n * vocab + t),
           "int32",

@@ -8,9 +8,17 @@
  * derivatives tested are 1e-2..1, so a relative tolerance of 2e-2 (plus 2e-4 absolute) separates a correct
  * gradient from a wrong one (a transposed or missing term is off by O(1)).
  */
+
+import { createRng } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { beforeAll, describe, expect, it } from "vitest";
-import { addLoraAdapter, type CausalLM, createRandomModel, loadModel } from "../src/index.js";
+import {
+  addLoraAdapter,
+  type CausalLM,
+  createRandomModel,
+  type ForwardOptions,
+  loadModel,
+} from "../src/index.js";
 import { setup, TINY } from "./helpers.js";
 
 const IDS = [
@@ -20,10 +28,13 @@ const IDS = [
 
 beforeAll(setup);
 
+/** Extra forward options for every loss evaluation (a test of dropout sets training + a replayed RNG). */
+let forwardExtra: () => ForwardOptions = () => ({});
+
 /** Mean next-token cross-entropy, as a trainer computes it from forward logits. */
 function loss(m: CausalLM, checkpointLayers = false): tf.Scalar {
   return tf.tidy(() => {
-    const { logits } = m.forward(IDS, { checkpointLayers });
+    const { logits } = m.forward(IDS, { checkpointLayers, ...forwardExtra() });
     const V = m.dims.vocab;
     const T = (IDS[0] as number[]).length;
     const inputs = tf.reshape(tf.slice(logits as tf.Tensor3D, [0, 0, 0], [IDS.length, T - 1, V]), [-1, V]);
@@ -146,6 +157,38 @@ describe("gradients vs finite differences", () => {
         expect(Math.abs((a[i] as number) - (b[i] as number))).toBeLessThan(1e-6);
     }
     m.dispose();
+  });
+
+  it("LoRA dropout: the gradient through the dropped-out input, masks replayed (and with checkpointing)", async () => {
+    const m = await loadModel(TINY);
+    addLoraAdapter(m, { r: 4, alpha: 8, dropout: 0.3, targetModules: ["v_proj", "up_proj", "down_proj"] });
+    randomizeB(m);
+    // The same seed for every evaluation: the same dropout masks, so the loss is a smooth function of the weights.
+    forwardExtra = () => ({ training: true, rng: createRng(5) });
+    try {
+      const vars = m.trainableVariables();
+      const g = grads(m, vars);
+      checkDirection(m, g, vars, 9);
+      // Dropout changes the gradient (the masks are in effect), and checkpointing replays the same masks.
+      forwardExtra = () => ({});
+      const plain = grads(m, vars);
+      forwardExtra = () => ({ training: true, rng: createRng(5) });
+      const gc = grads(m, vars, true);
+      let changed = 0;
+      for (const v of vars) {
+        const a = g.get(v) as Float32Array;
+        const b = gc.get(v) as Float32Array;
+        const c = plain.get(v) as Float32Array;
+        for (let i = 0; i < a.length; i++) {
+          expect(Math.abs((a[i] as number) - (b[i] as number))).toBeLessThan(1e-6);
+          changed = Math.max(changed, Math.abs((a[i] as number) - (c[i] as number)));
+        }
+      }
+      expect(changed).toBeGreaterThan(1e-4);
+    } finally {
+      forwardExtra = () => ({});
+      m.dispose();
+    }
   });
 
   it("full fine-tuning: every weight incl. embedding (scatter gradient), norms and lm_head", async () => {

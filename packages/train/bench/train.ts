@@ -53,7 +53,7 @@ addLoraAdapter(
 );
 const variables = model.trainableVariables();
 const optimizer = createAdamW(variables);
-const task = lmTask(model, { padId: 0, checkpointLayers: true });
+const task = lmTask(model, { padId: 0, checkpointLayers: process.env.CHECKPOINT !== "0" });
 const rng = createRng(0);
 const batch = (): TokenizedExample[] =>
   Array.from({ length: BATCH }, () => {

@@ -4,8 +4,9 @@
  * satisfies it structurally; the tests also use a tiny two-layer MLP language model.
  */
 import type { Rng } from "@hippocrates/core";
-import type * as tf from "@tensorflow/tfjs-core";
+import * as tf from "@tensorflow/tfjs-core";
 import type { LmBatch } from "./batch.js";
+import { sequenceLogProbs } from "./losses.js";
 
 export interface ForwardOptions {
   /** [batch][seq]: 1 real token, 0 padding. */
@@ -23,8 +24,16 @@ export interface ForwardOptions {
 }
 
 export interface CausalLM {
-  /** Logits [batch, seq, vocab]. */
-  forward(inputIds: number[][], options?: ForwardOptions): { logits: tf.Tensor3D | null };
+  /** Logits [batch, seq, vocab]; with `logits: "none"` and `outputHidden`, the final hidden states instead. */
+  forward(
+    inputIds: number[][],
+    options?: ForwardOptions & { logits?: "all" | "none"; outputHidden?: boolean },
+  ): { logits: tf.Tensor3D | null; hidden?: tf.Tensor3D | null };
+  /**
+   * Optional memory-lean head: per-token log p(target | hidden) for [rows, hidden] final hidden states, the
+   * [rows, vocab] logits never whole (@hippocrates/model's Llama has it). Used instead of full logits when present.
+   */
+  tokenLogProbs?(hidden: tf.Tensor2D, targets: ArrayLike<number>): tf.Tensor1D;
 }
 
 function rows(a: Int32Array, B: number, T: number): number[][] {
@@ -37,8 +46,7 @@ export interface ForwardBatchOptions {
   checkpointLayers?: boolean;
 }
 
-/** Run `model` on a collated batch; returns logits [batch, seq, vocab]. */
-export function forwardBatch(model: CausalLM, batch: LmBatch, o: ForwardBatchOptions): tf.Tensor3D {
+function forwardOptions(batch: LmBatch, o: ForwardBatchOptions): ForwardOptions {
   const { batchSize: B, seqLen: T } = batch;
   const options: ForwardOptions = { training: o.training };
   if (o.rng) options.rng = o.rng;
@@ -46,7 +54,33 @@ export function forwardBatch(model: CausalLM, batch: LmBatch, o: ForwardBatchOpt
   if (batch.attentionMask) options.attentionMask = rows(batch.attentionMask, B, T);
   if (batch.segmentIds) options.segmentIds = rows(batch.segmentIds, B, T);
   if (batch.positionIds) options.positionIds = rows(batch.positionIds, B, T);
-  const { logits } = model.forward(rows(batch.inputIds, B, T), options);
+  return options;
+}
+
+/** Run `model` on a collated batch; returns logits [batch, seq, vocab]. */
+export function forwardBatch(model: CausalLM, batch: LmBatch, o: ForwardBatchOptions): tf.Tensor3D {
+  const { batchSize: B, seqLen: T } = batch;
+  const { logits } = model.forward(rows(batch.inputIds, B, T), forwardOptions(batch, o));
   if (!logits) throw new Error("model returned no logits");
   return logits;
+}
+
+/**
+ * Summed log-probability of each row's targets (`batch.targets`, IGNORE_INDEX skipped): [batch]. Through the
+ * model's `tokenLogProbs` when it has one (no [tokens, vocab] logits on the tape, and a frozen head's gradient
+ * computed while its logits exist), else log-softmax of the full logits.
+ */
+export function batchLogProbs(model: CausalLM, batch: LmBatch, o: ForwardBatchOptions): tf.Tensor1D {
+  const { batchSize: B, seqLen: T } = batch;
+  if (model.tokenLogProbs === undefined)
+    return sequenceLogProbs(forwardBatch(model, batch, o), batch.targets);
+  const { hidden } = model.forward(rows(batch.inputIds, B, T), {
+    ...forwardOptions(batch, o),
+    logits: "none",
+    outputHidden: true,
+  });
+  if (!hidden) throw new Error("model returned no hidden states");
+  const E = hidden.shape[2];
+  const perToken = model.tokenLogProbs(tf.reshape(hidden, [B * T, E]), batch.targets);
+  return tf.sum(tf.reshape(perToken, [B, T]), 1);
 }

@@ -17,8 +17,8 @@ import {
 } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { collateLm, countExampleTargets, type LmBatch } from "./batch.js";
-import { type DpoLossConfig, dpoLoss, sequenceLogProbs } from "./losses.js";
-import { type CausalLM, forwardBatch } from "./model.js";
+import { type DpoLossConfig, dpoLoss } from "./losses.js";
+import { batchLogProbs, type CausalLM } from "./model.js";
 
 export interface TaskOutput {
   /** Loss summed over the units of the micro-batch. */
@@ -55,11 +55,11 @@ export function lmTask(model: CausalLM, options: LmTaskOptions): TrainTask<Token
   return {
     lossSum(items, context) {
       const batch = collateLm(items, options.padId, options.maxLength);
-      const logits = forwardBatch(model, batch, {
+      const logps = batchLogProbs(model, batch, {
         ...context,
         checkpointLayers: options.checkpointLayers ?? false,
       });
-      return { loss: tf.neg(tf.sum(sequenceLogProbs(logits, batch.targets))) as tf.Scalar };
+      return { loss: tf.neg(tf.sum(logps)) as tf.Scalar };
     },
     units: (items) =>
       items.reduce(
@@ -118,8 +118,7 @@ export function dpoLogProbs(
     ...pairs.map((p) => responseExample(p.promptIds, p.rejectedIds)),
   ];
   const batch: LmBatch = collateLm(examples, options.padId, options.maxLength);
-  const logits = forwardBatch(model, batch, options);
-  let logps: tf.Tensor1D = sequenceLogProbs(logits, batch.targets);
+  let logps: tf.Tensor1D = batchLogProbs(model, batch, options);
   if (options.average) {
     const counts = examples.map((e) => Math.max(1, countExampleTargets(e)));
     logps = tf.div(logps, tf.tensor1d(counts)) as tf.Tensor1D;
