@@ -51,9 +51,13 @@ addLoraAdapter(
   { r: 8, alpha: 16, dropout: 0, targetModules: ["gate_proj", "up_proj", "down_proj"] },
   { seed: 1 },
 );
+// TRANSPOSE_CACHE_MB=0 measures the step without cached W^T (lower memory, slower backward products).
+if (process.env.TRANSPOSE_CACHE_MB !== undefined) {
+  model.transposeCacheBytes = Number(process.env.TRANSPOSE_CACHE_MB) * 2 ** 20;
+}
 const variables = model.trainableVariables();
 const optimizer = createAdamW(variables);
-const task = lmTask(model, { padId: 0, checkpointLayers: process.env.CHECKPOINT !== "0" });
+const task = lmTask(model, { padId: 0, checkpointLayers: true });
 const rng = createRng(0);
 const batch = (): TokenizedExample[] =>
   Array.from({ length: BATCH }, () => {
@@ -77,10 +81,13 @@ times.sort((a, b) => a - b);
 const median = times[Math.floor(times.length / 2)] as number;
 const tokensPerSecond = (BATCH * SEQ) / median;
 const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+// The WebAssembly heap only grows, so its size is the peak of weights + caches + activations + gradients.
+const wasmHeap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.length;
+const heapMiB = wasmHeap === undefined ? "-" : (wasmHeap / 2 ** 20).toFixed(0);
 const trainable = variables.reduce((s, v) => s + v.size, 0);
 
 process.stderr.write(
-  `tfjs: median step ${median.toFixed(2)} s, ${tokensPerSecond.toFixed(1)} tokens/s, peak RSS ${peakRssMiB.toFixed(0)} MiB\n`,
+  `tfjs: median step ${median.toFixed(2)} s, ${tokensPerSecond.toFixed(1)} tokens/s, peak RSS ${peakRssMiB.toFixed(0)} MiB, wasm heap ${heapMiB} MiB\n`,
 );
 
 let torch: { tokens_per_second: number; threads: number; blas: string } | undefined;
@@ -101,16 +108,16 @@ console.log(
 );
 console.log(`machine: ${cpu[0]?.model ?? "?"}, ${cpu.length} cores; backend: ${describeBackend(info)}`);
 console.log(
-  `batch ${BATCH} x ${SEQ} tokens, LoRA r8 alpha 16 on gate/up/down_proj (${trainable} trainable), AdamW, clipping 1.0, gradient checkpointing per layer; median of ${STEPS} steps after 1 warm-up\n`,
+  `batch ${BATCH} x ${SEQ} tokens, LoRA r8 alpha 16 on gate/up/down_proj (${trainable} trainable), AdamW, clipping 1.0, gradient checkpointing per layer, W^T cache ${(model.transposeCacheBytes / 2 ** 20).toFixed(0)} MiB; median of ${STEPS} steps after 1 warm-up\n`,
 );
-console.log("| implementation | step (s) | tokens/s | peak RSS (MiB) |");
-console.log("|---|---|---|---|");
+console.log("| implementation | step (s) | tokens/s | peak RSS (MiB) | wasm heap (MiB) |");
+console.log("|---|---|---|---|---|");
 console.log(
-  `| tfjs (${info.name}) | ${median.toFixed(2)} | ${tokensPerSecond.toFixed(1)} | ${peakRssMiB.toFixed(0)} |`,
+  `| tfjs (${info.name}) | ${median.toFixed(2)} | ${tokensPerSecond.toFixed(1)} | ${peakRssMiB.toFixed(0)} | ${heapMiB} |`,
 );
 if (torch) {
   console.log(
-    `| PyTorch (${torch.threads} threads, BLAS: ${torch.blas}) | ${((BATCH * SEQ) / torch.tokens_per_second).toFixed(2)} | ${torch.tokens_per_second.toFixed(1)} | - |`,
+    `| PyTorch (${torch.threads} threads, BLAS: ${torch.blas}) | ${((BATCH * SEQ) / torch.tokens_per_second).toFixed(2)} | ${torch.tokens_per_second.toFixed(1)} | - | - |`,
   );
   console.log(
     `\nratio tfjs / PyTorch: ${(tokensPerSecond / torch.tokens_per_second).toFixed(2)}x (target >= 0.2x)`,
