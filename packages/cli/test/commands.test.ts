@@ -2,7 +2,8 @@
  * The single-purpose subcommands end to end, as a user runs them (the bin shim in a child process, in a temp
  * folder): `hippo init` a tiny random Llama with the real Llama-2 tokenizer, `generate` from it, `eval` it on
  * real MedQA items (whole and in two shards, then `eval merge`), `train sft` a LoRA adapter, `merge` it and
- * generate from the merged folder, and build CPT blocks with `hippo data cpt`.
+ * generate from the merged folder, `train cpt` then `train dpo` over the CPT-adapted model, and build CPT
+ * blocks with `hippo data cpt`.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -249,6 +250,98 @@ describe("hippo subcommands on a tiny model", () => {
 
     const text = await ok("generate", "merged-model", "-p", "Which drug treats fever?", "--max-tokens", "4");
     expect(text.trim().length).toBeGreaterThan(0);
+  });
+
+  it("train cpt writes an MLP adapter; train dpo trains a new q/v adapter over base + that adapter", async () => {
+    const docs = [
+      "Aspirin inhibits cyclooxygenase and reduces fever in adults.",
+      "Metformin lowers hepatic glucose production in type 2 diabetes.",
+      "Warfarin is monitored with the international normalized ratio.",
+      "Insulin is made by the beta cells of the pancreas.",
+    ];
+    await writeFile(join(dir, "docs.jsonl"), docs.map((text) => `${JSON.stringify({ text })}\n`).join(""));
+    const cpt = JSON.parse(
+      await ok(
+        "train",
+        "cpt",
+        "--model",
+        "base",
+        "--data",
+        "docs.jsonl",
+        "--output",
+        "cpt",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--grad-accum",
+        "1",
+        "--max-length",
+        "16",
+        "--lr",
+        "0.01",
+        "--no-progress",
+      ),
+    );
+    expect(cpt.metrics.global_step).toBe(2);
+    // The CPT preset: LoRA r8 / alpha 16 on the MLP.
+    expect(await readJson("cpt", "adapter_config.json")).toMatchObject({
+      peft_type: "LORA",
+      r: 8,
+      lora_alpha: 16,
+      target_modules: ["gate_proj", "up_proj", "down_proj"],
+    });
+    const cptLog = await readJsonl("cpt", "metrics.jsonl");
+    expect(cptLog.filter((e) => typeof e.loss === "number").map((e) => e.step)).toEqual([1, 2]);
+
+    const pairs = [
+      { prompt: "Which drug treats fever?", chosen: "Paracetamol.", rejected: "Insulin." },
+      { prompt: "Which organ makes insulin?", chosen: "The pancreas.", rejected: "The skin." },
+    ];
+    await writeFile(join(dir, "pairs.jsonl"), pairs.map((p) => `${JSON.stringify(p)}\n`).join(""));
+    const dpo = JSON.parse(
+      await ok(
+        "train",
+        "dpo",
+        "--model",
+        "base",
+        "--adapter",
+        "cpt",
+        "--data",
+        "pairs.jsonl",
+        "--output",
+        "dpo",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "1",
+        "--grad-accum",
+        "1",
+        "--lr",
+        "0.01",
+        "--no-progress",
+      ),
+    );
+    expect(dpo.metrics.global_step).toBe(2);
+    expect(await readJson("dpo", "adapter_config.json")).toMatchObject({
+      peft_type: "LORA",
+      target_modules: ["q_proj", "v_proj"],
+    });
+    const dpoLog = await readJsonl("dpo", "metrics.jsonl");
+    const first = dpoLog.find((e) => e.step === 1) as Record<string, number>;
+    for (const key of [
+      "rewards/chosen",
+      "rewards/rejected",
+      "rewards/accuracies",
+      "rewards/margins",
+      "logps/chosen",
+    ])
+      expect(typeof first[key], key).toBe("number");
+    // Step 1 starts from B = 0: the policy equals its reference (base + CPT adapter), so the rewards are 0.
+    expect(Math.abs(first["rewards/chosen"] as number)).toBeLessThan(1e-4);
+    // Step 2 has moved: the new adapter changed the policy away from the reference.
+    const second = dpoLog.find((e) => e.step === 2) as Record<string, number>;
+    expect(Math.abs(second["rewards/margins"] as number)).toBeGreaterThan(0);
   });
 
   it("data cpt packs deduplicated documents into blocks and writes manifest.json", async () => {
