@@ -44,7 +44,22 @@ export {
   saveMergedModel,
   withAdaptersDisabled,
 } from "./lora.js";
-export { attention, embedding, linear, rmsNorm, rotateHalfMatrix } from "./ops.js";
+export {
+  applyRope,
+  attention,
+  embedding,
+  linear,
+  linearWithValue,
+  logSoftmaxRows,
+  loraAdd,
+  pickRow,
+  residualAdd,
+  rmsNorm,
+  rotateHalfMatrix,
+  softmaxAndLogSumExp,
+  swiglu,
+  type TransposeOf,
+} from "./ops.js";
 export {
   argmax,
   checkSamplingOptions,
