@@ -3,7 +3,7 @@
  * position) from one forward pass over the sequence, which `echo` + `logprobs` need and the core
  * ScoringModel (summed log-likelihoods) does not give.
  */
-import type { CausalLM } from "@hippocrates/model";
+import { type CausalLM, logSoftmaxRows } from "@hippocrates/model";
 import * as tf from "@tensorflow/tfjs-core";
 import type { PromptScorer, TokenLogprobs } from "./types.js";
 
@@ -21,7 +21,7 @@ export function localPromptScorer(model: CausalLM, maxLength: number): PromptSco
           const window = ids.slice(start, start + maxLength);
           const [lp, topVals, topIdx] = tf.tidy(() => {
             const logits = model.forward([window], { logits: "all" }).logits as tf.Tensor3D;
-            const logp = tf.logSoftmax(tf.squeeze(logits, [0]) as tf.Tensor2D) as tf.Tensor2D;
+            const logp = logSoftmaxRows(tf.squeeze(logits, [0]) as tf.Tensor2D);
             const rows = window.length - 1;
             const prev = tf.slice(logp, [0, 0], [rows, -1]);
             const targets = tf.tensor1d(window.slice(1), "int32");
