@@ -276,6 +276,7 @@ describe("hippo subcommands on a tiny model", () => {
         "2",
         "--grad-accum",
         "1",
+        "--gradient-checkpointing",
         "--max-length",
         "16",
         "--lr",

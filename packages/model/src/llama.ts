@@ -58,7 +58,8 @@ export interface ForwardOptions {
   rng?: Rng;
   /**
    * Gradient checkpointing: each decoder layer keeps only its input on the tape and is recomputed during
-   * the backward pass (less memory, ~one extra forward). Training only; ignored with a cache.
+   * the backward pass with its saved linear products (less memory; elementwise work and attention are redone,
+   * not the products). Training only; ignored with a cache.
    */
   checkpointLayers?: boolean;
   /**

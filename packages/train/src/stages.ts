@@ -56,7 +56,7 @@ export interface StageTrainingConfig extends LoopConfig {
   lora: LoraSettings | "full";
   /** Truncate longer sequences (right). */
   maxLength?: number;
-  /** Per-layer gradient checkpointing (less memory, ~1 extra forward). */
+  /** Per-layer gradient checkpointing: one layer's activations at a time; its linear products are replayed. */
   checkpointLayers?: boolean;
   /** Batch size of evaluation (default microBatchSize). */
   evalBatchSize?: number;

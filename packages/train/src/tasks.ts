@@ -47,7 +47,7 @@ export interface LmTaskOptions {
   padId: number;
   /** Truncate longer examples (right). */
   maxLength?: number;
-  /** Gradient checkpointing per decoder layer (less memory, ~1 extra forward). */
+  /** Gradient checkpointing per decoder layer (less memory; the layer's linear products are replayed). */
   checkpointLayers?: boolean;
 }
 

@@ -27,6 +27,7 @@ interface TrainFlags {
   template?: string;
   beta?: number;
   saveEvery?: number;
+  gradientCheckpointing?: boolean;
   seed: number;
   backend: BackendChoice;
   progress: boolean;
@@ -71,6 +72,10 @@ export function registerTrain(program: Command): void {
       .option("--lora-targets <list>", "LoRA target modules, comma-separated (q_proj,v_proj,...)")
       .option("--full", "train every weight instead of a LoRA adapter")
       .option("--save-every <n>", "checkpoint every N steps", parseIntArg("--save-every"))
+      .option(
+        "--gradient-checkpointing",
+        "recompute each layer in the backward pass: far less memory (fits the 4 GiB wasm heap), about the same speed",
+      )
       .option("--seed <n>", "seed", parseIntArg("--seed"), 42)
       .addOption(
         new Option("--backend <name>", "compute backend")
@@ -115,6 +120,7 @@ export function registerTrain(program: Command): void {
         ...(f.warmupSteps !== undefined ? { warmup_steps: f.warmupSteps } : {}),
         ...(lora !== undefined ? { lora } : {}),
         ...(f.saveEvery !== undefined ? { save_every: f.saveEvery } : {}),
+        ...(f.gradientCheckpointing ? { gradient_checkpointing: true } : {}),
         ...(f.template !== undefined ? { template: f.template } : {}),
         ...(f.beta !== undefined ? { beta: f.beta } : {}),
       };

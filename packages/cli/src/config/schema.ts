@@ -56,6 +56,8 @@ const trainingKeys = {
   /** LoRA settings, or `false` for full fine-tuning. */
   lora: z.union([loraSchema, z.literal(false)]).optional(),
   save_every: positiveInt.optional(),
+  /** Recompute each decoder layer in the backward pass (HF's `gradient_checkpointing`): far less memory. */
+  gradient_checkpointing: z.boolean().optional(),
   eval_every: positiveInt.optional(),
   log_every: positiveInt.optional(),
 };

@@ -219,6 +219,7 @@ function trainOverrides(c: TrainingStageConfig, preset: Record<string, unknown>)
     o.optimizer = { ...(preset.optimizer as object), weightDecay: c.weight_decay };
   if (c.max_grad_norm !== undefined) o.maxGradNorm = c.max_grad_norm;
   if (c.save_every !== undefined) o.saveSteps = c.save_every;
+  if (c.gradient_checkpointing !== undefined) o.checkpointLayers = c.gradient_checkpointing;
   if (c.eval_every !== undefined) o.evalSteps = c.eval_every;
   if (c.log_every !== undefined) o.logSteps = c.log_every;
   if (c.lora === false) o.lora = "full";
