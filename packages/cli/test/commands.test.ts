@@ -2,8 +2,9 @@
  * The single-purpose subcommands end to end, as a user runs them (the bin shim in a child process, in a temp
  * folder): `hippo init` a tiny random Llama with the real Llama-2 tokenizer, `generate` from it, `eval` it on
  * real MedQA items (whole and in two shards, then `eval merge`), `train sft` a LoRA adapter, `merge` it and
- * generate from the merged folder, `train cpt` then `train dpo` over the CPT-adapted model, and build CPT
- * blocks with `hippo data cpt`.
+ * generate from the merged folder, `train cpt` then `train dpo` over the CPT-adapted model, build an SFT
+ * mixture with `hippo data sft` (decontaminated, tokenized) and train on it, and build CPT blocks with
+ * `hippo data cpt`.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -343,6 +344,68 @@ describe("hippo subcommands on a tiny model", () => {
     // Step 2 has moved: the new adapter changed the policy away from the reference.
     const second = dpoLog.find((e) => e.step === 2) as Record<string, number>;
     expect(Math.abs(second["rewards/margins"] as number)).toBeGreaterThan(0);
+  });
+
+  it("data sft mixes Alpaca and MedQA records, drops test-set items, tokenizes; train sft takes its output", async () => {
+    const alpaca = [
+      { instruction: "Which drug treats fever?", input: "", output: "Paracetamol." },
+      { instruction: "Which organ makes insulin?", input: "", output: "The pancreas." },
+      { instruction: "Which vitamin prevents scurvy?", input: "", output: "Vitamin C." },
+      { instruction: "Which test monitors warfarin?", input: "", output: "The INR." },
+    ];
+    await writeFile(join(dir, "alpaca.jsonl"), alpaca.map((r) => `${JSON.stringify(r)}\n`).join(""));
+    // Five MedQA test questions offered as training data: decontamination against the test file drops them.
+    const medqaTest = join(DATA, "benchmarks", "medqa", "medqa_us_4options_test.jsonl");
+    const five = (await readFile(medqaTest, "utf8")).split("\n").slice(0, 5).join("\n");
+    await writeFile(join(dir, "medqa-part.jsonl"), `${five}\n`);
+    await writeFile(
+      join(dir, "sft.yaml"),
+      [
+        "sources:",
+        "  - {format: alpaca, path: alpaca.jsonl, count: all}",
+        "  - {format: medqa, path: medqa-part.jsonl, count: all}",
+        `decontaminateAgainst: [${JSON.stringify(medqaTest)}]`,
+        "outDir: sft-data",
+        "seed: 7",
+        "",
+      ].join("\n"),
+    );
+    await ok("data", "sft", "sft.yaml", "--tokenizer", TOKENIZER);
+    const manifest = await readJson("sft-data", "manifest.json");
+    expect(manifest.builder).toBe("sft");
+    expect(manifest.counts.records).toBe(4);
+    expect(manifest.sources.map((s: { dropped: number }) => s.dropped)).toEqual([0, 5]);
+    const records = await readJsonl("sft-data", "instructions.jsonl");
+    expect(records).toHaveLength(4);
+    const tokenized = await readJsonl("sft-data", "tokenized.jsonl");
+    expect(tokenized).toHaveLength(4);
+    for (const t of tokenized) {
+      const labels = t.labels as number[];
+      // The prompt is masked (-100), the response is not.
+      expect(labels[0]).toBe(-100);
+      expect(labels.some((l) => l >= 0)).toBe(true);
+      expect(labels).toHaveLength((t.inputIds as number[]).length);
+    }
+    const out = JSON.parse(
+      await ok(
+        "train",
+        "sft",
+        "--model",
+        "base",
+        "--data",
+        "sft-data/instructions.jsonl",
+        "--output",
+        "sft-from-data",
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--lora-r",
+        "4",
+        "--no-progress",
+      ),
+    );
+    expect(out.metrics.global_step).toBe(1);
   });
 
   it("data cpt packs deduplicated documents into blocks and writes manifest.json", async () => {
