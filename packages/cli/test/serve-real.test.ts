@@ -38,6 +38,56 @@ afterAll(async () => {
 });
 
 describe("server on the real model", () => {
+  it("n choices: seeded samples that differ from each other and repeat with the same seed; greedy ones agree", async () => {
+    const ask = (seed: number) =>
+      client.completions.create({
+        model: "mini",
+        prompt: PROMPT,
+        max_tokens: 6,
+        temperature: 1.5,
+        n: 3,
+        seed,
+      });
+    const a = await ask(11);
+    expect(a.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    const texts = a.choices.map((c) => c.text);
+    expect(new Set(texts).size).toBeGreaterThan(1);
+    expect((await ask(11)).choices.map((c) => c.text)).toEqual(texts);
+    // Choice j samples with seed + j: choice 0 of seed 12 is choice 1 of seed 11.
+    expect((await ask(12)).choices[0]?.text).toBe(texts[1]);
+    // Prompt tokens counted once, completion tokens summed over the choices.
+    const promptTokens = (await loaded.model.tokenizer.encode(PROMPT)).length;
+    expect(a.usage?.prompt_tokens).toBe(promptTokens);
+    expect(a.usage?.completion_tokens).toBeGreaterThanOrEqual(3);
+
+    const two = await client.completions.create({
+      model: "mini",
+      prompt: [PROMPT, "Question: Which finding is typical?\nAnswer:"],
+      max_tokens: 3,
+      temperature: 0,
+      n: 2,
+    });
+    expect(two.choices.map((c) => c.index)).toEqual([0, 1, 2, 3]);
+    expect(two.choices[0]?.text).toBe(two.choices[1]?.text); // greedy: the n choices agree
+    expect(two.choices[2]?.text).toBe(two.choices[3]?.text);
+
+    const chat = await client.chat.completions.create({
+      model: "mini",
+      messages: [{ role: "user", content: "Which drug treats the disease?" }],
+      max_tokens: 4,
+      n: 2,
+      seed: 3,
+    });
+    expect(chat.choices.map((c) => c.index)).toEqual([0, 1]);
+
+    await expect(
+      client.completions.create({ model: "mini", prompt: PROMPT, max_tokens: 2, n: 2, stream: true }),
+    ).rejects.toMatchObject({ status: 400, param: "n" });
+    await expect(
+      client.completions.create({ model: "mini", prompt: PROMPT, max_tokens: 2, n: 17 }),
+    ).rejects.toMatchObject({ status: 400, param: "n" });
+  });
+
   it("greedy completion equals the model's own greedy generation", async () => {
     const r = await client.completions.create({
       model: "mini",

@@ -31,7 +31,8 @@ const common = {
   top_p: z.number().gt(0).max(1).nullish(),
   stop,
   seed: z.number().int().nullish(),
-  n: z.literal(1).nullish(),
+  /** Choices per prompt (sampled independently; with a seed, choice j uses seed + j). */
+  n: z.number().int().min(1).max(16).nullish(),
   stream: z.boolean().nullish(),
   user: z.string().optional(),
 };

@@ -138,6 +138,7 @@ export function createServer(model: ServeModel, options: ServeOptions = {}): Hip
     if (promptTokens === 0) throw new ApiError(400, "the prompt is empty", "invalid_request_error", "prompt");
   }
 
+  /** Sampling options of choice `j` of a request: its own seed (seed + j), so n choices differ but repeat. */
   function sampling(
     r: {
       temperature?: number | null;
@@ -146,13 +147,14 @@ export function createServer(model: ServeModel, options: ServeOptions = {}): Hip
       stop?: string | string[] | null;
     },
     maxNew: number,
+    j = 0,
   ): SamplingOptions {
     const stops = r.stop == null ? [] : typeof r.stop === "string" ? [r.stop] : r.stop;
     return {
       maxNewTokens: maxNew,
       temperature: r.temperature ?? 1,
       ...(r.top_p != null ? { topP: r.top_p } : {}),
-      ...(r.seed != null ? { seed: r.seed } : {}),
+      ...(r.seed != null ? { seed: r.seed + j } : {}),
       ...(stops.length ? { stopStrings: stops } : {}),
       ...(eos !== null ? { stopTokenIds: [eos] } : {}),
     };
@@ -276,6 +278,8 @@ export function createServer(model: ServeModel, options: ServeOptions = {}): Hip
     const maxNew = body.max_tokens ?? defaultMaxTokens;
     if (body.stream && prompts.length > 1)
       throw new ApiError(400, "stream supports a single prompt", "invalid_request_error", "prompt");
+    const n = body.n ?? 1;
+    if (body.stream && n > 1) throw new ApiError(400, "stream supports n = 1", "invalid_request_error", "n");
     const encoded = await Promise.all(prompts.map(encodePrompt));
     for (const e of encoded) checkLength(e.ids.length, maxNew);
     const opts = sampling(body, maxNew);
@@ -316,12 +320,14 @@ export function createServer(model: ServeModel, options: ServeOptions = {}): Hip
       return;
     }
 
-    let promptTokens = 0;
+    // Choices in OpenAI's order: prompt by prompt, n each (index = prompt * n + j); all go to the batching
+    // queue at once. Prompt tokens count once per prompt.
+    const promptTokens = encoded.reduce((sum, e) => sum + e.ids.length, 0);
     let completionTokens = 0;
+    const jobs = encoded.flatMap((e) => Array.from({ length: n }, (_, j) => ({ e, j })));
     const choices = await Promise.all(
-      encoded.map(async (e, index) => {
-        const out = await generateOne(e.ids, opts, signal);
-        promptTokens += e.ids.length;
+      jobs.map(async ({ e, j }, index) => {
+        const out = await generateOne(e.ids, n > 1 ? sampling(body, maxNew, j) : opts, signal);
         completionTokens += out.tokens.length;
         let logprobs: unknown = null;
         const promptPcs = body.echo ? await e.pieces() : undefined;
@@ -383,6 +389,8 @@ export function createServer(model: ServeModel, options: ServeOptions = {}): Hip
     const opts = sampling(body, maxNew);
     const created = now();
     const cid = id("chatcmpl");
+    const n = body.n ?? 1;
+    if (body.stream && n > 1) throw new ApiError(400, "stream supports n = 1", "invalid_request_error", "n");
     if (body.stream) {
       startSse(res);
       const chunk = (delta: unknown, finish: string | null) =>
@@ -399,24 +407,25 @@ export function createServer(model: ServeModel, options: ServeOptions = {}): Hip
       endSse(res);
       return;
     }
-    const out = await generateOne(ids, opts, signal);
+    const outs = await Promise.all(
+      Array.from({ length: n }, (_, j) => generateOne(ids, n > 1 ? sampling(body, maxNew, j) : opts, signal)),
+    );
+    const completionTokens = outs.reduce((sum, o) => sum + o.tokens.length, 0);
     sendJson(res, 200, {
       id: cid,
       object: "chat.completion",
       created,
       model: model.id,
-      choices: [
-        {
-          index: 0,
-          message: { role: "assistant", content: out.text },
-          logprobs: null,
-          finish_reason: out.finish,
-        },
-      ],
+      choices: outs.map((out, index) => ({
+        index,
+        message: { role: "assistant", content: out.text },
+        logprobs: null,
+        finish_reason: out.finish,
+      })),
       usage: {
         prompt_tokens: ids.length,
-        completion_tokens: out.tokens.length,
-        total_tokens: ids.length + out.tokens.length,
+        completion_tokens: completionTokens,
+        total_tokens: ids.length + completionTokens,
       },
     });
   }
