@@ -317,7 +317,8 @@ describe("OpenAI-compatible server (official openai client over loopback)", () =
     const after = await fetch(`http://127.0.0.1:${port}/v1/models`).catch((e: unknown) => e);
     expect(after).toBeInstanceOf(Error);
     const r = await inflight;
-    expect(r.choices[0]?.finish_reason).toBeDefined();
+    // It ran to its end, not cut off by the shutdown: a real finish reason and its tokens.
+    expect(["length", "stop"]).toContain(r.choices[0]?.finish_reason);
     expect(r.usage?.completion_tokens).toBeGreaterThan(0);
     await closed;
   });

@@ -20,18 +20,6 @@ export function customOp(
   return (...inputs: tf.Tensor[]) => g(...inputs) as tf.Tensor;
 }
 
-/** y = x W with W stored [in, out]; gradient for x and W. */
-const linearTrainable = customOp(([x, w], save) => {
-  save([x as tf.Tensor, w as tf.Tensor]);
-  return {
-    value: tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
-      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy as tf.Tensor2D)];
-    },
-  };
-});
-
 /**
  * A frozen weight's transpose W^T, for dx = dy W^T. `frozenTranspose` (when given) returns a cached copy: on
  * wasm, a product with a fresh transpose costs ~2x one with a persistent operand (the transpose, plus XNNPACK
@@ -39,21 +27,38 @@ const linearTrainable = customOp(([x, w], save) => {
  */
 export type TransposeOf = () => tf.Tensor2D | null;
 
-function transposeFor(w: tf.Tensor2D, cached: TransposeOf | undefined): tf.Tensor2D {
-  return cached?.() ?? tf.transpose(w);
-}
-
-/** The same product when W is frozen: W is kept out of the inputs so no gradient is computed for it. */
-function linearFrozen(x: tf.Tensor2D, w: tf.Tensor2D, wT?: TransposeOf): tf.Tensor2D {
-  const f = customOp(([xx], save) => {
+/**
+ * y = x W with W stored [in, out]. The gradient for x is dy W^T; for a trainable W also dW = x^T dy, while a
+ * frozen W stays out of the op's inputs so no gradient is computed for it. `known`, when given, is x W already
+ * computed from the same x and W (gradient checkpointing's replay): it is returned instead of multiplying again.
+ */
+function linearOp(x: tf.Tensor2D, w: tf.Tensor2D, wT?: TransposeOf, known?: tf.Tensor2D): tf.Tensor2D {
+  const product = (xx: tf.Tensor2D, ww: tf.Tensor2D) => (known ? tf.clone(known) : tf.matMul(xx, ww));
+  if (isTrainable(w)) {
+    const op = customOp(([xx, ww], save) => {
+      save([xx as tf.Tensor, ww as tf.Tensor]);
+      return {
+        value: product(xx as tf.Tensor2D, ww as tf.Tensor2D),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+          const g = dy as tf.Tensor2D;
+          return [tf.matMul(g, tf.transpose(ws)), tf.matMul(tf.transpose(xs), g)];
+        },
+      };
+    });
+    return op(x, w) as tf.Tensor2D;
+  }
+  const op = customOp(([xx], save) => {
     save([w]);
     return {
-      value: tf.matMul(xx as tf.Tensor2D, w),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.matMul(dy as tf.Tensor2D, transposeFor(saved[0] as tf.Tensor2D, wT)),
+      value: product(xx as tf.Tensor2D, w),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const ws = saved[0] as tf.Tensor2D;
+        return tf.matMul(dy as tf.Tensor2D, wT?.() ?? tf.transpose(ws));
+      },
     };
   });
-  return f(x) as tf.Tensor2D;
+  return op(x) as tf.Tensor2D;
 }
 
 /**
@@ -67,31 +72,7 @@ export function linearWithValue(
   value: tf.Tensor2D,
   wT?: TransposeOf,
 ): tf.Tensor2D {
-  if (isTrainable(w)) {
-    const op = customOp(([xx, ww], save) => {
-      save([xx as tf.Tensor, ww as tf.Tensor]);
-      return {
-        value: tf.clone(value),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
-          return [
-            tf.matMul(dy as tf.Tensor2D, tf.transpose(ws)),
-            tf.matMul(tf.transpose(xs), dy as tf.Tensor2D),
-          ];
-        },
-      };
-    });
-    return op(x, w) as tf.Tensor2D;
-  }
-  const op = customOp((_inputs, save) => {
-    save([w]);
-    return {
-      value: tf.clone(value),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.matMul(dy as tf.Tensor2D, transposeFor(saved[0] as tf.Tensor2D, wT)),
-    };
-  });
-  return op(x) as tf.Tensor2D;
+  return linearOp(x, w, wT, value);
 }
 
 function isTrainable(w: tf.Tensor): boolean {
@@ -103,7 +84,7 @@ function isTrainable(w: tf.Tensor): boolean {
  * the gradient of a frozen W (see TransposeOf).
  */
 export function linear(x: tf.Tensor2D, w: tf.Tensor2D, wT?: TransposeOf): tf.Tensor2D {
-  return (isTrainable(w) ? linearTrainable(x, w) : linearFrozen(x, w, wT)) as tf.Tensor2D;
+  return linearOp(x, w, wT);
 }
 
 /**
@@ -335,6 +316,16 @@ export function logSoftmaxRows(x: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => tf.sub(x, tf.reshape(softmaxAndLogSumExp(x).lse, [-1, 1])) as tf.Tensor2D);
 }
 
+/** Shapes of one attention call (see `attention`). */
+interface AttentionDims {
+  batch: number;
+  kvHeads: number;
+  groups: number;
+  T: number;
+  S: number;
+  d: number;
+}
+
 /** Up to this many query rows per KV head (decoding), one batched product beats a loop of 2-D ones. */
 const SMALL_QUERY_ROWS = 16;
 
@@ -347,7 +338,7 @@ function attentionBatched(
   kT: tf.Tensor2D,
   v: tf.Tensor2D,
   masks: tf.Tensor2D[],
-  dims: { batch: number; kvHeads: number; groups: number; T: number; S: number; d: number },
+  dims: AttentionDims,
 ): tf.Tensor2D {
   const { batch, kvHeads, groups, T, S, d } = dims;
   return tf.tidy(() => {
@@ -381,27 +372,26 @@ export function attention(
   kT: tf.Tensor2D,
   v: tf.Tensor2D,
   masks: tf.Tensor2D[],
-  dims: { batch: number; kvHeads: number; groups: number; T: number; S: number; d: number },
+  dims: AttentionDims,
 ): tf.Tensor2D {
   const { batch, kvHeads, groups, T, S, d } = dims;
   const n = batch * kvHeads;
   if (groups * T <= SMALL_QUERY_ROWS && !isRecording()) return attentionBatched(q, kT, v, masks, dims);
-  const pick = pickRow;
   const f = customOp(([qq, kk, vv], save) => {
     const outs: tf.Tensor[] = [];
     const probs: tf.Tensor2D[] = [];
     for (let i = 0; i < n; i++) {
       const mask = (masks.length === 1 ? masks[0] : masks[Math.floor(i / kvHeads)]) as tf.Tensor2D;
       const scores = tf.matMul(
-        pick(qq as tf.Tensor2D, i, [groups * T, d]),
-        pick(kk as tf.Tensor2D, i, [d, S]),
+        pickRow(qq as tf.Tensor2D, i, [groups * T, d]),
+        pickRow(kk as tf.Tensor2D, i, [d, S]),
       );
       const p: tf.Tensor2D = tf.reshape(tf.softmax(tf.add(tf.reshape(scores, [groups, T, S]), mask)), [
         groups * T,
         S,
       ]);
       probs.push(p);
-      outs.push(tf.reshape(tf.matMul(p, pick(vv as tf.Tensor2D, i, [S, d])), [1, groups * T * d]));
+      outs.push(tf.reshape(tf.matMul(p, pickRow(vv as tf.Tensor2D, i, [S, d])), [1, groups * T * d]));
     }
     save([qq as tf.Tensor, kk as tf.Tensor, vv as tf.Tensor, ...probs]);
     return {
@@ -413,10 +403,10 @@ export function attention(
         const dv: tf.Tensor[] = [];
         for (let i = 0; i < n; i++) {
           const p = saved[3 + i] as tf.Tensor2D;
-          const dOut = pick(dy as tf.Tensor2D, i, [groups * T, d]);
-          const qi = pick(qs, i, [groups * T, d]);
-          const kTi = pick(ks, i, [d, S]);
-          const vi = pick(vs, i, [S, d]);
+          const dOut = pickRow(dy as tf.Tensor2D, i, [groups * T, d]);
+          const qi = pickRow(qs, i, [groups * T, d]);
+          const kTi = pickRow(ks, i, [d, S]);
+          const vi = pickRow(vs, i, [S, d]);
           dv.push(tf.reshape(tf.matMul(tf.transpose(p), dOut), [1, S * d]));
           const dP = tf.matMul(dOut, tf.transpose(vi));
           // softmax backward: dS = P * (dP - rowsum(dP * P))
@@ -493,46 +483,38 @@ export function tokenLogProbs(
     const hh = inputs[0] as tf.Tensor2D;
     const W = (weight !== null && !tied ? inputs[1] : headEV) as tf.Tensor2D;
     makeChunks();
-    if (fuseGradient) {
-      // Frozen head under a gradient tape: compute d logp_i / d h_i = head[y_i] - softmax_i head^T while the
-      // chunk's logits exist (as Liger's fused linear cross-entropy does). The backward pass then only scales
-      // these [N, E] rows by dy, instead of recomputing every chunk's logits and softmax.
-      const [value, dhBase] = tf.tidy(() => {
-        const back = headVE();
-        const logps: tf.Tensor[] = [];
-        const dhs: tf.Tensor[] = [];
-        for (const c of chunks) {
-          const [logp, dh] = tf.tidy(() => {
-            const logits = tf.matMul(tf.gather(hh, c.rows), W);
-            const { p, lse } = softmaxAndLogSumExp(logits as tf.Tensor2D);
-            const picked = tf.gather(tf.reshape(logits, [-1]), c.flat);
-            const dh = tf.sub(tf.gather(back, c.ids), tf.matMul(p, back));
-            return [tf.mul(tf.sub(picked, lse), c.valid), tf.mul(dh, tf.reshape(c.valid, [-1, 1]))];
-          });
-          logps.push(logp as tf.Tensor);
-          dhs.push(dh as tf.Tensor);
-        }
-        return [tf.concat(logps, 0), tf.concat(dhs, 0)];
+    // One scope per chunk: only its [C] log-probs (and, fused, its [C, E] gradient rows) outlive it. A frozen
+    // head under a gradient tape gets d logp_i / d h_i = head[y_i] - softmax_i head^T while the chunk's logits
+    // exist (as Liger's fused linear cross-entropy does): the backward pass then only scales these rows by dy,
+    // instead of recomputing every chunk's logits and softmax.
+    const back = fuseGradient ? headVE() : null;
+    const logps: tf.Tensor[] = [];
+    const dhs: tf.Tensor[] = [];
+    for (const c of chunks) {
+      const out = tf.tidy(() => {
+        const logits = tf.matMul(tf.gather(hh, c.rows), W);
+        const { p, lse } = softmaxAndLogSumExp(logits as tf.Tensor2D);
+        const picked = tf.gather(tf.reshape(logits, [-1]), c.flat);
+        const logp = tf.mul(tf.sub(picked, lse), c.valid);
+        if (back === null) return [logp];
+        const dh = tf.sub(tf.gather(back, c.ids), tf.matMul(p, back));
+        return [logp, tf.mul(dh, tf.reshape(c.valid, [-1, 1]))];
       });
-      save([dhBase as tf.Tensor]);
+      logps.push(out[0] as tf.Tensor);
+      if (out[1]) dhs.push(out[1]);
+    }
+    const value = tf.concat(logps, 0);
+    if (fuseGradient) {
+      save([tf.concat(dhs, 0)]);
       return {
-        value: value as tf.Tensor,
+        value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
           tf.mul(saved[0] as tf.Tensor2D, tf.reshape(dy, [-1, 1])) as tf.Tensor,
       };
     }
-    // One scope per chunk: only its [C] result outlives it.
-    const parts = chunks.map((c) =>
-      tf.tidy(() => {
-        const logits = tf.matMul(tf.gather(hh, c.rows), W);
-        const { lse } = softmaxAndLogSumExp(logits as tf.Tensor2D);
-        const picked = tf.gather(tf.reshape(logits, [-1]), c.flat);
-        return tf.mul(tf.sub(picked, lse), c.valid);
-      }),
-    );
     save([hh, W, ...chunks.flatMap((c) => [c.rows, c.valid, c.ids])]);
     return {
-      value: tf.concat(parts, 0),
+      value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const hs = saved[0] as tf.Tensor2D;
         const Ws = saved[1] as tf.Tensor2D;

@@ -327,7 +327,7 @@ export function createServer(model: ServeModel, options: ServeOptions = {}): Hip
     const jobs = encoded.flatMap((e) => Array.from({ length: n }, (_, j) => ({ e, j })));
     const choices = await Promise.all(
       jobs.map(async ({ e, j }, index) => {
-        const out = await generateOne(e.ids, n > 1 ? sampling(body, maxNew, j) : opts, signal);
+        const out = await generateOne(e.ids, sampling(body, maxNew, j), signal);
         completionTokens += out.tokens.length;
         let logprobs: unknown = null;
         const promptPcs = body.echo ? await e.pieces() : undefined;
@@ -408,7 +408,7 @@ export function createServer(model: ServeModel, options: ServeOptions = {}): Hip
       return;
     }
     const outs = await Promise.all(
-      Array.from({ length: n }, (_, j) => generateOne(ids, n > 1 ? sampling(body, maxNew, j) : opts, signal)),
+      Array.from({ length: n }, (_, j) => generateOne(ids, sampling(body, maxNew, j), signal)),
     );
     const completionTokens = outs.reduce((sum, o) => sum + o.tokens.length, 0);
     sendJson(res, 200, {
