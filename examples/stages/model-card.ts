@@ -6,11 +6,10 @@
 import { join } from "node:path";
 import { type ModelArtifact, type PipelineStage, writeFileAtomic } from "@hippocrates/core";
 import { parameterCount, readModelConfig } from "@hippocrates/model";
+import { z } from "zod";
 
 /** The stage's own settings: the `config:` block of its entry in pipeline.yaml. */
-interface ModelCardConfig {
-  title?: string;
-}
+const settings = z.strictObject({ title: z.string().optional() });
 
 /** The HF folder at the bottom of an adapter chain, and the adapters above it (innermost first). */
 function chainOf(artifact: ModelArtifact): { base: string; adapters: string[] } {
@@ -19,8 +18,9 @@ function chainOf(artifact: ModelArtifact): { base: string; adapters: string[] } 
   return { base: below.base, adapters: [...below.adapters, artifact.path] };
 }
 
-const stage: PipelineStage<ModelCardConfig> = {
+const stage: PipelineStage<z.infer<typeof settings>> = {
   kind: "model-card",
+  settings,
   async run(input, context) {
     const { base, adapters } = chainOf(input.model);
     // Only config.json is read: a stage that does not change the model need not load its weights.

@@ -2,8 +2,8 @@
  * JSON from untrusted files: parse into prototype-free objects so keys like `__proto__` or `constructor`
  * are plain data and never reach Object.prototype, and report syntax errors with the file name.
  */
-import { readFile } from "node:fs/promises";
 import { HippoError } from "./errors.js";
+import { readTextFile } from "./text.js";
 
 /** JSON.parse, with every object re-created without a prototype (own keys only, `__proto__` included). */
 export function parseJsonSafe(text: string, file?: string): unknown {
@@ -23,15 +23,9 @@ export function parseJsonSafe(text: string, file?: string): unknown {
   return value;
 }
 
+/** Read a JSON file: strict UTF-8, prototype-free, errors naming the file. */
 export async function readJsonFile(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code === "ENOENT" ? "NOT_FOUND" : "IO";
-    throw new HippoError(code, `cannot read file: ${(e as Error).message}`, { file: path, cause: e });
-  }
-  return parseJsonSafe(text, path);
+  return parseJsonSafe(await readTextFile(path), path);
 }
 
 export function isPlainObject(v: unknown): v is Record<string, unknown> {

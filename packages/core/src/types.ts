@@ -2,7 +2,11 @@
  * The types the stages speak to each other. Implementations live in the other packages; anything that
  * satisfies these shapes (a user's own tokenizer, model, scorer or stage) can take their place.
  */
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import { isPlainObject } from "./json.js";
 import type { ProgressReporter } from "./progress.js";
+
+export type { StandardSchemaV1 };
 
 // ---------------------------------------------------------------------------------------------------------
 // Model configuration: the HF `config.json` of a Llama or Mistral checkpoint, with HF's key names so that a
@@ -179,16 +183,23 @@ export interface GenerativeModel {
 // ---------------------------------------------------------------------------------------------------------
 // Stages and the artifacts they pass along.
 
-/** A model on disk: a full HF folder, or a PEFT adapter on top of a base folder. */
+/**
+ * A model on disk: a full HF model (a local folder, or a Hugging Face Hub id such as
+ * `meta-llama/Llama-2-7b-hf` at an optional revision), or a PEFT adapter on top of a base.
+ */
 export type ModelArtifact =
-  | { kind: "hf-model"; path: string }
-  | { kind: "peft-adapter"; path: string; base: ModelArtifact };
+  | { kind: "hf-model"; path: string; revision?: string }
+  | { kind: "peft-adapter"; path: string; base: ModelArtifact; revision?: string };
 
 export interface StageContext {
   /** Folder this stage owns; it may leave checkpoints there and resume from them. */
   outputDir: string;
   /** Folder of the whole run (manifest, other stages). */
   runDir: string;
+  /** Folder that relative paths in the stage's settings are relative to (the pipeline file's folder). */
+  baseDir: string;
+  /** The run's tokenizer: a local folder or a Hub id (the pipeline's `tokenizer:`, default its `model:`). */
+  tokenizer: string;
   seed: number;
   progress: ProgressReporter;
   signal: AbortSignal;
@@ -202,10 +213,11 @@ export interface Stage<Input, Output> {
   run(input: Input, context: StageContext): Promise<Output>;
 }
 
-/** What the built-in pipeline stages take and give: a model in, a model (and metrics) out. */
-export interface PipelineStageInput<Config = Record<string, unknown>> {
+/** What the pipeline stages take and give: a model in, a model (and metrics) out. */
+export interface PipelineStageInput<Settings = Record<string, unknown>> {
   model: ModelArtifact;
-  config: Config;
+  /** The stage's settings, as its `settings` schema returned them. */
+  config: Settings;
 }
 
 export interface PipelineStageOutput {
@@ -216,7 +228,39 @@ export interface PipelineStageOutput {
   files: Record<string, string>;
 }
 
-export type PipelineStage<Config = Record<string, unknown>> = Stage<
-  PipelineStageInput<Config>,
-  PipelineStageOutput
->;
+/** What a stage's `check` may use: everything known before any stage runs. */
+export type StageCheckContext = Pick<StageContext, "baseDir" | "tokenizer" | "log">;
+
+/**
+ * A pipeline stage: the built-in ones (`cptStage()` of @hippocrates/train, `evalStage()` of @hippocrates/eval,
+ * ...) and a user's are the same kind of value and are registered the same way, so a user's stage can take a
+ * built-in's place under its kind.
+ */
+export interface PipelineStage<Settings = Record<string, unknown>>
+  extends Stage<PipelineStageInput<Settings>, PipelineStageOutput> {
+  /**
+   * Validates the stage's settings as the pipeline file writes them (every key of the stage's entry except
+   * `kind`, `name`, `from`, `module` and `seed`) and gives them their type. Any Standard Schema
+   * (https://standardschema.dev) works: zod 4, valibot, arktype; `anySettings` accepts any object as it is.
+   * Issues are reported with their key paths before anything runs.
+   */
+  readonly settings: StandardSchemaV1<unknown, Settings>;
+  /**
+   * Checks that need no compute and catch mistakes before any stage starts (`hippo run --dry-run` and the
+   * start of every run): data files exist and parse, tasks are known, paths are not files where folders are
+   * wanted. Throw a HippoError that names the key.
+   */
+  check?(settings: Settings, context: StageCheckContext): Promise<void>;
+}
+
+/** Settings schema of a stage that takes any object as it is (no validation). */
+export const anySettings: StandardSchemaV1<unknown, Record<string, unknown>> = {
+  "~standard": {
+    version: 1,
+    vendor: "hippocrates",
+    validate: (value) =>
+      isPlainObject(value)
+        ? { value: { ...value } }
+        : { issues: [{ message: "expected an object of settings" }] },
+  },
+};

@@ -13,6 +13,7 @@
 
 import type { TokenizedExample } from "@hippocrates/core";
 import {
+  createJsonlWriter,
   HippoError,
   IGNORE_INDEX,
   type ProgressReporter,
@@ -21,7 +22,7 @@ import {
 } from "@hippocrates/core";
 import { z } from "zod";
 import { createNgramIndex, type NgramIndex, readTestTexts } from "./decontam.js";
-import { createJsonlWriter, type Manifest, type SourceManifest, writeDatasetDir } from "./output.js";
+import { type Manifest, type SourceManifest, writeDatasetDir } from "./output.js";
 import type { RecordFormat, RecordLocation } from "./read.js";
 import { normalizeForDedup, sha256File, sha256Hex } from "./text.js";
 import { type BadRecordPolicy, type BadRecords, createBadRecords, readValidRecords } from "./validate.js";

@@ -73,8 +73,6 @@ export {
 export { type DocumentedSource, medqaOnlyMixture, paperMixture } from "./mixes.js";
 // Output.
 export {
-  createJsonlWriter,
-  type JsonlWriter,
   type Manifest,
   type SourceManifest,
   writeDatasetDir,

@@ -3,66 +3,10 @@
  * writeDirAtomic), and the manifest that describes how they were made. No timestamps go into the manifest, so
  * the same inputs, config and seed give byte-identical output.
  */
-import { createHash } from "node:crypto";
-import { type FileHandle, open } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { writeDirAtomic } from "@hippocrates/core";
 import type { BadRecordReport } from "./validate.js";
-
-export interface JsonlWriter {
-  write(record: unknown): Promise<void>;
-  /** Number of records written so far. */
-  readonly count: number;
-  /** Close without flushing (the build failed; the directory is being thrown away). */
-  discard(): Promise<void>;
-  /** Flush, fsync and close; returns the sha256 of the file's bytes. */
-  close(): Promise<{ records: number; sha256: string; bytes: number }>;
-}
-
-/** A buffered JSONL writer (records are serialised with JSON.stringify, one per line). */
-export async function createJsonlWriter(path: string, bufferBytes = 1 << 20): Promise<JsonlWriter> {
-  const handle: FileHandle = await open(path, "wx", 0o644);
-  const hash = createHash("sha256");
-  let parts: string[] = [];
-  let pending = 0;
-  let count = 0;
-  let bytes = 0;
-  const flush = async () => {
-    if (parts.length === 0) return;
-    const buf = Buffer.from(parts.join(""), "utf8");
-    parts = [];
-    pending = 0;
-    hash.update(buf);
-    bytes += buf.byteLength;
-    let off = 0;
-    while (off < buf.byteLength) off += (await handle.write(buf, off, buf.byteLength - off)).bytesWritten;
-  };
-  return {
-    get count() {
-      return count;
-    },
-    async write(record) {
-      const line = `${JSON.stringify(record)}\n`;
-      parts.push(line);
-      pending += line.length;
-      count++;
-      if (pending >= bufferBytes) await flush();
-    },
-    async discard() {
-      parts = [];
-      await handle.close().catch(() => {});
-    },
-    async close() {
-      try {
-        await flush();
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      return { records: count, sha256: hash.digest("hex"), bytes };
-    },
-  };
-}
 
 export interface SourceManifest {
   name: string;

@@ -8,7 +8,7 @@
  * is not guessed at: it is counted and written to rejects.jsonl.
  */
 import type { PreferenceRecord, ProgressReporter } from "@hippocrates/core";
-import { createRng, HippoError, isPlainObject, parseJsonSafe } from "@hippocrates/core";
+import { createJsonlWriter, createRng, HippoError, isPlainObject, parseJsonSafe } from "@hippocrates/core";
 import { z } from "zod";
 import {
   type ChatAnswer,
@@ -19,7 +19,7 @@ import {
   type JudgeStats,
   openAnswerCache,
 } from "./judge.js";
-import { createJsonlWriter, type Manifest, writeDatasetDir } from "./output.js";
+import { type Manifest, writeDatasetDir } from "./output.js";
 import type { RecordFormat } from "./read.js";
 import { sha256File, sha256Hex } from "./text.js";
 import { type BadRecordPolicy, createBadRecords, readValidRecords } from "./validate.js";

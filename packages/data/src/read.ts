@@ -6,8 +6,7 @@
  */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { createInterface } from "node:readline";
-import { describeValue, HippoError, isPlainObject, parseJsonSafe, readJsonFile } from "@hippocrates/core";
+import { describeValue, HippoError, isPlainObject, readJsonFile, readJsonl } from "@hippocrates/core";
 import { parse as parseCsv } from "csv-parse";
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
 
@@ -72,7 +71,7 @@ export async function* readRawRecords(path: string, options: ReadOptions = {}): 
   await ensureReadable(path);
   switch (format) {
     case "jsonl":
-      yield* readJsonl(path, onError);
+      yield* readJsonlRecords(path, onError);
       return;
     case "json":
       yield* readJson(path);
@@ -86,39 +85,9 @@ export async function* readRawRecords(path: string, options: ReadOptions = {}): 
   }
 }
 
-async function* readJsonl(path: string, onError: ParseFailure): AsyncGenerator<RawRecord> {
-  const input = createReadStream(path, { encoding: "utf8" });
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  let line = 0;
-  try {
-    for await (const text of lines) {
-      line++;
-      if (text.trim() === "") continue;
-      let value: unknown;
-      try {
-        value = parseJsonSafe(text);
-      } catch (e) {
-        onError(
-          new HippoError(
-            "INVALID_FORMAT",
-            `not a JSON value: ${(e as HippoError).reason.replace(/^invalid JSON: /, "")}`,
-            {
-              file: path,
-              line,
-              expected: "one JSON object per line",
-              got: describeValue(text),
-            },
-          ),
-        );
-        continue;
-      }
-      yield { value, loc: { file: path, line } };
-    }
-  } finally {
-    // The consumer may stop early (a bad record under policy "fail"): release the file now, not at GC.
-    lines.close();
-    input.destroy();
-  }
+async function* readJsonlRecords(path: string, onError: ParseFailure): AsyncGenerator<RawRecord> {
+  for await (const { value, line } of readJsonl(path, { onInvalidLine: onError }))
+    yield { value, loc: { file: path, line } };
 }
 
 async function* readJson(path: string): AsyncGenerator<RawRecord> {

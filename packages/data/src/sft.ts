@@ -3,7 +3,7 @@
  * weighted, seeded mixture -> instructions.jsonl (+ tokenized.jsonl when a tokenizer is given) + manifest.
  */
 import type { InstructionRecord, ProgressReporter, TextTokenizer } from "@hippocrates/core";
-import { createRng, HippoError, type Rng } from "@hippocrates/core";
+import { createJsonlWriter, createRng, HippoError, type Rng } from "@hippocrates/core";
 import {
   createNgramIndex,
   type DecontaminationReport,
@@ -13,7 +13,7 @@ import {
   readTestTexts,
 } from "./decontam.js";
 import { type InstructionSource, readInstructions } from "./instructions.js";
-import { createJsonlWriter, type Manifest, type SourceManifest, writeDatasetDir } from "./output.js";
+import { type Manifest, type SourceManifest, writeDatasetDir } from "./output.js";
 import { type SftTokenizeOptions, tokenizeInstruction } from "./sft-tokenize.js";
 import { sha256File } from "./text.js";
 import { type BadRecordPolicy, createBadRecords } from "./validate.js";

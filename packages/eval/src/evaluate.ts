@@ -18,9 +18,11 @@ import {
   type LogLikelihoodResult,
   type ProgressReporter,
   parseJsonSafe,
+  readJsonlObjects,
   type ScoringModel,
   silentProgress,
   writeFileAtomic,
+  writeJsonlAtomic,
 } from "@hippocrates/core";
 import { openRequestCache, type RequestCache, requestKey } from "./cache.js";
 import { mean, meanStderr, pooledStderr, scoreDoc } from "./metrics.js";
@@ -441,10 +443,7 @@ export function mergeShards(
 /** results.json plus samples_<task>.jsonl, each written atomically. */
 export async function writeOutput(dir: string, output: EvalOutput): Promise<void> {
   for (const [name, rows] of Object.entries(output.samples)) {
-    await writeFileAtomic(
-      join(dir, `samples_${name}.jsonl`),
-      rows.map((r) => `${JSON.stringify(r)}\n`).join(""),
-    );
+    await writeJsonlAtomic(join(dir, `samples_${name}.jsonl`), rows);
   }
   await writeFileAtomic(join(dir, "results.json"), `${JSON.stringify(output.results, null, 2)}\n`);
 }
@@ -468,22 +467,11 @@ export async function readOutput(dir: string): Promise<EvalOutput> {
   const samples: Record<string, SampleRecord[]> = {};
   for (const name of Object.keys(results.results)) {
     const path = join(dir, `samples_${name}.jsonl`);
-    let body: string;
-    try {
-      body = await readFile(path, "utf8");
-    } catch (e) {
-      throw new HippoError("NOT_FOUND", `missing samples of ${name}`, { file: path, cause: e });
-    }
-    samples[name] = body
-      .split("\n")
-      .filter((l) => l.trim() !== "")
-      .map((l, i) => {
-        const row = parseJsonSafe(l, path);
-        if (!isPlainObject(row) || typeof row.position !== "number") {
-          throw new HippoError("INVALID_RECORD", "not a sample record", { file: path, line: i + 1 });
-        }
-        return { ...row } as unknown as SampleRecord;
-      });
+    samples[name] = (await readJsonlObjects(path)).map(({ record, line }) => {
+      if (typeof record.position !== "number")
+        throw new HippoError("INVALID_RECORD", "not a sample record", { file: path, line, key: "position" });
+      return { ...record } as unknown as SampleRecord;
+    });
   }
   return { results: JSON.parse(text) as ResultsJson, samples };
 }

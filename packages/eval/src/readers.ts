@@ -1,49 +1,8 @@
 /**
- * Readers for the benchmark files as published: JSONL (one record per line), JSON objects whose key order
- * matters, and RFC 4180 CSV. Every bad record is a HippoError naming the file and the line or row.
+ * Readers for the benchmark files as published, beside core's JSONL and strict text readers: JSON objects
+ * whose key order matters, and RFC 4180 CSV. Every bad record is a HippoError naming the file and the line or row.
  */
-import { readFile } from "node:fs/promises";
-import { HippoError, isPlainObject, parseJsonSafe } from "@hippocrates/core";
-
-export async function readText(path: string): Promise<string> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code === "ENOENT" ? "NOT_FOUND" : "IO";
-    throw new HippoError(code, `cannot read file: ${(e as Error).message}`, { file: path, cause: e });
-  }
-}
-
-/** Records of a JSONL file, each an object, with its 1-based line number. Blank lines are skipped. */
-export async function readJsonl(path: string): Promise<{ line: number; record: Record<string, unknown> }[]> {
-  const text = await readText(path);
-  const out: { line: number; record: Record<string, unknown> }[] = [];
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const raw = (lines[i] as string).replace(/\r$/, "");
-    if (raw.trim() === "") continue;
-    let value: unknown;
-    try {
-      value = parseJsonSafe(raw);
-    } catch (e) {
-      throw new HippoError("INVALID_FORMAT", `invalid JSON on this line: ${(e as HippoError).reason}`, {
-        file: path,
-        line: i + 1,
-        cause: e,
-      });
-    }
-    if (!isPlainObject(value)) {
-      throw new HippoError("INVALID_RECORD", "each line must be a JSON object", {
-        file: path,
-        line: i + 1,
-        expected: "object",
-        got: Array.isArray(value) ? "array" : typeof value,
-      });
-    }
-    out.push({ line: i + 1, record: value });
-  }
-  return out;
-}
+import { HippoError, parseJsonSafe } from "@hippocrates/core";
 
 /**
  * The entries of a top-level JSON object in the order the file writes them. `JSON.parse` cannot keep that

@@ -12,6 +12,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  appendJsonl,
   createRng,
   HippoError,
   type ProgressReporter,
@@ -29,7 +30,7 @@ import {
   saveCheckpoint,
 } from "./checkpoint.js";
 import { clipByGlobalNorm } from "./clip.js";
-import { appendJsonl, truncateJsonlAfterStep } from "./metrics.js";
+import { truncateJsonlAfterStep } from "./metrics.js";
 import { learningRateAt, type ScheduleConfig, type ScheduleKind, validateSchedule } from "./schedule.js";
 import type { TrainTask } from "./tasks.js";
 
@@ -298,7 +299,7 @@ export async function runTrainingLoop<Item>(o: LoopOptions<Item>): Promise<LoopR
       Object.assign(entry, statSums);
       if (state.globalStep % (c.logSteps ?? 1) === 0 || state.globalStep === plan.totalSteps) {
         state.logHistory.push(entry);
-        await appendJsonl(metricsPath, entry);
+        await appendJsonl(metricsPath, [entry]);
       }
       bar.tick(1, { loss, lr, "tok/s": Math.round(tokens / seconds) });
 
@@ -310,7 +311,7 @@ export async function runTrainingLoop<Item>(o: LoopOptions<Item>): Promise<LoopR
         const metrics = await o.evaluate();
         const evalEntry: LogEntry = { step: state.globalStep, epoch: entry.epoch as number, ...metrics };
         state.logHistory.push(evalEntry);
-        await appendJsonl(metricsPath, evalEntry);
+        await appendJsonl(metricsPath, [evalEntry]);
       }
       if ((c.saveSteps && state.globalStep % c.saveSteps === 0) || state.globalStep === plan.totalSteps) {
         await checkpoint();

@@ -144,6 +144,8 @@ export function registerTrain(program: Command): void {
         {
           outputDir: resolve(f.output),
           runDir: resolve(f.output),
+          baseDir: process.cwd(),
+          tokenizer: config.tokenizer,
           seed: f.seed,
           progress: f.progress ? createBarReporter() : silentProgress,
           signal: new AbortController().signal,

@@ -5,18 +5,17 @@
  * when a stage needs it).
  */
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, readFile, rm } from "node:fs/promises";
+import { copyFile, mkdir, rm } from "node:fs/promises";
 import { extname, join } from "node:path";
 import {
   HippoError,
   type InstructionRecord,
-  isPlainObject,
   type LogLikelihoodResult,
   type ModelArtifact,
   type PipelineStageInput,
   type PipelineStageOutput,
   type PreferenceRecord,
-  parseJsonSafe,
+  readJsonlObjects,
   type ScoringModel,
   type StageContext,
   type TextDocument,
@@ -35,32 +34,9 @@ import type {
 import { localPromptScorer } from "../serve/local.js";
 import type { RunSettings } from "./builtin.js";
 
-/** Read a JSONL file of objects; a bad line is an error naming file and line. */
+/** The objects of a JSONL data file; a bad line is an error naming file and line. */
 export async function readJsonlRecords(file: string): Promise<Record<string, unknown>[]> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (e) {
-    throw new HippoError("NOT_FOUND", `cannot read data file: ${(e as Error).message}`, { file, cause: e });
-  }
-  const out: Record<string, unknown>[] = [];
-  text.split("\n").forEach((line, i) => {
-    if (!line.trim()) return;
-    let v: unknown;
-    try {
-      v = parseJsonSafe(line, file);
-    } catch (e) {
-      throw new HippoError("INVALID_RECORD", `invalid JSON line: ${(e as Error).message}`, {
-        file,
-        line: i + 1,
-        cause: e,
-      });
-    }
-    if (!isPlainObject(v))
-      throw new HippoError("INVALID_RECORD", "each line must be a JSON object", { file, line: i + 1 });
-    out.push(v);
-  });
-  return out;
+  return (await readJsonlObjects(file)).map((r) => r.record);
 }
 
 function field(rec: Record<string, unknown>, key: string, file: string, line: number): string {

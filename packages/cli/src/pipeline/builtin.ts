@@ -3,7 +3,7 @@
  * model packages. Each package is imported when its stage first runs, so `hippo --help`, `hippo serve` or a
  * pipeline of user stages does not pay for loading TensorFlow.js.
  */
-import { HippoError, type PipelineStage } from "@hippocrates/core";
+import { anySettings, HippoError, type PipelineStage } from "@hippocrates/core";
 import type { ResolvedStage } from "../config/load.js";
 import { runEvalStage, runMergeStage, runTrainingStage } from "./adapters.js";
 
@@ -20,12 +20,17 @@ export function createBuiltinStage(stage: ResolvedStage, settings: RunSettings):
     case "dpo":
       return {
         kind: stage.kind,
+        settings: anySettings,
         run: (input, ctx) => runTrainingStage(stage.kind as "cpt" | "sft" | "dpo", input, ctx, settings),
       };
     case "merge":
-      return { kind: "merge", run: (input, ctx) => runMergeStage(input, ctx, settings) };
+      return {
+        kind: "merge",
+        settings: anySettings,
+        run: (input, ctx) => runMergeStage(input, ctx, settings),
+      };
     case "eval":
-      return { kind: "eval", run: (input, ctx) => runEvalStage(input, ctx, settings) };
+      return { kind: "eval", settings: anySettings, run: (input, ctx) => runEvalStage(input, ctx, settings) };
     default:
       throw new HippoError("INVALID_CONFIG", `unknown stage kind ${JSON.stringify(stage.kind)}`, {
         key: `stages.${stage.id}.kind`,

@@ -8,7 +8,7 @@
  */
 import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import {
   HippoError,
@@ -233,6 +233,8 @@ export async function runPipeline(
         {
           outputDir: record.outputDir,
           runDir,
+          baseDir: dirname(config.file),
+          tokenizer: config.tokenizer,
           seed: stage.seed,
           progress,
           signal,

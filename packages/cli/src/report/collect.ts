@@ -3,9 +3,9 @@
  * curves), each eval stage's results.json and per-sample JSONL. Everything is read as untrusted JSON.
  */
 import { existsSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
-import { HippoError, isPlainObject, parseJsonSafe, readJsonFile } from "@hippocrates/core";
+import { HippoError, isPlainObject, readJsonFile, readJsonlObjects } from "@hippocrates/core";
 import { type RunManifest, readManifest, type StageRecord } from "../pipeline/manifest.js";
 
 export interface CurvePoint {
@@ -74,14 +74,7 @@ export function stageLabel(stages: StageRecord[], index: number): string {
 }
 
 async function readJsonl(file: string): Promise<Record<string, unknown>[]> {
-  const text = await readFile(file, "utf8");
-  const out: Record<string, unknown>[] = [];
-  text.split("\n").forEach((line, i) => {
-    if (!line.trim()) return;
-    const v = parseJsonSafe(line, `${file}:${i + 1}`);
-    if (isPlainObject(v)) out.push(v);
-  });
-  return out;
+  return (await readJsonlObjects(file)).map((r) => r.record);
 }
 
 function resolveFile(stage: StageRecord, file: string | undefined): string | undefined {

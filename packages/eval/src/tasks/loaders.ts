@@ -3,8 +3,15 @@
  * authors' HF datasets have, which the v0.3 shuffle depends on) and validates every record.
  */
 import { access } from "node:fs/promises";
-import { describeValue, HippoError, isPlainObject, parseJsonSafe } from "@hippocrates/core";
-import { orderedJsonEntries, parseCsv, readJsonl, readText } from "../readers.js";
+import {
+  describeValue,
+  HippoError,
+  isPlainObject,
+  parseJsonSafe,
+  readJsonlObjects,
+  readTextFile,
+} from "@hippocrates/core";
+import { orderedJsonEntries, parseCsv } from "../readers.js";
 import type { EvalDoc } from "./types.js";
 
 export const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -145,7 +152,7 @@ export async function loadLetterOptionsJsonl(
 async function readRecords(
   path: string,
 ): Promise<{ line?: number; row?: number; record: Record<string, unknown> }[]> {
-  const text = await readText(path);
+  const text = await readTextFile(path);
   if (text.trimStart().startsWith("[")) {
     const arr = parseJsonSafe(text, path);
     if (!Array.isArray(arr))
@@ -161,7 +168,7 @@ async function readRecords(
       return { row, record };
     });
   }
-  return readJsonl(path);
+  return readJsonlObjects(path);
 }
 
 /**
@@ -263,7 +270,7 @@ function pubmedqaDoc(pmid: string, value: unknown, file: string): EvalDoc {
 
 /** PQA-L `ori_pqal.json` in file key order (as HF's `pubmed_qa`/`pqa_labeled` "train" split, 1,000 rows). */
 export async function loadPubmedqa(path: string): Promise<EvalDoc[]> {
-  const entries = orderedJsonEntries(await readText(path), path);
+  const entries = orderedJsonEntries(await readTextFile(path), path);
   return entries.map(([pmid, value]) => pubmedqaDoc(pmid, value, path));
 }
 
@@ -273,7 +280,7 @@ export async function loadPubmedqa(path: string): Promise<EvalDoc[]> {
  */
 export async function loadPubmedqaTest500(oriPath: string, truthPath: string): Promise<EvalDoc[]> {
   const all = new Map((await loadPubmedqa(oriPath)).map((d) => [d.id, d]));
-  const truth = orderedJsonEntries(await readText(truthPath), truthPath);
+  const truth = orderedJsonEntries(await readTextFile(truthPath), truthPath);
   return truth.map(([pmid, label]) => {
     const doc = all.get(pmid);
     if (!doc)
@@ -292,7 +299,7 @@ export async function loadPubmedqaTest500(oriPath: string, truthPath: string): P
 
 /** MMLU CSV: header `question,choice0,...,choiceN,answer`; the answer an index (0-3) or a letter. */
 export async function loadMmluCsv(path: string, subject: string): Promise<EvalDoc[]> {
-  const rows = parseCsv(await readText(path), path);
+  const rows = parseCsv(await readTextFile(path), path);
   const header = rows[0];
   if (!header) throw new HippoError("INVALID_FORMAT", "empty CSV file", { file: path });
   const qi = header.indexOf("question");

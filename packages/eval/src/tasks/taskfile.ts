@@ -17,8 +17,15 @@
  * - choices: "options" (the option texts), "letters" (A, B, ...), or a fixed list such as ["yes", "no", "maybe"].
  */
 import { dirname, isAbsolute, relative, resolve } from "node:path";
-import { describeValue, HippoError, isPlainObject, readJsonFile } from "@hippocrates/core";
-import { parseCsv, readJsonl, readText } from "../readers.js";
+import {
+  describeValue,
+  HippoError,
+  isPlainObject,
+  readJsonFile,
+  readJsonlObjects,
+  readTextFile,
+} from "@hippocrates/core";
+import { parseCsv } from "../readers.js";
 import { checkIndex, LETTERS, letterToIndex } from "./loaders.js";
 import type { EvalDoc, FewshotSource, MetricName, TaskData, TaskDefinition } from "./types.js";
 
@@ -96,7 +103,7 @@ async function loadRecords(
   taskFile: string,
 ): Promise<EvalDoc[]> {
   if (path.endsWith(".csv")) {
-    const rows = parseCsv(await readText(path), path);
+    const rows = parseCsv(await readTextFile(path), path);
     const header = rows[0] ?? [];
     const col = (name: string, key: string) => {
       const i = header.indexOf(name);
@@ -127,7 +134,7 @@ async function loadRecords(
         });
       });
   }
-  const records = await readJsonl(path);
+  const records = await readJsonlObjects(path);
   return records.map(({ line, record }, i) => {
     for (const k of [
       fields.question,
