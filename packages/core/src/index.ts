@@ -4,5 +4,6 @@ export * from "./json.js";
 export * from "./jsonl.js";
 export * from "./progress.js";
 export * from "./rng.js";
+export * from "./suggest.js";
 export * from "./text.js";
 export * from "./types.js";

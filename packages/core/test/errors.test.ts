@@ -37,3 +37,19 @@ describe("HippoError", () => {
     expect(describeValue("abc")).toBe('"abc"');
   });
 });
+
+describe("did you mean", () => {
+  it("suggests the closest known name for a typo, and nothing for an unrelated name", async () => {
+    const { closestMatch, editDistance, unknownNameMessage } = await import("../src/index.js");
+    const keys = ["learning_rate", "num_train_epochs", "max_steps", "lora_alpha", "r"];
+    expect(editDistance("kitten", "sitting")).toBe(3);
+    expect(closestMatch("learning_rat", keys)).toBe("learning_rate");
+    expect(closestMatch("learning-rate", keys)).toBe("learning_rate");
+    expect(closestMatch("max_step", keys)).toBe("max_steps");
+    expect(closestMatch("batch", keys)).toBeUndefined();
+    expect(unknownNameMessage("key", "lora_alpah", keys)).toBe(
+      'unknown key "lora_alpah"; did you mean "lora_alpha"?',
+    );
+    expect(unknownNameMessage("key", "zzz", keys)).toBe('unknown key "zzz"');
+  });
+});
