@@ -63,14 +63,14 @@ function publishedPackages(root: string): { dir: string; manifest: Manifest }[] 
     .filter((p) => p.manifest.private !== true);
 }
 
-// The commands run as a user's would: without the npm_/pnpm_ settings of the `npm test` -> pnpm -> turbo ->
-// vitest chain this test runs in (npm_config_* would otherwise reach the consumer's `npm install`).
+// The commands run as a user's would: without the settings that the `npm test` -> pnpm -> turbo -> vitest
+// chain puts in the environment (npm_config_local_prefix and the like would reach the consumer's
+// `npm install`), but with the user's own registry and proxy settings (NPM_CONFIG_REGISTRY, HTTPS_PROXY...).
+const KEEP =
+  /^(NPM_CONFIG_|npm_config_(registry|@[^:]+:registry|https?[-_]proxy|proxy|no[-_]?proxy|strict[-_]ssl|cafile)$)/;
+const DROP = /^(npm_|pnpm_|VITEST|INIT_CWD$|NODE_ENV$|NODE_OPTIONS$)/i;
 const cleanEnv = (): NodeJS.ProcessEnv =>
-  Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([k]) => !/^(npm_|pnpm_|VITEST|INIT_CWD$|NODE_ENV$|NODE_OPTIONS$)/i.test(k),
-    ),
-  );
+  Object.fromEntries(Object.entries(process.env).filter(([k]) => KEEP.test(k) || !DROP.test(k)));
 
 const tail = (text: string, n = 12_000) => (text.length > n ? `...\n${text.slice(-n)}` : text);
 
