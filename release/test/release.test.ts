@@ -31,7 +31,8 @@ import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** The shared data beside the repository (../shared/data), as every package's tests find it. */
 const SHARED_DATA = resolve(ROOT, "..", "shared", "data");
-const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
+/** Files the consumer project runs (score.mjs) and type-checks (consumer.ts), copied into it. */
+const CONSUMER_FILES = fileURLToPath(new URL("../consumer/", import.meta.url));
 const REPOSITORY = "https://github.com/hippocrates-ts/hippocrates.ts";
 
 interface Manifest {
@@ -155,6 +156,14 @@ const stage: {
 } = { packages: [], before: {}, bumped: new Set(), versionOutput: "" };
 const consumerRun = (command: string, args: string[]) => run(command, args, consumer);
 
+/** Runs one preparation step and prints its wall time (where the check's minutes go, in CI's log). */
+function step<T>(name: string, fn: () => T): T {
+  const t0 = performance.now();
+  const out = fn();
+  console.log(`release check: ${name} ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return out;
+}
+
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), "hippo-release-"));
   if (!relative(ROOT, work).startsWith("..")) throw new Error(`${work} is inside the workspace ${ROOT}`);
@@ -164,7 +173,7 @@ beforeAll(() => {
   consumer = join(work, "consumer");
 
   // 1. A throw-away repository: the working tree's files, committed, with its own node_modules.
-  copyWorkingTree(ROOT, repo);
+  step("copy of the working tree", () => copyWorkingTree(ROOT, repo));
   run("git", ["init", "-q"], repo);
   run("git", ["add", "-A"], repo);
   run(
@@ -180,7 +189,9 @@ beforeAll(() => {
     ],
     repo,
   );
-  pnpm(["install", "--frozen-lockfile", "--prefer-offline", "--reporter=append-only"], repo);
+  step("pnpm install (copy)", () =>
+    pnpm(["install", "--frozen-lockfile", "--prefer-offline", "--reporter=append-only"], repo),
+  );
 
   // 2. Version as a release would (changesets consume .changeset/*.md, bump versions, write CHANGELOG.md).
   stage.packages = publishedPackages(repo);
@@ -192,12 +203,12 @@ beforeAll(() => {
     const front = readFileSync(join(repo, ".changeset", f), "utf8").split(/^---$/m)[1] ?? "";
     for (const m of front.matchAll(/^\s*["']?([^"':\s]+)["']?\s*:/gm)) stage.bumped.add(m[1] ?? "");
   }
-  stage.versionOutput = pnpm(["exec", "changeset", "version"], repo);
+  stage.versionOutput = step("changeset version", () => pnpm(["exec", "changeset", "version"], repo));
   stage.packages = publishedPackages(repo);
 
   // 3. Build (each package's prepack) and pack every published package.
   const filters = stage.packages.map((p) => `--filter=${p.manifest.name}`);
-  pnpm(["-r", ...filters, "pack", "--pack-destination", tarballs], repo);
+  step("build and pack", () => pnpm(["-r", ...filters, "pack", "--pack-destination", tarballs], repo));
 
   // 4. A fresh project outside the workspace that installs the tarballs with npm. `overrides` make the
   // packages' dependencies on each other resolve to the tarballs too, never to the registry.
@@ -230,7 +241,9 @@ beforeAll(() => {
       2,
     )}\n`,
   );
-  consumerRun("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"]);
+  step("npm install (consumer)", () =>
+    consumerRun("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"]),
+  );
 });
 
 afterAll(() => {
@@ -366,7 +379,7 @@ console.log(JSON.stringify(out));\n`;
   });
 
   it("scores a request from a plain .mjs script (backend, tokenizer, model, eval)", () => {
-    copyFileSync(join(FIXTURES, "score.mjs"), join(consumer, "score.mjs"));
+    copyFileSync(join(CONSUMER_FILES, "score.mjs"), join(consumer, "score.mjs"));
     const lines = consumerRun(process.execPath, ["score.mjs", SHARED_DATA]).trim().split("\n");
     const out = JSON.parse(lines.at(-1) ?? "{}") as {
       request: { continuationTokens: number; logprob: number };
@@ -390,7 +403,7 @@ console.log(JSON.stringify(out));\n`;
       join(consumer, "all-packages.ts"),
       `${all}\n\nexport const modules = [${specs.map((_, i) => `m${i}`).join(", ")}] as const;\n`,
     );
-    copyFileSync(join(FIXTURES, "consumer.ts"), join(consumer, "consumer.ts"));
+    copyFileSync(join(CONSUMER_FILES, "consumer.ts"), join(consumer, "consumer.ts"));
     writeFileSync(
       join(consumer, "tsconfig.json"),
       `${JSON.stringify(
