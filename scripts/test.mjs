@@ -13,6 +13,7 @@ if (run([join(root, "scripts", "setup.mjs")]) !== 0) process.exit(1);
 const projects = [
   ...readdirSync(join(root, "packages")).map((p) => join(root, "packages", p)),
   join(root, "examples"),
+  join(root, "release"),
 ];
 const resultFile = (dir) => join(dir, "test-results.json");
 for (const dir of projects) rmSync(resultFile(dir), { force: true });

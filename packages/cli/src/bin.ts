@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-/** Entry point of `hippo` (run with tsx: `pnpm exec tsx packages/cli/src/bin.ts --help`). */
+/**
+ * Entry point of `hippo`: the published package's bin is the compiled dist/bin.js; in the workspace,
+ * bin/hippo.mjs runs this source through tsx.
+ */
 import { main } from "./main.js";
 
 process.exitCode = await main(process.argv);
