@@ -271,6 +271,43 @@ describe("hippo serve: request bodies", () => {
     expect(errorOf(r).message).toMatch(/100000000 bytes .*limit 1048576/);
   });
 
+  it("with Expect: 100-continue, refuses an oversized body before the client sends it, and asks for an accepted one", async () => {
+    const ask = (declared: number, body: string | undefined) =>
+      new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
+        let continued = false;
+        const req = request(
+          {
+            host: "127.0.0.1",
+            port,
+            path: "/v1/completions",
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              "content-length": declared,
+              expect: "100-continue",
+            },
+            agent: false,
+          },
+          (res) => {
+            res.resume();
+            res.on("end", () => {
+              req.destroy();
+              resolve({ status: res.statusCode ?? 0, continued });
+            });
+          },
+        );
+        req.on("continue", () => {
+          continued = true;
+          req.end(body);
+        });
+        req.on("error", reject);
+        req.flushHeaders();
+      });
+    expect(await ask(100_000_000, undefined)).toEqual({ status: 413, continued: false });
+    const small = JSON.stringify({ prompt: PROMPT, max_tokens: 1 });
+    expect(await ask(Buffer.byteLength(small), small)).toEqual({ status: 200, continued: true });
+  });
+
   it("answers 413 to an undeclared (chunked) 100 MB body once the bytes read pass the limit, without a connection reset", async () => {
     const r = await streamBody(port, 100_000_000);
     expect(r.reset).toBeUndefined();
