@@ -118,7 +118,7 @@ function checkFlags(opts: ServeFlags): ServeLimits {
     },
     (k) => FLAGS[k] ?? k,
   );
-  checkBinding(opts.host, opts.apiKey);
+  checkBinding(opts.host, opts.apiKey, "--host");
   return limits;
 }
 

@@ -132,12 +132,12 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /** Refuse to listen off loopback without a key: anyone who can reach the port could use the model. */
-export function checkBinding(host: string, apiKey: string | undefined): void {
+export function checkBinding(host: string, apiKey: string | undefined, hostFlag = "host"): void {
   if (apiKey === undefined && !isLoopbackHost(host))
     throw new HippoError(
       "INVALID_ARGUMENT",
       `refusing to listen on ${host} without an API key (anyone who can reach it could use the model): set one (hippo serve: --api-key or HIPPO_API_KEY), or listen on 127.0.0.1`,
-      { key: "host" },
+      { key: hostFlag },
     );
 }
 
