@@ -178,7 +178,7 @@ describe("hippo serve: how much one caller may ask", () => {
     const first = c.completions.create({
       model: "toy",
       prompt: PROMPT,
-      max_tokens: 20,
+      max_tokens: 50,
       temperature: 0,
       n: 4,
     });
