@@ -4,12 +4,13 @@
  * The server of @hippocrates/cli (what `hippo serve <folder>` runs) puts a model folder behind /v1/models,
  * /v1/completions (with `echo` + `logprobs`, which is how lm-evaluation-harness and the eval package score
  * through an endpoint) and /v1/chat/completions (the tokenizer's chat template), with streaming over
- * server-sent events. We start it on a loopback port, talk to it with the official `openai` npm client, and
- * shut it down gracefully (requests in flight finish first). The model is a small random Llama, so its words
- * are gibberish: the protocol is the point.
+ * server-sent events. We start it on a loopback port with an API key, talk to it with the official `openai`
+ * npm client, and shut it down gracefully (requests in flight finish first). The model is a small random
+ * Llama, so its words are gibberish: the protocol is the point.
  *
  *   pnpm exec tsx examples/08-serve-and-query.ts
  */
+import { randomBytes } from "node:crypto";
 import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -61,16 +62,19 @@ tokConfig.chat_template =
 await writeFile(join(modelDir, "tokenizer_config.json"), JSON.stringify(tokConfig, null, 2));
 
 // 2. Load the folder for serving (weights, tokenizer, chat template) and start the server on 127.0.0.1, port 0
-//    (the OS picks a free one). `maxTokens` caps what a request may ask for; more is a 400 error.
+//    (the OS picks a free one). `maxTokens` caps what a request may ask for; more is a 400 error. With an
+//    `apiKey` every request must carry it as `Authorization: Bearer <key>` (`hippo serve` reads it from
+//    HIPPO_API_KEY, and refuses to listen on anything but loopback without one).
 const { model: served, dispose } = await loadServeModel(modelDir);
-const server = createServer(served, { maxTokens: 64 });
+const apiKey = randomBytes(24).toString("hex");
+const server = createServer(served, { maxTokens: 64, apiKey });
 const address = await server.listen(0, "127.0.0.1");
 const baseURL = `http://127.0.0.1:${address.port}/v1`;
 console.log(`server ready at ${baseURL}`);
 
 try {
-  // 3. The official client, pointed at our server (no key is checked; the client wants one).
-  const client = new OpenAI({ baseURL, apiKey: "not-needed" });
+  // 3. The official client, pointed at our server with the key.
+  const client = new OpenAI({ baseURL, apiKey });
 
   const models = await client.models.list();
   console.log(`models: ${models.data.map((m) => m.id).join(", ")}`);
@@ -139,6 +143,12 @@ try {
     await client.completions.create({ model: id, prompt: "x", max_tokens: 100000 });
   } catch (e) {
     if (e instanceof OpenAI.APIError) console.log(`too many tokens -> HTTP ${e.status}: ${e.message}`);
+    else throw e;
+  }
+  try {
+    await new OpenAI({ baseURL, apiKey: "a-wrong-key" }).models.list();
+  } catch (e) {
+    if (e instanceof OpenAI.AuthenticationError) console.log(`wrong key -> HTTP ${e.status}: ${e.message}`);
     else throw e;
   }
 } finally {

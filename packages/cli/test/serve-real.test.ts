@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { createOpenAICompletionsModel } from "@hippocrates/eval";
 import { asScoringModel, loadModel } from "@hippocrates/model";
 import OpenAI from "openai";
@@ -20,6 +21,8 @@ let client: OpenAI;
 let base: string;
 let loaded: Awaited<ReturnType<typeof loadServeModel>>;
 const PROMPT = "Question: Which drug is used to treat the disease?\nAnswer:";
+// Shared data sits beside the repository (resolved from the repo root, never an absolute path).
+const LLAMA2 = fileURLToPath(new URL("../../../../shared/data/tokenizers/llama2/", import.meta.url));
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "hippo-serve-real-"));
@@ -171,5 +174,16 @@ describe("server on the real model", () => {
       temperature: 0,
     });
     expect(text).toBe(plain.choices[0]?.text);
+  });
+
+  it("refuses at load a tokenizer whose vocabulary does not fit the model's vocab_size", async () => {
+    // Llama-2's 32000 tokens against the miniature model's small vocabulary: every request would fail.
+    const error = await loadServeModel(join(dir, "base-model"), { tokenizer: LLAMA2 }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(/32000 tokens/);
+    expect((error as Error).message).toMatch(/vocab_size/);
+    expect((error as Error).message).toContain(join(dir, "base-model", "config.json"));
   });
 });

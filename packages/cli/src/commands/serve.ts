@@ -2,9 +2,14 @@ import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { HippoError } from "@hippocrates/core";
 import { type Command, Option } from "commander";
-import { ensureBackend, loadRunTokenizer } from "../pipeline/adapters.js";
 import { localPromptScorer } from "../serve/local.js";
-import { createServer } from "../serve/server.js";
+import {
+  checkBinding,
+  checkServeOptions,
+  createServer,
+  type ServeLimits,
+  type ServeOptions,
+} from "../serve/server.js";
 import type { ServeModel } from "../serve/types.js";
 import { type BackendChoice, parseIntArg } from "./shared.js";
 
@@ -16,14 +21,19 @@ export interface LoadServeOptions {
   maxLength?: number;
 }
 
-/** Load an HF folder (optionally with a PEFT adapter merged) as the server's model. */
+/**
+ * Load an HF folder (optionally with a PEFT adapter merged) as the server's model. A tokenizer with more
+ * tokens than the model's `vocab_size` is refused here: its ids past the embedding table would fail every
+ * request that contains them.
+ */
 export async function loadServeModel(
   dir: string,
   o: LoadServeOptions = {},
 ): Promise<{ model: ServeModel; dispose: () => void }> {
-  await ensureBackend({ backend: o.backend ?? "auto", threads: undefined, tokenizer: "" });
-  const mod = (await import("@hippocrates/model")) as typeof import("@hippocrates/model") &
-    Record<string, unknown>;
+  const { initBackend } = await import("@hippocrates/backend");
+  await initBackend({ backend: o.backend ?? "auto" });
+  const { asGenerativeModel } = await import("@hippocrates/model");
+  const { loadTokenizer } = await import("@hippocrates/tokenizer");
   const train = await import("@hippocrates/train");
   const artifact = o.adapter
     ? ({
@@ -32,29 +42,29 @@ export async function loadServeModel(
         base: { kind: "hf-model", path: resolve(dir) },
       } as const)
     : ({ kind: "hf-model", path: resolve(dir) } as const);
-  const lm = await train.loadArtifact(artifact);
   const tokDir = resolve(o.tokenizer ?? (existsSync(join(dir, "tokenizer.json")) ? dir : (o.adapter ?? dir)));
-  const tokenizer = await loadRunTokenizer(tokDir);
-  const maxLength = Math.min(o.maxLength ?? Number.POSITIVE_INFINITY, lm.config.max_position_embeddings);
-  const asGenerative = mod.asGenerativeModel as
-    | ((
-        m: typeof lm,
-        x: { name: string; maxLength?: number; decode?: (ids: number[]) => Promise<string> },
-      ) => ServeModel["generator"])
-    | undefined;
-  if (typeof asGenerative !== "function") {
+  const tokenizer = await loadTokenizer(tokDir);
+  const lm = await train.loadArtifact(artifact);
+  if (tokenizer.vocabSize > lm.config.vocab_size) {
     lm.dispose();
     throw new HippoError(
-      "UNSUPPORTED",
-      "@hippocrates/model in this version has no asGenerativeModel (generation)",
+      "INVALID_CONFIG",
+      `the tokenizer in ${tokDir} has ${tokenizer.vocabSize} tokens, more than the model's vocab_size: ids past ${lm.config.vocab_size - 1} have no embedding (is --tokenizer the model's own?)`,
+      {
+        file: join(resolve(dir), "config.json"),
+        key: "vocab_size",
+        expected: `>= ${tokenizer.vocabSize}`,
+        got: String(lm.config.vocab_size),
+      },
     );
   }
+  const maxLength = Math.min(o.maxLength ?? Number.POSITIVE_INFINITY, lm.config.max_position_embeddings);
   const id = o.name ?? basename(resolve(dir));
   return {
     model: {
       id,
       tokenizer,
-      generator: asGenerative(lm, { name: id, maxLength, decode: (ids) => tokenizer.decode(ids) }),
+      generator: asGenerativeModel(lm, { name: id, maxLength, decode: (ids) => tokenizer.decode(ids) }),
       scorer: localPromptScorer(lm, maxLength),
       maxLength,
     },
@@ -62,7 +72,58 @@ export async function loadServeModel(
   };
 }
 
+/** The flag each option comes from, so a refusal names what the user typed. */
+const FLAGS: Partial<Record<keyof ServeOptions, string>> = {
+  apiKey: "--api-key",
+  maxBodyBytes: "--max-body",
+  maxTokens: "--max-tokens",
+  maxBatch: "--max-batch",
+  maxChoices: "--max-choices",
+  maxQueue: "--max-queue",
+};
+
+interface ServeFlags {
+  tokenizer?: string;
+  adapter?: string;
+  name?: string;
+  host: string;
+  port: number;
+  apiKey?: string;
+  maxTokens: number;
+  maxBody: number;
+  maxBatch: number;
+  maxChoices: number;
+  maxQueue: number;
+  backend: BackendChoice;
+  quiet?: boolean;
+}
+
+/** Every flag checked before the model loads (minutes for a large one): a mistake costs nothing. */
+function checkFlags(opts: ServeFlags): ServeLimits {
+  if (!Number.isInteger(opts.port) || opts.port > 65535)
+    throw new HippoError("INVALID_ARGUMENT", "must be a port number in [0, 65535] (0: any free port)", {
+      key: "--port",
+      got: String(opts.port),
+    });
+  if (opts.host.trim() === "")
+    throw new HippoError("INVALID_ARGUMENT", "must name an address to listen on", { key: "--host" });
+  const limits = checkServeOptions(
+    {
+      maxTokens: opts.maxTokens,
+      maxBodyBytes: opts.maxBody,
+      maxBatch: opts.maxBatch,
+      maxChoices: opts.maxChoices,
+      maxQueue: opts.maxQueue,
+      apiKey: opts.apiKey,
+    },
+    (k) => FLAGS[k] ?? k,
+  );
+  checkBinding(opts.host, opts.apiKey, "--host");
+  return limits;
+}
+
 export function registerServe(program: Command): void {
+  const d = checkServeOptions({});
   program
     .command("serve")
     .description(
@@ -75,11 +136,34 @@ export function registerServe(program: Command): void {
     .option("--tokenizer <dir>", "tokenizer folder (default: the model folder)")
     .option("--adapter <dir>", "PEFT adapter folder merged into the model at load")
     .option("--name <id>", "model id clients send (default: the folder name)")
-    .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--host <host>", "address to listen on (anything but loopback needs an API key)", "127.0.0.1")
     .option("--port <n>", "port", parseIntArg("--port"), 8000)
-    .option("--max-tokens <n>", "largest max_tokens a request may ask for", parseIntArg("--max-tokens"), 512)
-    .option("--max-body <bytes>", "largest request body", parseIntArg("--max-body"), 1 << 20)
-    .option("--max-batch <n>", "most requests per model call", parseIntArg("--max-batch"), 8)
+    .addOption(
+      new Option(
+        "--api-key <key>",
+        "key clients must send as 'Authorization: Bearer <key>' (prefer the environment variable: a flag shows in ps)",
+      ).env("HIPPO_API_KEY"),
+    )
+    .option(
+      "--max-tokens <n>",
+      "largest max_tokens a request may ask for",
+      parseIntArg("--max-tokens"),
+      d.maxTokens,
+    )
+    .option("--max-body <bytes>", "largest request body", parseIntArg("--max-body"), d.maxBodyBytes)
+    .option("--max-batch <n>", "most sequences per model call", parseIntArg("--max-batch"), d.maxBatch)
+    .option(
+      "--max-choices <n>",
+      "most choices (prompts x n) one request may ask for",
+      parseIntArg("--max-choices"),
+      d.maxChoices,
+    )
+    .option(
+      "--max-queue <n>",
+      "most choices queued or running at once (past it: 429 + Retry-After)",
+      parseIntArg("--max-queue"),
+      d.maxQueue,
+    )
     .addOption(
       new Option("--backend <name>", "compute backend")
         .choices(["auto", "tensorflow-gpu", "tensorflow", "wasm", "cpu"])
@@ -88,44 +172,29 @@ export function registerServe(program: Command): void {
     .option("--quiet", "no request log")
     .addHelpText(
       "after",
-      '\nSIGTERM or Ctrl-C stops accepting connections and finishes the requests in flight.\n\nExample:\n  hippo serve runs/miniature/run/07-merge/model --port 8000\n  curl localhost:8000/v1/completions -H \'content-type: application/json\' -d \'{"prompt":"Question:","max_tokens":8}\'\n',
+      '\nSIGTERM or Ctrl-C stops accepting connections and finishes the requests in flight.\n\nExamples:\n  hippo serve runs/miniature/run/07-merge/model --port 8000\n  curl localhost:8000/v1/completions -H \'content-type: application/json\' -d \'{"prompt":"Question:","max_tokens":8}\'\n  HIPPO_API_KEY=$(openssl rand -hex 24) hippo serve models/hippo --host 0.0.0.0\n',
     )
-    .action(
-      async (
-        dir: string,
-        opts: {
-          tokenizer?: string;
-          adapter?: string;
-          name?: string;
-          host: string;
-          port: number;
-          maxTokens: number;
-          maxBody: number;
-          maxBatch: number;
-          backend: BackendChoice;
-          quiet?: boolean;
-        },
-      ) => {
-        const { model, dispose } = await loadServeModel(dir, opts);
-        const server = createServer(model, {
-          maxTokens: opts.maxTokens,
-          maxBodyBytes: opts.maxBody,
-          maxBatch: opts.maxBatch,
-          ...(opts.quiet ? {} : { log: (l: string) => process.stderr.write(`${l}\n`) }),
-        });
-        const addr = await server.listen(opts.port, opts.host);
-        process.stderr.write(
-          `serving ${model.id} (max length ${model.maxLength}) on http://${addr.address}:${addr.port}/v1\n`,
-        );
-        await new Promise<void>((done) => {
-          const stop = () => {
-            process.stderr.write("shutting down: finishing requests in flight\n");
-            void server.close().then(done);
-          };
-          process.once("SIGTERM", stop);
-          process.once("SIGINT", stop);
-        });
-        dispose();
-      },
-    );
+    .action(async (dir: string, opts: ServeFlags) => {
+      const limits = checkFlags(opts);
+      const { model, dispose } = await loadServeModel(dir, opts);
+      const server = createServer(model, {
+        ...limits,
+        apiKey: opts.apiKey,
+        log: opts.quiet ? undefined : (l: string) => process.stderr.write(`${l}\n`),
+      });
+      const addr = await server.listen(opts.port, opts.host);
+      const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+      process.stderr.write(
+        `serving ${model.id} (max length ${model.maxLength}) on http://${host}:${addr.port}/v1 (${opts.apiKey !== undefined ? "API key required" : "no API key: loopback only"})\n`,
+      );
+      await new Promise<void>((done) => {
+        const stop = () => {
+          process.stderr.write("shutting down: finishing requests in flight\n");
+          void server.close().then(done);
+        };
+        process.once("SIGTERM", stop);
+        process.once("SIGINT", stop);
+      });
+      dispose();
+    });
 }

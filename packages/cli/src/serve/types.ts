@@ -1,19 +1,15 @@
 /**
  * What the server needs from a model: the core interfaces (`GenerativeModel`, `ScoringModel`,
- * `TextTokenizer`) and, for `logprobs`, per-token log-probabilities of a sequence. A model that only has
- * `logLikelihood` gets them through `scorerFromScoringModel` (one request per token, exact but slower).
+ * `TextTokenizer`) and, for `logprobs`, per-token log-probabilities of a sequence (the model package's
+ * `TokenLogprobs`). A model that only has `logLikelihood` gets them through `scorerFromScoringModel` (one
+ * request per token, exact but slower).
  */
 import type { ChatMessage, GenerativeModel, ScoringModel, TextTokenizer } from "@hippocrates/core";
-
-/** Log-probabilities of each token of `ids` given the tokens before it (the first is `null`). */
-export interface TokenLogprobs {
-  logprobs: (number | null)[];
-  /** The `topK` most likely tokens at each position, id -> logprob (`null` for the first). */
-  top: (Map<number, number> | null)[];
-}
+import type { TokenLogprobs } from "@hippocrates/model";
 
 export interface PromptScorer {
-  tokenLogprobs(sequences: number[][], topK: number): Promise<TokenLogprobs[]>;
+  /** Per-token log-probs of each sequence and the `topK` most likely tokens at each position. */
+  tokenLogprobs(sequences: number[][], topK: number, signal?: AbortSignal): Promise<TokenLogprobs[]>;
 }
 
 export interface ServeTokenizer extends TextTokenizer {
@@ -40,11 +36,11 @@ export interface ServeModel {
  */
 export function scorerFromScoringModel(model: ScoringModel): PromptScorer {
   return {
-    async tokenLogprobs(sequences) {
+    async tokenLogprobs(sequences, _topK, signal) {
       const requests = sequences.flatMap((ids) =>
         ids.slice(1).map((id, i) => ({ context: ids.slice(0, i + 1), continuation: [id] })),
       );
-      const results = await model.logLikelihood(requests);
+      const results = await model.logLikelihood(requests, signal ? { signal } : {});
       let k = 0;
       return sequences.map((ids) => {
         const logprobs: (number | null)[] = [null];

@@ -11,8 +11,9 @@ import type {
   RunOptions,
   TextTokenizer,
 } from "@hippocrates/core";
-import { createRng } from "@hippocrates/core";
-import type { PromptScorer, ServeModel, ServeTokenizer, TokenLogprobs } from "../../src/serve/types.js";
+import { createRng, HippoError } from "@hippocrates/core";
+import type { TokenLogprobs } from "@hippocrates/model";
+import type { PromptScorer, ServeModel, ServeTokenizer } from "../../src/serve/types.js";
 
 export function toyLogits(prev: number, vocab: number): number[] {
   const out: number[] = [];
@@ -36,18 +37,23 @@ export interface ToyOptions {
 export function createToyModel(tokenizer: ServeTokenizer & TextTokenizer, options: ToyOptions = {}) {
   const vocab = tokenizer.vocabSize;
   const maxLength = options.maxLength ?? 256;
+  /** Prompts per model call, and the decoding steps each call ran (a call cut short by its signal runs fewer). */
   const calls: number[] = [];
+  const steps: number[] = [];
   const generator = {
     name: "toy",
     maxLength,
     async generate(prompts: number[][], opts: GenerationOptions & RunOptions): Promise<GenerationResult[]> {
       calls.push(prompts.length);
+      const call = steps.push(0) - 1;
       const rng = createRng(opts.seed ?? 0);
       const out: GenerationResult[] = prompts.map(() => ({ tokens: [], finishReason: "length" }));
       const done = prompts.map(() => false);
       for (let step = 0; step < opts.maxNewTokens; step++) {
-        if (opts.signal?.aborted) break;
+        // As the model package's generate: an aborted call throws rather than returning a short answer.
+        if (opts.signal?.aborted) throw new HippoError("ABORTED", "generation was aborted");
         if (options.delayMs) await new Promise((r) => setTimeout(r, options.delayMs));
+        steps[call] = step + 1;
         prompts.forEach((p, i) => {
           if (done[i]) return;
           const r = out[i] as GenerationResult;
@@ -113,5 +119,5 @@ export function createToyModel(tokenizer: ServeTokenizer & TextTokenizer, option
     },
   };
   const model: ServeModel = { id: "toy", tokenizer, generator, scorer, maxLength };
-  return { model, scoring, calls };
+  return { model, scoring, calls, steps };
 }
