@@ -24,12 +24,7 @@ import {
 } from "@hippocrates/core";
 import type { CausalLM } from "@hippocrates/model";
 import type { HfTokenizer } from "@hippocrates/tokenizer";
-import type {
-  DpoStageConfig,
-  EvalStageConfig,
-  MergeStageConfig,
-  SftStageConfig,
-} from "../config/schema.js";
+import type { DpoStageConfig, EvalStageConfig, MergeStageConfig, SftStageConfig } from "../config/schema.js";
 import { localPromptScorer } from "../serve/local.js";
 import type { RunSettings } from "./builtin.js";
 
