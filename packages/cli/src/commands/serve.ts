@@ -32,9 +32,8 @@ export async function loadServeModel(
 ): Promise<{ model: ServeModel; dispose: () => void }> {
   const { initBackend } = await import("@hippocrates/backend");
   await initBackend({ backend: o.backend ?? "auto" });
-  const { asGenerativeModel } = await import("@hippocrates/model");
+  const { asGenerativeModel, loadArtifact } = await import("@hippocrates/model");
   const { loadTokenizer } = await import("@hippocrates/tokenizer");
-  const train = await import("@hippocrates/train");
   const artifact = o.adapter
     ? ({
         kind: "peft-adapter",
@@ -44,7 +43,7 @@ export async function loadServeModel(
     : ({ kind: "hf-model", path: resolve(dir) } as const);
   const tokDir = resolve(o.tokenizer ?? (existsSync(join(dir, "tokenizer.json")) ? dir : (o.adapter ?? dir)));
   const tokenizer = await loadTokenizer(tokDir);
-  const lm = await train.loadArtifact(artifact);
+  const lm = await loadArtifact(artifact);
   if (tokenizer.vocabSize > lm.config.vocab_size) {
     lm.dispose();
     throw new HippoError(

@@ -24,13 +24,7 @@ import {
 } from "@hippocrates/core";
 import type { CausalLM } from "@hippocrates/model";
 import type { HfTokenizer } from "@hippocrates/tokenizer";
-import type {
-  DpoStageConfig,
-  EvalStageConfig,
-  MergeStageConfig,
-  SftStageConfig,
-  TrainingStageConfig,
-} from "../config/schema.js";
+import type { DpoStageConfig, EvalStageConfig, MergeStageConfig, SftStageConfig } from "../config/schema.js";
 import { localPromptScorer } from "../serve/local.js";
 import type { RunSettings } from "./builtin.js";
 
@@ -180,97 +174,31 @@ export async function dpoPairs(
 // ---------------------------------------------------------------------------------------------------------
 // Stages.
 
-function trainOverrides(c: TrainingStageConfig, preset: Record<string, unknown>): Record<string, unknown> {
-  const o: Record<string, unknown> = {};
-  if (c.epochs !== undefined) o.epochs = c.epochs;
-  if (c.max_steps !== undefined) o.maxSteps = c.max_steps;
-  if (c.lr !== undefined) o.lr = c.lr;
-  if (c.batch_size !== undefined) o.microBatchSize = c.batch_size;
-  if (c.grad_accum !== undefined) o.gradientAccumulation = c.grad_accum;
-  if (c.max_length !== undefined) o.maxLength = c.max_length;
-  if (c.scheduler !== undefined) o.schedule = c.scheduler;
-  if (c.warmup_steps !== undefined) o.warmupSteps = c.warmup_steps;
-  if (c.warmup_ratio !== undefined) o.warmupRatio = c.warmup_ratio;
-  if (c.weight_decay !== undefined)
-    o.optimizer = { ...(preset.optimizer as object), weightDecay: c.weight_decay };
-  if (c.max_grad_norm !== undefined) o.maxGradNorm = c.max_grad_norm;
-  if (c.save_every !== undefined) o.saveSteps = c.save_every;
-  if (c.gradient_checkpointing !== undefined) o.checkpointLayers = c.gradient_checkpointing;
-  if (c.eval_every !== undefined) o.evalSteps = c.eval_every;
-  if (c.log_every !== undefined) o.logSteps = c.log_every;
-  if (c.lora === false) o.lora = "full";
-  else if (c.lora)
-    o.lora = {
-      r: c.lora.r,
-      alpha: c.lora.alpha,
-      dropout: c.lora.dropout ?? 0,
-      targetModules: c.lora.target_modules,
-      useRslora: false,
-    };
-  if (c.kind === "dpo") {
-    if (c.beta !== undefined) o.beta = c.beta;
-    if (c.loss_type !== undefined) o.lossType = c.loss_type;
-    if (c.label_smoothing !== undefined) o.labelSmoothing = c.label_smoothing;
-  }
-  return o;
-}
-
+/**
+ * Interim glue until the pipeline registers the train package's stages directly: the validated YAML entry
+ * (minus the pipeline's own keys) through the stage's settings schema, then the stage itself.
+ */
 export async function runTrainingStage(
   kind: "cpt" | "sft" | "dpo",
   input: PipelineStageInput,
   ctx: StageContext,
   settings: RunSettings,
 ): Promise<PipelineStageOutput> {
-  const c = input.config as unknown as TrainingStageConfig;
   await ensureBackend(settings);
   const train = await import("@hippocrates/train");
-  const tok = await loadRunTokenizer(settings.tokenizer);
-  const preset = { cpt: train.CPT_PRESET, sft: train.SFT_PRESET, dpo: train.DPO_PRESET }[kind] as Record<
-    string,
-    unknown
-  >;
-  const options = {
-    ...preset,
-    ...trainOverrides(c, preset),
-    seed: ctx.seed,
-    model: input.model,
-    outputDir: ctx.outputDir,
-    resume: true,
-    progress: ctx.progress,
-    signal: ctx.signal,
-    ...(tok.padTokenId !== null ? { padId: tok.padTokenId } : {}),
-  };
-  const maxLength = ((options as Record<string, unknown>).maxLength as number | undefined) ?? 1024;
-  let result: PipelineStageOutput;
-  if (kind === "cpt") {
-    const items = await cptBlocks(c.data, tok, maxLength);
-    const evalItems = c.eval_data ? await cptBlocks(c.eval_data, tok, maxLength) : undefined;
-    ctx.log(`${items.length} packed blocks of ${maxLength} tokens`);
-    result = await train.trainCpt({
-      ...(options as Parameters<typeof train.trainCpt>[0]),
-      train: items,
-      ...(evalItems ? { eval: evalItems } : {}),
-    });
-  } else if (kind === "sft") {
-    const items = await sftExamples(c.data, tok, c as SftStageConfig);
-    const evalItems = c.eval_data ? await sftExamples(c.eval_data, tok, c as SftStageConfig) : undefined;
-    ctx.log(`${items.length} instruction examples`);
-    result = await train.trainSft({
-      ...(options as Parameters<typeof train.trainSft>[0]),
-      train: items,
-      ...(evalItems ? { eval: evalItems } : {}),
-    });
-  } else {
-    const items = await dpoPairs(c.data, tok, c as DpoStageConfig);
-    const evalItems = c.eval_data ? await dpoPairs(c.eval_data, tok, c as DpoStageConfig) : undefined;
-    ctx.log(`${items.length} preference pairs`);
-    result = await train.trainDpo({
-      ...(options as Parameters<typeof train.trainDpo>[0]),
-      train: items,
-      ...(evalItems ? { eval: evalItems } : {}),
+  const stage = kind === "cpt" ? train.cptStage() : kind === "sft" ? train.sftStage() : train.dpoStage();
+  const given = Object.fromEntries(
+    Object.entries(input.config).filter(([k]) => !["kind", "name", "module", "seed"].includes(k)),
+  );
+  const parsed = await stage.settings["~standard"].validate(given);
+  if (parsed.issues) {
+    const issue = parsed.issues[0];
+    throw new HippoError("INVALID_CONFIG", issue?.message ?? "invalid stage settings", {
+      key: issue?.path?.map((p) => String(typeof p === "object" ? p.key : p)).join("."),
     });
   }
-  return { model: result.model, metrics: result.metrics, files: result.files };
+  const run = stage.run as (i: PipelineStageInput<unknown>, c: StageContext) => Promise<PipelineStageOutput>;
+  return run({ model: input.model, config: parsed.value }, { ...ctx, tokenizer: settings.tokenizer });
 }
 
 const TOKENIZER_FILES = [
@@ -288,10 +216,10 @@ export async function copyTokenizerFiles(from: string, to: string): Promise<void
   }
 }
 
-/** Load an artifact (adapters merged into their base, in order) with the train package's loader. */
+/** Load an artifact (adapters merged into their base, in order) with the model package's loader. */
 export async function loadArtifactModel(artifact: ModelArtifact) {
-  const train = await import("@hippocrates/train");
-  return train.loadArtifact(artifact);
+  const model = await import("@hippocrates/model");
+  return model.loadArtifact(artifact);
 }
 
 export async function runMergeStage(
