@@ -40,8 +40,14 @@ export interface RequestCache {
   readonly path: string;
   /** The results of a document's `n` requests, or undefined (then it must be scored). */
   get(key: string, n: number): LogLikelihoodResult[] | undefined;
-  /** Append a document's results (and keep them in memory); a key already held is not written again. */
+  /**
+   * Keep a document's results and append them to the file (a key already held is not written again).
+   * Appends are batched (every 64 documents or second, fsynced): a crash loses at most those, which a rerun
+   * scores again to the same values.
+   */
   put(key: string, results: readonly LogLikelihoodResult[]): Promise<void>;
+  /** Write what `put` has not written yet. */
+  flush(): Promise<void>;
   readonly size: number;
   /** Entries (lines) that could not be used: they are rescored. */
   readonly discarded: number;
@@ -107,6 +113,15 @@ export async function openRequestCache(dir: string, modelName: string): Promise<
       path,
       [...map].map(([k, r]) => ({ k, r: r.map((x) => [x.logprob, x.isGreedy]) })),
     );
+  let pending: unknown[] = [];
+  let lastFlush = Date.now();
+  const flush = async () => {
+    lastFlush = Date.now();
+    if (pending.length === 0) return;
+    const rows = pending;
+    pending = [];
+    await appendJsonl(path, rows);
+  };
   return {
     path,
     get(key, n) {
@@ -125,8 +140,10 @@ export async function openRequestCache(dir: string, modelName: string): Promise<
       // identical document scored beside it has the same value.
       if (map.has(key)) return;
       map.set(key, [...results]);
-      await appendJsonl(path, [{ k: key, r: results.map((x) => [x.logprob, x.isGreedy]) }]);
+      pending.push({ k: key, r: results.map((x) => [x.logprob, x.isGreedy]) });
+      if (pending.length >= 64 || Date.now() - lastFlush >= 1000) await flush();
     },
+    flush,
     get size() {
       return map.size;
     },

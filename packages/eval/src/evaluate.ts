@@ -394,6 +394,7 @@ async function scoreTask(task: TaskDefinition, docs: BuiltDoc[], ctx: ScoreConte
     await Promise.all(Array.from({ length: Math.min(ctx.batchSize, docs.length) }, worker));
   } finally {
     bar.done();
+    await ctx.cache?.flush();
   }
   if (failure !== undefined) throw failure;
   return out;
