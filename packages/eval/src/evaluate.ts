@@ -236,7 +236,10 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalOutput & { fi
   const info = opts.modelInfo ?? { source: "hippocrates", args: "", name: model.name };
   const sections = aggregateResults(metas, groupMetas, samples);
   const end = now();
-  const tokenString = (token: string | null | undefined, id: number | null) => [token ?? null, String(id ?? "None")];
+  const tokenString = (token: string | null | undefined, id: number | null) => [
+    token ?? null,
+    String(id ?? "None"),
+  ];
   const results: ResultsJson = {
     ...sections,
     config: {

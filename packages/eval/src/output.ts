@@ -9,8 +9,11 @@
  * `GeneralConfigTracker`, the samples' `sanitize_list`), `loggers/utils.py` (2300cd1: `add_env_info`,
  * `add_tokenizer_info`), `utils.py` (003e585: `hash_string` = SHA-256, `sanitize_model_name`).
  *
- * Results: per task `{"alias", "acc,none", "acc_stderr,none", ...}` (a stderr is "N/A" for fewer than two
- * documents), a group's size-weighted mean with the pooled standard error in `results` and `groups`,
+ * Results: per task `{"alias", "acc,none", "acc_stderr,none", ..., "name", "sample_len"}` (a stderr is "N/A"
+ * for fewer than two documents; `name` and `sample_len` as the harness's main branch, 0.4.13.dev0, writes them:
+ * its CPU regression snapshots `tests/testdata/cpu_regression_expected.json` at 4b0bc04 and
+ * `cpu_group_regression_expected.json` at 3207638), a group's size-weighted mean with the pooled standard
+ * error and `sample_count` in `results` and `groups`,
  * `group_subtasks`, `configs[task]` (with `metric_list` as `{metric, aggregation, higher_is_better}`),
  * `versions`, `n-shot`, `higher_is_better`, `n-samples` `{original, effective}`, `config`, `git_hash`,
  * `date`, the environment and tokenizer keys, `task_hashes` and the tracker's model and timing keys.
@@ -188,8 +191,10 @@ export function fromHarnessSample(
 ): SampleRecord {
   const fail = (key: string, expected: string, got: unknown) => recordError(file, line, key, expected, got);
   const docId = row.doc_id;
-  if (typeof docId !== "number" || !Number.isInteger(docId) || docId < 0) throw fail("doc_id", "an int", docId);
-  if (!isPlainObject(row.arguments)) throw fail("arguments", "{gen_args_0: {arg_0, arg_1}, ...}", row.arguments);
+  if (typeof docId !== "number" || !Number.isInteger(docId) || docId < 0)
+    throw fail("doc_id", "an int", docId);
+  if (!isPlainObject(row.arguments))
+    throw fail("arguments", "{gen_args_0: {arg_0, arg_1}, ...}", row.arguments);
   const args = Object.values(row.arguments);
   const context = isPlainObject(args[0]) ? args[0].arg_0 : undefined;
   if (typeof context !== "string") throw fail("arguments.gen_args_0.arg_0", "the context string", context);
@@ -238,6 +243,8 @@ function taskEntry(meta: TaskMeta, rows: readonly SampleRecord[], alias: string)
     entry[metricKey(metric)] = xs.length > 0 ? mean(xs) : STDERR_NA;
     entry[metricKey(metric, true)] = xs.length > 1 ? meanStderr(xs) : STDERR_NA;
   }
+  entry.name = meta.name;
+  entry.sample_len = rows.length;
   return entry;
 }
 
@@ -265,6 +272,7 @@ export function aggregateResults(
   const byName = new Map(tasks.map((t) => [t.name, t]));
   const results: Record<string, Record<string, MetricValue>> = {};
   const groupRows: Record<string, Record<string, MetricValue>> = {};
+  const nShot: Record<string, number> = {};
   const versions: Record<string, number | string | null> = {};
   const hib: Record<string, Record<string, boolean | null>> = {};
   const inGroup = new Set(groups.flatMap((g) => g.tasks.filter((t) => byName.has(t))));
@@ -281,7 +289,8 @@ export function aggregateResults(
       continue;
     }
     const members = group.tasks.map((t) => byName.get(t)).filter((t): t is TaskMeta => t !== undefined);
-    const row: Record<string, MetricValue> = {};
+    const row: Record<string, MetricValue | Record<string, number>> = {};
+    const counts: Record<string, number> = {};
     for (const { metric, weightBySize } of group.aggregate) {
       const having = members.filter((m) => m.metrics.includes(metric));
       if (having.length === 0) continue;
@@ -294,6 +303,7 @@ export function aggregateResults(
         row[metricKey(metric, true)] = STDERR_NA;
         continue;
       }
+      counts[metricKey(metric)] = sizes.reduce((a, b) => a + b, 0);
       const w = weightBySize ? sizes : sizes.map(() => 1);
       const total = w.reduce((a, b) => a + b, 0);
       row[metricKey(metric)] = (values as number[]).reduce((a, v, i) => a + v * (w[i] as number), 0) / total;
@@ -302,13 +312,18 @@ export function aggregateResults(
         : STDERR_NA;
     }
     row.alias = group.name;
-    results[name] = row;
-    if (group.aggregate.length > 0) groupRows[name] = { ...row };
+    row.name = group.name;
+    row.sample_count = counts;
+    row.sample_len = members.reduce((a, m) => a + (samples[m.name] ?? []).length, 0);
+    results[name] = row as Record<string, MetricValue>;
+    if (group.aggregate.length > 0) groupRows[name] = { ...row } as Record<string, MetricValue>;
+    nShot[name] = members[0]?.nShot ?? 0;
     versions[name] = group.version;
     const merged: Record<string, boolean | null> = {};
     for (const m of members) for (const metric of m.metrics) merged[metric] = true;
     hib[name] = merged;
-    for (const m of sortByName([...members])) results[m.name] = taskEntry(m, samples[m.name] ?? [], ` - ${m.alias}`);
+    for (const m of sortByName([...members]))
+      results[m.name] = taskEntry(m, samples[m.name] ?? [], ` - ${m.alias}`);
   }
   const sorted = <T>(o: Record<string, T>) =>
     Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
@@ -316,7 +331,6 @@ export function aggregateResults(
   for (const g of groups) subtasks[g.name] = g.tasks.filter((t) => byName.has(t));
   for (const t of tasks) if (!inGroup.has(t.name)) subtasks[t.name] = [];
   const configs: Record<string, Record<string, unknown>> = {};
-  const nShot: Record<string, number> = {};
   for (const t of tasks) {
     configs[t.name] = t.config;
     versions[t.name] = t.version;
@@ -383,7 +397,9 @@ export async function outputFiles(
       expected: "a folder (created if absent) or a path ending in .json",
     });
   const dir = asFile ? dirname(p) : join(p, modelNameSanitized);
-  const results = asFile ? join(dir, `${basename(p, ".json")}_${dateId}.json`) : join(dir, `results_${dateId}.json`);
+  const results = asFile
+    ? join(dir, `${basename(p, ".json")}_${dateId}.json`)
+    : join(dir, `results_${dateId}.json`);
   const samples = Object.fromEntries(tasks.map((t) => [t, join(dir, `samples_${t}_${dateId}.jsonl`)]));
   return { results, samples };
 }
@@ -518,9 +534,7 @@ const TIME_KEYS = ["date", "start_time", "end_time", "total_evaluation_time_seco
 
 function comparable(r: ResultsJson): string {
   const rest = Object.fromEntries(
-    Object.entries(r).filter(
-      ([k]) => !["results", "groups"].includes(k) && !TIME_KEYS.includes(k),
-    ),
+    Object.entries(r).filter(([k]) => !["results", "groups"].includes(k) && !TIME_KEYS.includes(k)),
   );
   return JSON.stringify({ ...rest, config: { ...r.config, shard: null, use_cache: null } });
 }
@@ -572,18 +586,27 @@ export function mergeShards(outputs: readonly EvalOutput[]): EvalOutput {
   for (const t of tasks) {
     const rows = outputs.flatMap((o) => o.samples[t.name] ?? []).sort((a, b) => a.position - b.position);
     if (rows.length !== t.effective || rows.some((r, i) => r.position !== i)) {
-      throw new HippoError("INVALID_ARGUMENT", `shards of ${t.name} do not cover every document exactly once`, {
-        key: t.name,
-        expected: `${t.effective} documents`,
-        got: String(rows.length),
-      });
+      throw new HippoError(
+        "INVALID_ARGUMENT",
+        `shards of ${t.name} do not cover every document exactly once`,
+        {
+          key: t.name,
+          expected: `${t.effective} documents`,
+          got: String(rows.length),
+        },
+      );
     }
     samples[t.name] = rows;
   }
   const sections = aggregateResults(tasks, groups, samples);
-  const results: ResultsJson = { ...first.results, ...sections, config: { ...first.results.config, shard: null } };
+  const results: ResultsJson = {
+    ...first.results,
+    ...sections,
+    config: { ...first.results.config, shard: null },
+  };
   if (!sections.groups) delete results.groups;
-  if (Object.keys(first.results.task_hashes ?? {}).length > 0) results.task_hashes = taskHashes(tasks, samples);
+  if (Object.keys(first.results.task_hashes ?? {}).length > 0)
+    results.task_hashes = taskHashes(tasks, samples);
   return { results, samples };
 }
 

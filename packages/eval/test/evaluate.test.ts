@@ -296,7 +296,13 @@ describe("runs that scale", () => {
     expect(Object.keys(results)).toEqual(
       expect.arrayContaining(["results", "versions", "n-samples", "configs", "config"]),
     );
-    expect(Object.keys(results.results.pubmedqa)).toEqual(["alias", "acc,none", "acc_stderr,none"]);
+    expect(Object.keys(results.results.pubmedqa)).toEqual([
+      "alias",
+      "acc,none",
+      "acc_stderr,none",
+      "name",
+      "sample_len",
+    ]);
     const rows = (await readFile(join(dir, "det-test-model", `samples_pubmedqa_${date}.jsonl`), "utf8"))
       .trim()
       .split("\n")

@@ -68,9 +68,9 @@ describe("current profile = lm-evaluation-harness 0.4.9.1 prompts (CPython repla
       const task = reg.get(name, "current");
       const built = buildContexts(task, await task.load(data), { profile: "current", numFewshot: k });
       const ours = built.map((b) => [b.context, b.continuations, b.gold]);
-      const expected = (replay.prompts as Record<string, { count: number; sha256: string; first: unknown[] }>)[
-        `${name}/${k}`
-      ];
+      const expected = (
+        replay.prompts as Record<string, { count: number; sha256: string; first: unknown[] }>
+      )[`${name}/${k}`];
       expect(expected).toBeDefined();
       expect(ours.slice(0, 2)).toEqual(expected?.first);
       expect(ours).toHaveLength(expected?.count as number);
@@ -139,7 +139,8 @@ describe("Python's text forms (values CPython printed)", () => {
   });
 
   it("sanitize_model_name and the date in file names", () => {
-    for (const [name, out] of replay.sanitize as [string, string][]) expect(sanitizeModelName(name)).toBe(out);
+    for (const [name, out] of replay.sanitize as [string, string][])
+      expect(sanitizeModelName(name)).toBe(out);
     for (const [[y, mo, d, h, mi, s, us], out] of replay.isoformat as [number[], string][]) {
       const ms = new Date(y as number, (mo as number) - 1, d, h, mi, s, (us as number) / 1000).getTime();
       expect(pyIsoDateId(ms)).toBe(out);

@@ -33,5 +33,7 @@ function jsonFiles(dir: string): string[] {
 
 /** Every built-in task and group, parsed from its file. */
 export function readBuiltinTaskFiles(dir = BUILTIN_TASKS_DIR): TaskFileEntry[] {
-  return jsonFiles(dir).map((file) => parseTaskFile(parseJsonSafe(decodeUtf8(readFileSync(file), file), file), file));
+  return jsonFiles(dir).map((file) =>
+    parseTaskFile(parseJsonSafe(decodeUtf8(readFileSync(file), file), file), file),
+  );
 }

@@ -3,6 +3,7 @@
  * authors' HF datasets have, which the v0.3 shuffle depends on) and validates every record.
  */
 import { access } from "node:fs/promises";
+import { basename } from "node:path";
 import {
   describeValue,
   HippoError,
@@ -11,7 +12,6 @@ import {
   readJsonlObjects,
   readTextFile,
 } from "@hippocrates/core";
-import { basename } from "node:path";
 import { PyRandom } from "../pyrandom.js";
 import { orderedJsonEntries, parseCsv } from "../readers.js";
 import type { EvalDoc, TaskData } from "./types.js";
@@ -433,7 +433,13 @@ export async function loadMmluCsv(path: string): Promise<EvalDoc[]> {
         ? checkIndex(Number(a), options.length, where)
         : letterToIndex(a, options.length, where);
       const question = r[qi] as string;
-      return { id: String(i), question, options, gold, raw: { question, subject, choices: options, answer: gold } };
+      return {
+        id: String(i),
+        question,
+        options,
+        gold,
+        raw: { question, subject, choices: options, answer: gold },
+      };
     });
   if (docs.length === 0) throw noDocuments(path);
   return docs;
@@ -482,8 +488,12 @@ export const TASK_LOADERS: Readonly<Record<string, TaskLoader>> = {
   medqa: {
     files: ["test", "train?"],
     load: async (f, missing) =>
-      withOptional({ test: await loadLetterOptionsJsonl(f.test as string), files: { test: f.test } }, "train", f, missing, (p) =>
-        loadLetterOptionsJsonl(p),
+      withOptional(
+        { test: await loadLetterOptionsJsonl(f.test as string), files: { test: f.test } },
+        "train",
+        f,
+        missing,
+        (p) => loadLetterOptionsJsonl(p),
       ),
   },
   /** `augtoma/usmle_self_eval_step*`: options A..G, absent ones null (dropped). */
@@ -497,7 +507,13 @@ export const TASK_LOADERS: Readonly<Record<string, TaskLoader>> = {
   medmcqa: {
     files: ["test", "train?"],
     load: async (f, missing) =>
-      withOptional({ test: await loadMedmcqa(f.test as string), files: { test: f.test } }, "train", f, missing, loadMedmcqa),
+      withOptional(
+        { test: await loadMedmcqa(f.test as string), files: { test: f.test } },
+        "train",
+        f,
+        missing,
+        loadMedmcqa,
+      ),
   },
   /** All 1,000 PQA-L rows in `ori_pqal.json` order (HF `pubmed_qa` / `pqa_labeled`, split "train"). */
   pubmedqa_pqal: {

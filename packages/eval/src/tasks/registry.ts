@@ -93,7 +93,8 @@ export function createTaskRegistry(options: { builtins?: boolean } = {}): TaskRe
         return;
       }
       registry.register(entry.task, { profiles: entry.profiles });
-      for (const v of entry.variants) registry.register(withVariant(entry.task, v), { profiles: entry.profiles });
+      for (const v of entry.variants)
+        registry.register(withVariant(entry.task, v), { profiles: entry.profiles });
     },
     get(name, profile) {
       const task = byProfile.get(profile)?.get(name);

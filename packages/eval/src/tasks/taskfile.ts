@@ -177,10 +177,18 @@ async function loadRecords(
     const opts =
       typeof fields.options === "string" ? record[fields.options] : fields.options.map((k) => record[k]);
     const ctx = fields.context === undefined ? undefined : record[fields.context];
-    const doc = toDoc(String(record.id ?? i), record[fields.question], opts, record[fields.answer], ctx, choices, {
-      file: path,
-      line,
-    });
+    const doc = toDoc(
+      String(record.id ?? i),
+      record[fields.question],
+      opts,
+      record[fields.answer],
+      ctx,
+      choices,
+      {
+        file: path,
+        line,
+      },
+    );
     doc.raw = record;
     return doc;
   });
@@ -319,7 +327,14 @@ function parseGroup(s: Record<string, unknown>, file: string): TaskFileEntry {
     else if (isPlainObject(t) && typeof t.task === "string") {
       tasks.push(t.task);
       if (typeof t.task_alias === "string") aliases[t.task] = t.task_alias;
-    } else fail(file, `task[${i}]`, "a group member is a task name or {task, task_alias}", undefined, describeValue(t));
+    } else
+      fail(
+        file,
+        `task[${i}]`,
+        "a group member is a task name or {task, task_alias}",
+        undefined,
+        describeValue(t),
+      );
   }
   let aggregate: GroupMetric[] | undefined;
   if (s.aggregate_metric_list !== undefined) {
@@ -330,7 +345,13 @@ function parseGroup(s: Record<string, unknown>, file: string): TaskFileEntry {
       if (!isPlainObject(m) || (m.metric !== "acc" && m.metric !== "acc_norm"))
         fail(file, key, "metric must be acc or acc_norm", undefined, describeValue(m));
       if (m.aggregation !== undefined && m.aggregation !== "mean")
-        fail(file, `${key}.aggregation`, 'only "mean" aggregates a group', "mean", describeValue(m.aggregation));
+        fail(
+          file,
+          `${key}.aggregation`,
+          'only "mean" aggregates a group',
+          "mean",
+          describeValue(m.aggregation),
+        );
       return { metric: m.metric as MetricName, weightBySize: m.weight_by_size !== false };
     });
   }
@@ -372,9 +393,15 @@ export function taskFromSpec(spec: unknown, file: string, opts: { dataDir?: stri
     const known = loader.files.map((k) => k.replace(/\?$/, ""));
     for (const k of Object.keys(fileEntries))
       if (!known.includes(k))
-        fail(file, `files.${k}`, unknownNameMessage(`file key for loader ${loaderName}`, k, known), known.join(", "));
+        fail(
+          file,
+          `files.${k}`,
+          unknownNameMessage(`file key for loader ${loaderName}`, k, known),
+          known.join(", "),
+        );
     for (const k of loader.files)
-      if (!k.endsWith("?") && fileEntries[k] === undefined) fail(file, `files.${k}`, `missing field "files.${k}"`);
+      if (!k.endsWith("?") && fileEntries[k] === undefined)
+        fail(file, `files.${k}`, `missing field "files.${k}"`);
   } else if (fileEntries.test === undefined) fail(file, "files.test", 'missing field "files.test"');
   let f: FieldSpec | undefined;
   if (!loader) {
@@ -441,7 +468,8 @@ export function taskFromSpec(spec: unknown, file: string, opts: { dataDir?: stri
     fail(file, "doc_key", 'doc_key must be "id"', undefined, describeValue(s.doc_key));
   if (s.source !== undefined && typeof s.source !== "string") fail(file, "source", "source must be a string");
   const dataset = s.dataset ?? {};
-  if (!isPlainObject(dataset)) fail(file, "dataset", "dataset must be an object of the harness's dataset keys");
+  if (!isPlainObject(dataset))
+    fail(file, "dataset", "dataset must be an object of the harness's dataset keys");
   const choices = choicesSpec as string[] | "options" | "letters";
 
   const task: TaskDefinition = {
@@ -463,7 +491,10 @@ export function taskFromSpec(spec: unknown, file: string, opts: { dataDir?: stri
       }
       const spec = f as FieldSpec;
       const testPath = safePath(base, fileEntries.test, file, "files.test");
-      const data: TaskData = { test: await loadRecords(testPath, spec, choices, file), files: { test: testPath } };
+      const data: TaskData = {
+        test: await loadRecords(testPath, spec, choices, file),
+        files: { test: testPath },
+      };
       for (const split of ["train", "dev"] as const) {
         if (fileEntries[split] === undefined) continue;
         const path = safePath(base, fileEntries[split], file, `files.${split}`);
