@@ -536,7 +536,8 @@ function comparable(r: ResultsJson): string {
   const rest = Object.fromEntries(
     Object.entries(r).filter(([k]) => !["results", "groups"].includes(k) && !TIME_KEYS.includes(k)),
   );
-  return JSON.stringify({ ...rest, config: { ...r.config, shard: null, use_cache: null } });
+  // The batch size does not change a document's numbers (one model call per document): shards may differ in it.
+  return JSON.stringify({ ...rest, config: { ...r.config, shard: null, use_cache: null, batch_size: null } });
 }
 
 /** Metas of an output's tasks and groups, as stored in its results (for re-aggregation). */
@@ -571,8 +572,8 @@ export function metasOf(results: ResultsJson): { tasks: TaskMeta[]; groups: Grou
 
 /**
  * Combine shard outputs into the output of one run: samples back in evaluation order, metrics recomputed.
- * Shards must come from the same configuration (everything but the shard and the clock) and cover every
- * document exactly once.
+ * Shards must come from the same configuration (everything but the shard, the batch size and the clock) and
+ * cover every document exactly once; the merged output keeps the first shard's batch size and clock.
  */
 export function mergeShards(outputs: readonly EvalOutput[]): EvalOutput {
   if (outputs.length === 0) throw new HippoError("INVALID_ARGUMENT", "no shard outputs to merge");

@@ -10,8 +10,6 @@
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { copyFile, mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadTokenizer } from "@hippocrates/tokenizer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,35 +26,20 @@ import {
   sanitizeModelName,
 } from "../src/index.js";
 import { createDetModel } from "./detModel.js";
-import { DATA_DIR } from "./helpers.js";
+import { DATA_DIR, dataDirWithTrainSplits } from "./helpers.js";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 // JSON.parse keeps -0.0 (a module import of the JSON would not).
 const replay = JSON.parse(readFileSync(join(FIXTURES, "harness_replay.json"), "utf8"));
 const reg = createTaskRegistry();
 let data: string;
+let removeData: () => Promise<void>;
 
 beforeAll(async () => {
-  // The shared benchmarks plus the small training files the replay drew MedQA's and MedMCQA's shots from.
-  data = await mkdtemp(join(tmpdir(), "hippo-eval-harness-"));
-  const b = join(data, "benchmarks");
-  await mkdir(join(b, "medqa"), { recursive: true });
-  await mkdir(join(b, "medmcqa"), { recursive: true });
-  await symlink(join(DATA_DIR, "benchmarks/pubmedqa"), join(b, "pubmedqa"));
-  await symlink(join(DATA_DIR, "benchmarks/mmlu_medical"), join(b, "mmlu_medical"));
-  await symlink(
-    join(DATA_DIR, "benchmarks/medqa/medqa_us_4options_test.jsonl"),
-    join(b, "medqa/medqa_us_4options_test.jsonl"),
-  );
-  await symlink(
-    join(DATA_DIR, "benchmarks/medmcqa/medmcqa_validation_4183.jsonl"),
-    join(b, "medmcqa/medmcqa_validation_4183.jsonl"),
-  );
-  await copyFile(join(FIXTURES, "harness_medqa_train.jsonl"), join(b, "medqa/medqa_us_4options_train.jsonl"));
-  await copyFile(join(FIXTURES, "harness_medmcqa_train.jsonl"), join(b, "medmcqa/medmcqa_train.jsonl"));
+  ({ dir: data, remove: removeData } = await dataDirWithTrainSplits());
 });
 afterAll(async () => {
-  await rm(data, { recursive: true, force: true });
+  await removeData();
 });
 
 const TASKS = ["medqa_4options", "medmcqa", "pubmedqa", ...MMLU_MEDICAL_SUBJECTS.map((s) => `mmlu_${s}`)];
