@@ -70,7 +70,14 @@ const same = (a: readonly LogLikelihoodResult[], b: readonly LogLikelihoodResult
   a.every((x, i) => Object.is(x.logprob, b[i]?.logprob) && x.isGreedy === b[i]?.isGreedy);
 
 export async function openRequestCache(dir: string, modelName: string): Promise<RequestCache> {
-  await mkdir(dir, { recursive: true });
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw new HippoError("IO", `cannot create the request cache folder: ${(e as Error).message}`, {
+      file: dir,
+      cause: e,
+    });
+  }
   const name = createHash("sha256").update(modelName).digest("hex").slice(0, 16);
   // "docs": one line per document (an older per-request cache, loglik-<hash>.jsonl, is left alone).
   const path = join(dir, `loglik-docs-${name}.jsonl`);

@@ -32,6 +32,7 @@ import {
   type EvalOutput,
   type GroupMeta,
   type OutputFiles,
+  outputFiles,
   type ResultsJson,
   type SampleRecord,
   type TaskMeta,
@@ -183,6 +184,9 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalOutput & { fi
   const { model, tokenizer } = opts;
   const { tasks, groups } = resolveTasks(opts, profile);
   if (tasks.length === 0) throw new HippoError("INVALID_ARGUMENT", "no tasks to evaluate", { key: "tasks" });
+  const info = opts.modelInfo ?? { source: "hippocrates", args: "", name: model.name };
+  // A bad output path is an error before any work, not after it.
+  if (opts.outputPath) await outputFiles(opts.outputPath, sanitizeModelName(info.name), "check", []);
   const cache = opts.cacheDir ? await openRequestCache(opts.cacheDir, model.name) : undefined;
 
   const samples: Record<string, SampleRecord[]> = {};
@@ -233,7 +237,6 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalOutput & { fi
       `warning: discarded ${cache.discarded} unusable line${cache.discarded === 1 ? "" : "s"} of the request cache ${cache.path} (torn, malformed, conflicting, or not a finite log-likelihood <= 0); their documents were scored again`,
     );
 
-  const info = opts.modelInfo ?? { source: "hippocrates", args: "", name: model.name };
   const sections = aggregateResults(metas, groupMetas, samples);
   const end = now();
   const tokenString = (token: string | null | undefined, id: number | null) => [

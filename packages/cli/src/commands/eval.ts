@@ -488,6 +488,9 @@ export function registerEval(program: Command): void {
       const fewshotSeed = fewshotSeedOf(f.seed);
       // The request cache lives beside the results (a rerun of the same command resumes), or at --use_cache.
       let cacheDir = f.use_cache ? resolve(f.use_cache) : undefined;
+      // A bad output path is refused before anything is created or loaded.
+      if (outputPath)
+        await evalPkg.outputFiles(resolve(outputPath), evalPkg.sanitizeModelName(choice.name), "check", []);
       if (!cacheDir && outputPath) {
         const p = resolve(outputPath);
         const folder =
