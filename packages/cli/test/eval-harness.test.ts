@@ -316,7 +316,7 @@ describe("--model local-completions: an OpenAI-compatible completions server", (
       req.on("data", (d) => (body += d));
       req.on("end", () => {
         const b = JSON.parse(body) as { prompt: number[][]; model: string };
-        bodies.push(b);
+        bodies.push({ ...b, path: req.url });
         const choices = b.prompt.map((ids, index) => ({
           index,
           text: "",
@@ -358,7 +358,8 @@ describe("--model local-completions: an OpenAI-compatible completions server", (
       "--no-progress",
     );
     expect(bodies.length).toBeGreaterThan(0);
-    for (const b of bodies) expect(b).toMatchObject({ model: "fake-7b", echo: true, max_tokens: 0 });
+    for (const b of bodies)
+      expect(b).toMatchObject({ path: "/v1/completions", model: "fake-7b", echo: true, max_tokens: 0 });
     const files = await folder("remote");
     const results = JSON.parse(files[`fake-7b/results_${DATE}.json`] as string);
     expect(results).toMatchObject({ model_source: "local-completions", model_name: "fake-7b" });
