@@ -375,8 +375,13 @@ async function taskRegistry(includePath: string | undefined, tasks: string[]) {
   if (includePath) {
     const dir = resolve(includePath);
     const { readdir } = await import("node:fs/promises");
-    const walk = async (d: string): Promise<string[]> =>
-      (await readdir(d, { withFileTypes: true })).flatMap((e) => (e.isDirectory() ? [] : [join(d, e.name)]));
+    // Recursive, as the harness's --include_path.
+    const walk = async (d: string): Promise<string[]> => {
+      const out: string[] = [];
+      for (const e of await readdir(d, { withFileTypes: true }))
+        out.push(...(e.isDirectory() ? await walk(join(d, e.name)) : [join(d, e.name)]));
+      return out;
+    };
     for (const file of (await walk(dir)).filter((p) => p.endsWith(".json")).sort()) await addFile(file);
   }
   const names: string[] = [];

@@ -28,7 +28,8 @@
  *
  * A group file: { "group": "multimedqa", "task": ["pubmedqa", {"task": "mmlu_anatomy", "task_alias": "anatomy
  * (mmlu)"}], "aggregate_metric_list": [{"metric": "acc", "aggregation": "mean", "weight_by_size": true}],
- * "version": 1, "profiles": ["current"] } (the shape of the harness's group YAML).
+ * "version": 1, "profiles": ["current"] } (the shape of the harness's group YAML). Without
+ * `aggregate_metric_list` a group reports acc and acc_norm weighted by size (the harness would report none).
  */
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import {
