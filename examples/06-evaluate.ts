@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { initBackend } from "@hippocrates/backend";
 import type { ModelArtifact } from "@hippocrates/core";
-import { type EvalOutput, evaluate, formatReport } from "@hippocrates/eval";
+import { type EvalOutput, evaluate, formatReport, type OutputFiles } from "@hippocrates/eval";
 import { asScoringModel, loadArtifact } from "@hippocrates/model";
 import { loadTokenizer } from "@hippocrates/tokenizer";
 
@@ -39,7 +39,10 @@ const sft: ModelArtifact = { kind: "peft-adapter", path: join(work, "sft"), base
 //    (`--limit 8`), 0-shot, profile "v0.3". Every request is cached, so an interrupted run resumes.
 const cacheDir = join(work, "eval-cache");
 await rm(cacheDir, { recursive: true, force: true });
-const runEval = async (artifact: ModelArtifact, name: string): Promise<EvalOutput> => {
+const runEval = async (
+  artifact: ModelArtifact,
+  name: string,
+): Promise<EvalOutput & { files?: OutputFiles }> => {
   const lm = await loadArtifact(artifact);
   try {
     return await evaluate({
@@ -51,7 +54,9 @@ const runEval = async (artifact: ModelArtifact, name: string): Promise<EvalOutpu
       profile: "v0.3",
       dataDir: fileURLToPath(DATA),
       cacheDir,
-      writeOut: join(work, "eval", name),
+      // lm-evaluation-harness's files: eval/<name>/<name>/results_<date>.json, samples_medqa_usmle_<date>.jsonl.
+      outputPath: join(work, "eval", name),
+      logSamples: true,
     });
   } finally {
     lm.dispose();
@@ -62,22 +67,26 @@ const baseOut = await runEval(base, "random-base");
 const sftOut = await runEval(sft, "random-base+sft");
 console.log(`scored 2 x 8 questions in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
-// 3. What a task's metrics look like (lm-evaluation-harness's results.json shape).
+// 3. What a task's metrics look like (lm-evaluation-harness 0.4's results: "<metric>,<filter>" keys).
 const m = sftOut.results.results.medqa_usmle ?? {};
 const f = (k: string) => (typeof m[k] === "number" ? (m[k] as number).toFixed(3) : String(m[k]));
 console.log(
-  `medqa_usmle (+SFT): acc ${f("acc")} ± ${f("acc_stderr")}, acc_norm ${f("acc_norm")} ± ${f("acc_norm_stderr")}`,
+  `medqa_usmle (+SFT): acc ${f("acc,none")} ± ${f("acc_stderr,none")}, acc_norm ${f("acc_norm,none")} ± ${f("acc_norm_stderr,none")}`,
 );
-console.log(`n-samples: ${JSON.stringify(sftOut.results["n-samples"].medqa_usmle)}`);
+const scored = sftOut.samples.medqa_usmle?.length;
+console.log(`n-samples: ${JSON.stringify({ ...sftOut.results["n-samples"].medqa_usmle, scored })}`);
+console.log(`files: ${sftOut.files?.results}`);
 console.log(
   `config: profile=${sftOut.results.config.profile} bos_policy=${sftOut.results.config.bos_policy} limit=${sftOut.results.config.limit}`,
 );
 
-// 4. One scored document, as the --write-out dump stores it: the prompt, each option's [log-likelihood,
-//    is-greedy], the gold answer and the prediction's correctness.
+// 4. One scored document, as the samples file (--log_samples) holds it: the prompt, each option's
+//    [log-likelihood, is-greedy], the gold answer and the prediction's correctness.
 const s = sftOut.samples.medqa_usmle?.[0];
 if (s) {
-  console.log(`sample doc ${s.doc_id}: ...${JSON.stringify(s.context.slice(-80))}`);
+  console.log(
+    `sample doc ${s.position} (file row ${s.doc_index}): ...${JSON.stringify(s.context.slice(-80))}`,
+  );
   s.resps.forEach(([lp, greedy], i) => {
     console.log(
       `  ${i === s.gold ? "*" : " "} ${s.continuations[i]?.slice(0, 50)}: ${lp.toFixed(2)}${greedy ? " (greedy)" : ""}`,
@@ -90,7 +99,7 @@ if (s) {
 const t1 = Date.now();
 const again = await runEval(base, "random-base");
 console.log(
-  `re-run from the cache: ${Date.now() - t1} ms, same acc: ${again.results.results.medqa_usmle?.acc === baseOut.results.results.medqa_usmle?.acc}`,
+  `re-run from the cache: ${Date.now() - t1} ms, same acc: ${again.results.results.medqa_usmle?.["acc,none"] === baseOut.results.results.medqa_usmle?.["acc,none"]}`,
 );
 
 // 6. The report table: our rows beside the paper's (the other columns were not run here, hence "—").

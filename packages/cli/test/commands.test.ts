@@ -8,7 +8,7 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -69,6 +69,12 @@ async function ok(...args: string[]): Promise<string> {
 }
 
 const readJson = async (...p: string[]) => JSON.parse(await readFile(join(dir, ...p), "utf8"));
+/** The one file in the folder whose name starts with `prefix` (names carry the run's date). */
+const one = async (folder: string, prefix: string) => {
+  const names = (await readdir(join(dir, folder))).filter((n) => n.startsWith(prefix));
+  expect(names).toHaveLength(1);
+  return names[0] as string;
+};
 const readJsonl = async (...p: string[]) =>
   (await readFile(join(dir, ...p), "utf8"))
     .split("\n")
@@ -157,29 +163,32 @@ describe("hippo subcommands on a tiny model", () => {
     expect(table).toContain("| medqa_usmle |");
     const whole = await readJson("results.json");
     const m = whole.results.medqa_usmle;
-    expect(typeof m.acc).toBe("number");
-    expect(typeof m.acc_norm).toBe("number");
+    expect(typeof m["acc,none"]).toBe("number");
+    expect(typeof m["acc_norm,none"]).toBe("number");
     expect(whole["n-shot"].medqa_usmle).toBe(0);
     expect(whole["n-samples"].medqa_usmle.effective).toBe(4);
-    expect(await readJson("all", "results.json")).toEqual(whole);
+    // lm-evaluation-harness's layout: <output>/<model>/results_<date>.json, samples_<task>_<date>.jsonl.
+    expect(await readJson("all", "base", await one("all/base", "results_"))).toEqual(whole);
 
     // The written contexts are the real test questions, zero-shot.
     const questions = (await readFile(join(DATA, "benchmarks/medqa/medqa_us_4options_test.jsonl"), "utf8"))
       .split("\n")
       .filter(Boolean)
       .map((l) => (JSON.parse(l) as { question: string }).question);
-    const samples = await readJsonl("all", "samples_medqa_usmle.jsonl");
+    const samples = await readJsonl("all", "base", await one("all/base", "samples_medqa_usmle_"));
     expect(samples).toHaveLength(4);
+    const contextOf = (s: Record<string, unknown>) =>
+      (s.arguments as { gen_args_0: { arg_0: string } }).gen_args_0.arg_0;
     for (const s of samples) {
-      expect(s.context).toContain(questions[s.doc_index as number]);
-      expect(s.context).toMatch(/^Question: /);
+      expect(contextOf(s)).toContain(questions[(s.hippo as { doc_index: number }).doc_index]);
+      expect(contextOf(s)).toMatch(/^Question: /);
     }
 
     for (const i of [0, 1])
       await ok("eval", "--model", "base", ...EVAL, "--shard", `${i}/2`, "--write-out", `shard${i}`);
     const shardIds = [
-      ...(await readJsonl("shard0", "samples_medqa_usmle.jsonl")),
-      ...(await readJsonl("shard1", "samples_medqa_usmle.jsonl")),
+      ...(await readJsonl("shard0", "base", await one("shard0/base", "samples_medqa_usmle_"))),
+      ...(await readJsonl("shard1", "base", await one("shard1/base", "samples_medqa_usmle_"))),
     ].map((s) => s.doc_id);
     expect(shardIds).toHaveLength(4);
     expect(new Set(shardIds)).toEqual(new Set(samples.map((s) => s.doc_id)));
@@ -190,11 +199,10 @@ describe("hippo subcommands on a tiny model", () => {
     expect(missing.stderr).toContain('key "--model": required option --model not specified');
     await ok("eval", "merge", "shard0", "shard1", "--output", "merged.json", "--write-out", "merged");
     const merged = (await readJson("merged.json")).results.medqa_usmle;
-    expect(merged.acc).toBeCloseTo(m.acc, 12);
-    expect(merged.acc_norm).toBeCloseTo(m.acc_norm, 12);
-    expect((await readJsonl("merged", "samples_medqa_usmle.jsonl")).map((s) => s.doc_id).sort()).toEqual(
-      samples.map((s) => s.doc_id).sort(),
-    );
+    expect(merged["acc,none"]).toBeCloseTo(m["acc,none"], 12);
+    expect(merged["acc_norm,none"]).toBeCloseTo(m["acc_norm,none"], 12);
+    const mergedSamples = await readJsonl("merged", "base", await one("merged/base", "samples_medqa_usmle_"));
+    expect(mergedSamples.map((s) => s.doc_id).sort()).toEqual(samples.map((s) => s.doc_id).sort());
   });
 
   it("train sft writes a PEFT adapter; merge folds it into the targeted weights only; generate loads it", async () => {

@@ -1,40 +1,64 @@
 /**
  * `evaluate`: tasks -> prompts -> token requests -> a ScoringModel -> per-document scores -> results in
- * lm-evaluation-harness's shape. Requests go to the model one batch of documents at a time, all options of a
- * document together (so a model that shares the context's KV cache across options can do so), and each
- * batch's results are appended to the request cache before the next batch starts.
+ * lm-evaluation-harness 0.4's shape (`output.ts`).
+ *
+ * Batch invariance. Each model call holds exactly one document's requests (all its options, in order), and a
+ * document is cached whole. A model batches the rows of a call together, and float32 results change in the
+ * last bits with what shares the forward pass (padding to the longest row, the blocking of the kernels'
+ * reductions): measured up to 5.7e-6 here, enough to flip tied options of a small-vocabulary model. With one
+ * document per call, a document's log-likelihoods depend on that document alone, so a resumed run, a sharded
+ * and merged run and a run from a full cache give byte-identical results and samples to one clean run. The
+ * `batchSize` documents scored at once are separate calls (parallel HTTP requests for a remote model).
  *
  * Sharding: a shard {index, count} scores the documents whose position in evaluation order (after the v0.3
- * shuffle and the limit) satisfies position % count == index. Every shard builds all contexts first, so
- * the v0.3 random stream, and with it every prompt, is the same as in one run; `mergeShards` then gives the
- * results of one run.
+ * shuffle and the limit) satisfies position % count == index. Every shard builds all contexts first, so the
+ * few-shot streams, and with them every prompt, are those of one run; `mergeShards` then gives one run's
+ * output.
  */
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import {
+  describeValue,
   HippoError,
-  isPlainObject,
-  type LogLikelihoodRequest,
   type LogLikelihoodResult,
   type ProgressReporter,
-  parseJsonSafe,
-  readJsonlObjects,
   type ScoringModel,
   silentProgress,
-  writeFileAtomic,
-  writeJsonlAtomic,
 } from "@hippocrates/core";
-import { openRequestCache, type RequestCache, requestKey } from "./cache.js";
-import { mean, meanStderr, pooledStderr, scoreDoc } from "./metrics.js";
+import { isLogLikelihood, openRequestCache, type RequestCache, requestKey } from "./cache.js";
+import { scoreDoc } from "./metrics.js";
+import {
+  aggregateResults,
+  type EvalOutput,
+  type GroupMeta,
+  type OutputFiles,
+  outputFiles,
+  type ResultsJson,
+  type SampleRecord,
+  type TaskMeta,
+  taskHashes,
+  writeOutput,
+} from "./output.js";
 import { type BuiltDoc, buildContexts } from "./protocol.js";
+import { pyIsoDateId, pyStr, sanitizeModelName } from "./pyformat.js";
 import { type BosPolicy, type EvalTokenizer, encodeDocRequests } from "./requests.js";
 import { defaultRegistry, type Profile, type TaskRegistry } from "./tasks/registry.js";
-import type { MetricName, TaskDefinition, TaskGroup } from "./tasks/types.js";
+import type { TaskData, TaskDefinition, TaskGroup } from "./tasks/types.js";
 import type { PromptVariant } from "./tasks/variants.js";
 
 export interface Shard {
   index: number;
   count: number;
+}
+
+/** The model as lm-evaluation-harness names it in results (`--model`, `--model_args`, `pretrained=`). */
+export interface ModelInfo {
+  /** `--model`: "hf", "local-completions", ... */
+  source: string;
+  /** `--model_args` as given. */
+  args: string;
+  /** The model's name (`pretrained=`, `model=`): the results' `model_name`, sanitized into the folder name. */
+  name: string;
 }
 
 export interface EvaluateOptions {
@@ -48,69 +72,40 @@ export interface EvaluateOptions {
   profile?: Profile;
   /** Folder laid out as ../shared/data (benchmarks/...). */
   dataDir: string;
-  /** Per-request cache folder; a rerun after an interruption resumes from it. */
+  /** Request cache folder; a rerun after an interruption resumes from it. */
   cacheDir?: string;
   shard?: Shard;
   progress?: ProgressReporter;
-  /** Folder for results.json and samples_<task>.jsonl (every request's context and continuation). */
-  writeOut?: string;
+  /**
+   * `--output_path`: write `DIR/<model_name_sanitized>/results_<date>.json` (or `<stem>_<date>.json` for a
+   * path ending in `.json`), as lm-evaluation-harness's tracker does.
+   */
+  outputPath?: string;
+  /** `--log_samples`: also write `samples_<task>_<date>.jsonl` beside the results. */
+  logSamples?: boolean;
+  /** `--write_out`: print the prompt and target of each task's first document. */
+  writeOut?: boolean;
   /** Prompting variant of the fork (v0.3 tasks): medqa_usmle -> medqa_usmle_cot, ... */
   variant?: PromptVariant;
   /** Default: "none" for v0.3, "bos" for current. */
   bos?: BosPolicy;
   /** v0.3 stream seed (42). */
   seed?: number;
-  /** Current-profile few-shot seed (1234). */
+  /** Current-profile few-shot seed (the harness's `fewshot_random_seed`, 1234). */
   fewshotSeed?: number;
   /**
-   * Documents per model call (default 1). A model batches the rows of one call together, and float32 results
-   * can differ in the last bits with the batch's composition; one document per call makes a sharded run
-   * bit-identical to a single one. Raise it for remote endpoints, where a call is an HTTP round trip.
+   * Documents scored at once (default 1), each in its own model call: for a remote endpoint, parallel HTTP
+   * requests; a local model runs them one after another.
    */
   batchSize?: number;
   registry?: TaskRegistry;
   signal?: AbortSignal;
-}
-
-/** One scored document: what `--write-out` dumps, one JSON line each. */
-export interface SampleRecord {
-  task: string;
-  position: number;
-  doc_id: string;
-  doc_index: number;
-  /** The prompt (context) string, few-shot examples included. */
-  context: string;
-  /** The continuation strings, delimiter included. */
-  continuations: string[];
-  /** Ids of the few-shot documents. */
-  shots: string[];
-  gold: number;
-  target: string;
-  /** [summed log-probability, is_greedy] per continuation. */
-  resps: [number, boolean][];
-  acc: number;
-  acc_norm: number;
-  /** Context tokens the model saw (after BOS and truncation), per continuation. */
-  context_tokens: number[];
-  truncated: boolean;
-}
-
-export type TaskMetrics = Record<string, number | string | null>;
-
-export interface ResultsJson {
-  results: Record<string, TaskMetrics>;
-  groups: Record<string, TaskMetrics>;
-  group_subtasks: Record<string, string[]>;
-  versions: Record<string, number>;
-  "n-shot": Record<string, number>;
-  "n-samples": Record<string, { original: number; effective: number; scored: number }>;
-  configs: Record<string, Record<string, unknown>>;
-  config: Record<string, unknown>;
-}
-
-export interface EvalOutput {
-  results: ResultsJson;
-  samples: Record<string, SampleRecord[]>;
+  /** How the results name the model (default: source "hippocrates", the ScoringModel's name). */
+  modelInfo?: ModelInfo;
+  /** Warnings and `writeOut` text (default: standard error). */
+  log?: (message: string) => void;
+  /** Milliseconds since the epoch, for the results' dates and file names (default `Date.now`). */
+  now?: () => number;
 }
 
 function checkShard(shard: Shard | undefined): void {
@@ -144,10 +139,30 @@ function resolveTasks(
   }
   const byName = new Map<string, TaskDefinition>();
   for (const t of tasks) if (!byName.has(t.name)) byName.set(t.name, t);
-  return { tasks: [...byName.values()], groups };
+  const unique = new Map(groups.map((g) => [g.name, g]));
+  return { tasks: [...byName.values()], groups: [...unique.values()] };
 }
 
-export async function evaluate(opts: EvaluateOptions): Promise<EvalOutput> {
+const HARNESS_SCHEMA = "lm-evaluation-harness 0.4.9.1";
+const PACKAGE_VERSION = (
+  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
+
+/** `get_commit_from_path`: the commit of the git checkout at `dir` (HEAD, following a ref), or null. */
+function gitCommit(dir: string): string | null {
+  try {
+    const git = join(dir, ".git");
+    const head = readFileSync(join(git, "HEAD"), "utf8").split("\n")[0] ?? "";
+    const ref = head.split(" ").at(-1) ?? "";
+    return ref.startsWith("refs/") ? readFileSync(join(git, ref), "utf8").trim() : ref.trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+export async function evaluate(opts: EvaluateOptions): Promise<EvalOutput & { files?: OutputFiles }> {
+  const now = opts.now ?? Date.now;
+  const start = now();
   const profile = opts.profile ?? "v0.3";
   if (profile !== "v0.3" && profile !== "current")
     throw new HippoError("INVALID_ARGUMENT", "unknown profile", {
@@ -159,14 +174,25 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalOutput> {
   const numFewshot = opts.numFewshot ?? 0;
   const bos: BosPolicy = opts.bos ?? (profile === "v0.3" ? "none" : "bos");
   const batchSize = opts.batchSize ?? 1;
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new HippoError("INVALID_ARGUMENT", "batch size must be a positive integer", {
+      key: "batch_size",
+      got: String(batchSize),
+    });
   const progress = opts.progress ?? silentProgress;
+  const log = opts.log ?? ((m: string) => process.stderr.write(`${m}\n`));
   const { model, tokenizer } = opts;
   const { tasks, groups } = resolveTasks(opts, profile);
   if (tasks.length === 0) throw new HippoError("INVALID_ARGUMENT", "no tasks to evaluate", { key: "tasks" });
+  const info = opts.modelInfo ?? { source: "hippocrates", args: "", name: model.name };
+  // A bad output path is an error before any work, not after it.
+  if (opts.outputPath) await outputFiles(opts.outputPath, sanitizeModelName(info.name), "check", []);
   const cache = opts.cacheDir ? await openRequestCache(opts.cacheDir, model.name) : undefined;
 
   const samples: Record<string, SampleRecord[]> = {};
-  const meta: TaskMeta[] = [];
+  const metas: TaskMeta[] = [];
+  const aliasOf = new Map<string, string>();
+  for (const g of groups) for (const [t, a] of Object.entries(g.aliases ?? {})) aliasOf.set(t, a);
   for (const task of tasks) {
     const data = await task.load(opts.dataDir);
     const built = buildContexts(task, data, {
@@ -176,16 +202,16 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalOutput> {
       seed: opts.seed,
       fewshotSeed: opts.fewshotSeed,
     });
-    const mine = opts.shard
-      ? built.filter((b) => b.position % (opts.shard as Shard).count === (opts.shard as Shard).index)
-      : built;
-    meta.push({
-      task,
-      original: data.test.length,
-      effective: built.length,
-      trainDocs: data.train?.length,
-      devDocs: data.dev?.length,
-    });
+    if (built.length === 0)
+      throw new HippoError("INVALID_ARGUMENT", `task ${task.name}: no documents to evaluate`, {
+        key: "limit",
+        file: data.files?.test,
+        expected: "a limit of at least one document",
+        got: String(opts.limit),
+      });
+    const shard = opts.shard;
+    const mine = shard ? built.filter((b) => b.position % shard.count === shard.index) : built;
+    if (opts.writeOut && built[0]) writeOutFirst(task, built[0], log);
     samples[task.name] = await scoreTask(task, mine, {
       model,
       tokenizer,
@@ -195,283 +221,247 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalOutput> {
       cache,
       signal: opts.signal,
     });
+    metas.push(taskMeta(task, data, built.length, numFewshot, profile, aliasOf.get(task.name)));
   }
+  const groupMetas: GroupMeta[] = groups.map((g) => ({
+    name: g.name,
+    tasks: g.tasks,
+    aggregate: g.aggregate ?? [
+      { metric: "acc", weightBySize: true },
+      { metric: "acc_norm", weightBySize: true },
+    ],
+    version: g.version ?? null,
+  }));
+  if (cache && cache.discarded > 0)
+    log(
+      `warning: discarded ${cache.discarded} unusable line${cache.discarded === 1 ? "" : "s"} of the request cache ${cache.path} (torn, malformed, conflicting, or not a finite log-likelihood <= 0); their documents were scored again`,
+    );
 
-  const config = {
-    model: model.name,
+  const sections = aggregateResults(metas, groupMetas, samples);
+  const end = now();
+  const tokenString = (token: string | null | undefined, id: number | null) => [
+    token ?? null,
+    String(id ?? "None"),
+  ];
+  const results: ResultsJson = {
+    ...sections,
+    config: {
+      model: info.source,
+      model_args: info.args,
+      batch_size: batchSize,
+      batch_sizes: [],
+      device: null,
+      use_cache: null,
+      limit: opts.limit ?? null,
+      bootstrap_iters: 100000,
+      gen_kwargs: null,
+      random_seed: 0,
+      numpy_seed: 1234,
+      torch_seed: 1234,
+      fewshot_seed: profile === "current" ? (opts.fewshotSeed ?? 1234) : null,
+      // Ours, beside the harness's keys: the protocol that decides the numbers.
+      num_fewshot: numFewshot,
+      profile,
+      bos_policy: bos,
+      seed: profile === "v0.3" ? (opts.seed ?? 42) : null,
+      prompt_variant: opts.variant ?? null,
+      shard: opts.shard ?? null,
+      max_length: model.maxLength,
+      truncation: "left: (ctx + cont)[-(max_length + 1):][:-1]",
+      scoring_model: model.name,
+      harness:
+        profile === "v0.3"
+          ? "lm-evaluation-harness v0.3 (emrecanacikgoz fork) protocol"
+          : `${HARNESS_SCHEMA} protocol`,
+      writer: `@hippocrates/eval ${PACKAGE_VERSION} (${HARNESS_SCHEMA} results schema)`,
+    },
+    git_hash: gitCommit(process.cwd()),
+    date: start / 1000,
+    pretty_env_info: `Node.js ${process.version} on ${process.platform} ${process.arch}`,
+    transformers_version: null,
+    lm_eval_version: `@hippocrates/eval ${PACKAGE_VERSION}`,
+    upper_git_hash: gitCommit(dirname(process.cwd())),
+    tokenizer_pad_token: tokenString(tokenizer.padToken, tokenizer.padTokenId ?? null),
+    tokenizer_eos_token: tokenString(tokenizer.eosToken, tokenizer.eosTokenId),
+    tokenizer_bos_token: tokenString(tokenizer.bosToken, tokenizer.bosTokenId),
+    eot_token_id: tokenizer.eosTokenId,
     max_length: model.maxLength,
-    num_fewshot: numFewshot,
-    limit: opts.limit ?? null,
-    profile,
-    bos_policy: bos,
-    seed: opts.seed ?? 42,
-    fewshot_seed: profile === "current" ? (opts.fewshotSeed ?? 1234) : null,
-    prompt_variant: opts.variant ?? null,
-    shard: opts.shard ?? null,
-    batch_size: batchSize,
-    truncation: "left: (ctx + cont)[-(max_length + 1):][:-1]",
-    harness:
-      profile === "v0.3"
-        ? "lm-evaluation-harness v0.3 (emrecanacikgoz fork) protocol"
-        : "lm-evaluation-harness current defaults",
+    task_hashes: opts.logSamples ? taskHashes(metas, samples) : {},
+    model_source: info.source,
+    model_name: info.name,
+    model_name_sanitized: sanitizeModelName(info.name),
+    system_instruction: null,
+    system_instruction_sha: null,
+    fewshot_as_multiturn: false,
+    chat_template: null,
+    chat_template_sha: null,
+    start_time: start / 1000,
+    end_time: end / 1000,
+    total_evaluation_time_seconds: pyStr((end - start) / 1000),
   };
-  const output: EvalOutput = { results: aggregate(meta, groups, samples, config), samples };
-  if (opts.writeOut) await writeOutput(opts.writeOut, output);
+  const output: EvalOutput & { files?: OutputFiles } = { results, samples };
+  if (opts.outputPath)
+    output.files = await writeOutput(opts.outputPath, output, {
+      logSamples: opts.logSamples ?? false,
+      dateId: pyIsoDateId(now()),
+    });
   return output;
 }
 
-interface TaskMeta {
-  task: TaskDefinition;
-  original: number;
-  effective: number;
-  trainDocs: number | undefined;
-  devDocs: number | undefined;
+function taskMeta(
+  task: TaskDefinition,
+  data: TaskData,
+  effective: number,
+  numFewshot: number,
+  profile: Profile,
+  alias: string | undefined,
+): TaskMeta {
+  const config: Record<string, unknown> = {
+    task: task.name,
+    ...(task.harnessConfig ?? { doc_to_text: "<function>", doc_to_choice: "<function>" }),
+    doc_to_target: task.target === "text" ? "{{choices[gold]}}" : "{{gold}}",
+    description: task.description ?? "",
+    target_delimiter: task.targetDelimiter,
+    fewshot_delimiter: "\n\n",
+    fewshot_config: { sampler: task.fewshot === "dev_first_k" ? "first_n" : "default" },
+    num_fewshot: numFewshot,
+    metric_list: task.metrics.map((metric) => ({ metric, aggregation: "mean", higher_is_better: true })),
+    output_type: "multiple_choice",
+    repeats: 1,
+    should_decontaminate: false,
+    metadata: {
+      version: task.version,
+      source: task.source ?? null,
+      profile,
+      fewshot_source: task.fewshot,
+      data_files: data.files ?? {},
+      test_docs: data.test.length,
+      train_docs: data.train?.length ?? null,
+      dev_docs: data.dev?.length ?? null,
+    },
+  };
+  return {
+    name: task.name,
+    alias: alias ?? task.name,
+    version: task.version,
+    metrics: task.metrics,
+    nShot: numFewshot,
+    original: data.test.length,
+    effective,
+    config,
+  };
 }
 
-async function scoreTask(
-  task: TaskDefinition,
-  docs: BuiltDoc[],
-  ctx: {
-    model: ScoringModel;
-    tokenizer: EvalTokenizer;
-    bos: BosPolicy;
-    batchSize: number;
-    progress: ProgressReporter;
-    cache: RequestCache | undefined;
-    signal: AbortSignal | undefined;
-  },
-): Promise<SampleRecord[]> {
+/** `print_writeout`: the first document's prompt and target, as the harness logs them for `--write_out`. */
+function writeOutFirst(task: TaskDefinition, b: BuiltDoc, log: (m: string) => void): void {
+  log(
+    `Task: ${task.name}; document 0; context prompt (starting on next line):\n${b.context}\n(end of prompt on previous line)\ntarget string or answer choice index (starting on next line):\n${targetOf(task, b)}\n(end of target on previous line)`,
+  );
+  log(`Request: continuations ${JSON.stringify(b.continuations)}`);
+}
+
+function targetOf(task: TaskDefinition, b: BuiltDoc): string {
+  return task.target === "text" ? (b.choices[b.gold] as string) : String(b.gold);
+}
+
+interface ScoreContext {
+  model: ScoringModel;
+  tokenizer: EvalTokenizer;
+  bos: BosPolicy;
+  batchSize: number;
+  progress: ProgressReporter;
+  cache: RequestCache | undefined;
+  signal: AbortSignal | undefined;
+}
+
+async function scoreTask(task: TaskDefinition, docs: BuiltDoc[], ctx: ScoreContext): Promise<SampleRecord[]> {
   const bar = ctx.progress.start({ name: task.name, total: docs.length, unit: "doc" });
-  const out: SampleRecord[] = [];
-  try {
-    for (let start = 0; start < docs.length; start += ctx.batchSize) {
-      if (ctx.signal?.aborted)
-        throw new HippoError("ABORTED", `evaluation of ${task.name} was interrupted`, {
-          cause: ctx.signal.reason,
-        });
-      const batch = docs.slice(start, start + ctx.batchSize);
-      const perDoc = [];
-      for (const b of batch)
-        perDoc.push(
-          await encodeDocRequests(ctx.tokenizer, b.context, b.continuations, {
-            bos: ctx.bos,
-            maxLength: ctx.model.maxLength,
-          }),
-        );
-      const flat = perDoc.flat();
-      const keys = flat.map((r) => requestKey(ctx.model.name, r));
-      const results: (LogLikelihoodResult | undefined)[] = keys.map((k) => ctx.cache?.get(k));
-      const missing = flat.map((_, i) => i).filter((i) => results[i] === undefined);
-      if (missing.length > 0) {
-        const reqs: LogLikelihoodRequest[] = missing.map((i) => ({
-          context: (flat[i] as LogLikelihoodRequest).context,
-          continuation: (flat[i] as LogLikelihoodRequest).continuation,
-        }));
-        const got = await ctx.model.logLikelihood(reqs, { signal: ctx.signal });
-        if (!Array.isArray(got) || got.length !== reqs.length) {
-          throw new HippoError(
-            "INTERNAL",
-            `model ${ctx.model.name} returned ${Array.isArray(got) ? got.length : "no"} results for ${reqs.length} requests`,
-          );
-        }
-        missing.forEach((i, j) => {
-          results[i] = got[j];
-        });
-        await ctx.cache?.put(
-          missing.map((i, j) => ({ key: keys[i] as string, result: got[j] as LogLikelihoodResult })),
-        );
+  const out = new Array<SampleRecord>(docs.length);
+  let next = 0;
+  let failure: unknown;
+  // `batchSize` documents in flight, each its own model call; the first error stops new documents, and is
+  // thrown once the calls in flight have settled (none is left running behind the caller's back).
+  const worker = async () => {
+    while (failure === undefined && next < docs.length) {
+      const i = next++;
+      try {
+        if (ctx.signal?.aborted)
+          throw new HippoError("ABORTED", `evaluation of ${task.name} was interrupted`, {
+            cause: ctx.signal.reason,
+          });
+        out[i] = await scoreOne(task, docs[i] as BuiltDoc, ctx);
+        bar.tick(1);
+      } catch (e) {
+        failure ??= e;
       }
-      let r = 0;
-      for (let d = 0; d < batch.length; d++) {
-        const b = batch[d] as BuiltDoc;
-        const reqs = perDoc[d] as Awaited<ReturnType<typeof encodeDocRequests>>;
-        const res = reqs.map(() => results[r++] as LogLikelihoodResult);
-        const lls = res.map((x) => x.logprob);
-        const s = scoreDoc(lls, b.choices, b.gold);
-        out.push({
-          task: task.name,
-          position: b.position,
-          doc_id: b.doc.id,
-          doc_index: b.docIndex,
-          context: b.context,
-          continuations: b.continuations,
-          shots: b.shotIds,
-          gold: b.gold,
-          target: b.continuations[b.gold] as string,
-          resps: res.map((x) => [x.logprob, x.isGreedy]),
-          acc: s.acc,
-          acc_norm: s.acc_norm,
-          context_tokens: reqs.map((q) => q.context.length),
-          truncated: reqs.some((q) => q.truncated),
-        });
-      }
-      bar.tick(batch.length);
     }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(ctx.batchSize, docs.length) }, worker));
   } finally {
     bar.done();
+    await ctx.cache?.flush();
   }
+  if (failure !== undefined) throw failure;
   return out;
 }
 
-function taskMetrics(task: TaskDefinition, rows: SampleRecord[]): TaskMetrics {
-  const m: TaskMetrics = { alias: task.name };
-  for (const metric of task.metrics) {
-    const xs = rows.map((r) => r[metric]);
-    m[metric] = xs.length ? mean(xs) : null;
-    m[`${metric}_stderr`] = xs.length > 1 ? meanStderr(xs) : null;
+async function scoreOne(task: TaskDefinition, b: BuiltDoc, ctx: ScoreContext): Promise<SampleRecord> {
+  const reqs = await encodeDocRequests(ctx.tokenizer, b.context, b.continuations, {
+    bos: ctx.bos,
+    maxLength: ctx.model.maxLength,
+  });
+  const plain = reqs.map((r) => ({ context: r.context, continuation: r.continuation }));
+  const key = requestKey(ctx.model.name, plain);
+  let res = ctx.cache?.get(key, reqs.length);
+  if (res === undefined) {
+    const got: unknown = await ctx.model.logLikelihood(plain, { signal: ctx.signal });
+    res = checkModelResults(got, plain.length, ctx.model.name, task.name, b.position);
+    await ctx.cache?.put(key, res);
   }
-  return m;
-}
-
-function aggregate(
-  meta: TaskMeta[],
-  groups: TaskGroup[],
-  samples: Record<string, SampleRecord[]>,
-  config: Record<string, unknown>,
-): ResultsJson {
-  const results: ResultsJson = {
-    results: {},
-    groups: {},
-    group_subtasks: {},
-    versions: {},
-    "n-shot": {},
-    "n-samples": {},
-    configs: {},
-    config,
+  const lls = res.map((x) => x.logprob);
+  const s = scoreDoc(lls, b.choices, b.gold);
+  const rec: SampleRecord = {
+    task: task.name,
+    position: b.position,
+    doc_key: b.doc.id,
+    doc_index: b.docIndex,
+    doc: b.doc.raw ?? { question: b.doc.question, options: b.doc.options, gold: b.doc.gold },
+    target: targetOf(task, b),
+    context: b.context,
+    continuations: b.continuations,
+    shots: b.shotIds,
+    gold: b.gold,
+    resps: res.map((x) => [x.logprob, x.isGreedy]),
+    acc: s.acc,
+    context_tokens: reqs.map((q) => q.context.length),
+    truncated: reqs.some((q) => q.truncated),
   };
-  for (const { task, original, effective, trainDocs, devDocs } of meta) {
-    const rows = samples[task.name] ?? [];
-    results.results[task.name] = taskMetrics(task, rows);
-    results.versions[task.name] = task.version;
-    results["n-shot"][task.name] = config.num_fewshot as number;
-    results["n-samples"][task.name] = { original, effective, scored: rows.length };
-    results.configs[task.name] = {
-      task: task.name,
-      version: task.version,
-      source: task.source ?? null,
-      fewshot_source: task.fewshot,
-      num_fewshot: config.num_fewshot,
-      target_delimiter: task.targetDelimiter,
-      fewshot_delimiter: "\n\n",
-      description: task.description ?? "",
-      metric_list: task.metrics,
-      test_docs: original,
-      train_docs: trainDocs ?? null,
-      dev_docs: devDocs ?? null,
-    };
-  }
-  for (const g of groups) {
-    const members = g.tasks.filter((t) => results.results[t] !== undefined);
-    if (members.length === 0) continue;
-    const m: TaskMetrics = { alias: g.name };
-    for (const metric of ["acc", "acc_norm"] as MetricName[]) {
-      if (!members.every((t) => typeof results.results[t]?.[metric] === "number")) continue;
-      const sizes = members.map((t) => (samples[t] ?? []).length);
-      const values = members.map((t) => results.results[t]?.[metric] as number);
-      const total = sizes.reduce((a, b) => a + b, 0);
-      m[metric] = values.reduce((a, v, i) => a + v * (sizes[i] as number), 0) / total;
-      const errs = members.map((t) => results.results[t]?.[`${metric}_stderr`]);
-      m[`${metric}_stderr`] = errs.every((e) => typeof e === "number")
-        ? pooledStderr(errs as number[], sizes)
-        : null;
-    }
-    results.groups[g.name] = m;
-    results.group_subtasks[g.name] = members;
-  }
-  return results;
+  if (task.metrics.includes("acc_norm")) rec.acc_norm = s.acc_norm;
+  return rec;
 }
 
-/**
- * Combine shard outputs into the output of one run: samples are put back in evaluation order and the
- * metrics recomputed. Shards must come from the same configuration and cover every document exactly once.
- */
-export function mergeShards(
-  outputs: readonly EvalOutput[],
-  tasks?: readonly TaskDefinition[],
-  groups?: readonly TaskGroup[],
-): EvalOutput {
-  if (outputs.length === 0) throw new HippoError("INVALID_ARGUMENT", "no shard outputs to merge");
-  const first = outputs[0] as EvalOutput;
-  const strip = (c: Record<string, unknown>) => JSON.stringify({ ...c, shard: null });
-  for (const [i, o] of outputs.entries()) {
-    if (strip(o.results.config) !== strip(first.results.config)) {
-      throw new HippoError("INVALID_ARGUMENT", "shards come from different configurations", { row: i });
-    }
-  }
-  const samples: Record<string, SampleRecord[]> = {};
-  const meta: TaskMeta[] = [];
-  for (const name of Object.keys(first.results.results)) {
-    const rows = outputs.flatMap((o) => o.samples[name] ?? []).sort((a, b) => a.position - b.position);
-    const n = first.results["n-samples"][name]?.effective ?? rows.length;
-    if (rows.length !== n || rows.some((r, i) => r.position !== i)) {
-      throw new HippoError("INVALID_ARGUMENT", `shards of ${name} do not cover every document exactly once`, {
-        key: name,
-        expected: `${n} documents`,
-        got: String(rows.length),
-      });
-    }
-    samples[name] = rows;
-    const cfg = first.results.configs[name] ?? {};
-    const task: TaskDefinition = tasks?.find((t) => t.name === name) ?? {
-      name,
-      version: first.results.versions[name] ?? 0,
-      load: async () => ({ test: [] }),
-      docToText: () => "",
-      docToChoices: () => [],
-      targetDelimiter: String(cfg.target_delimiter ?? " "),
-      description: String(cfg.description ?? ""),
-      fewshot: (cfg.fewshot_source ?? "test") as TaskDefinition["fewshot"],
-      metrics: (cfg.metric_list ?? ["acc"]) as MetricName[],
-      source: cfg.source as string | undefined,
-    };
-    meta.push({
-      task,
-      original: first.results["n-samples"][name]?.original ?? n,
-      effective: n,
-      trainDocs: (cfg.train_docs as number | null) ?? undefined,
-      devDocs: (cfg.dev_docs as number | null) ?? undefined,
-    });
-  }
-  const groupList =
-    groups ?? Object.entries(first.results.group_subtasks).map(([name, t]) => ({ name, tasks: t }));
-  return {
-    results: aggregate(meta, [...groupList], samples, { ...first.results.config, shard: null }),
-    samples,
-  };
-}
-
-/** results.json plus samples_<task>.jsonl, each written atomically. */
-export async function writeOutput(dir: string, output: EvalOutput): Promise<void> {
-  for (const [name, rows] of Object.entries(output.samples)) {
-    await writeJsonlAtomic(join(dir, `samples_${name}.jsonl`), rows);
-  }
-  await writeFileAtomic(join(dir, "results.json"), `${JSON.stringify(output.results, null, 2)}\n`);
-}
-
-/** Read back what `writeOutput` wrote (a shard's folder, for `mergeShards` in another process). */
-export async function readOutput(dir: string): Promise<EvalOutput> {
-  const file = join(dir, "results.json");
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (e) {
-    throw new HippoError("NOT_FOUND", `no results.json in ${dir}`, { file, cause: e });
-  }
-  const results = parseJsonSafe(text, file);
-  if (!isPlainObject(results) || !isPlainObject(results.results) || !isPlainObject(results["n-samples"])) {
-    throw new HippoError("INVALID_FORMAT", "not an evaluation results.json", {
-      file,
-      expected: "results, n-samples, config",
-    });
-  }
-  const samples: Record<string, SampleRecord[]> = {};
-  for (const name of Object.keys(results.results)) {
-    const path = join(dir, `samples_${name}.jsonl`);
-    samples[name] = (await readJsonlObjects(path)).map(({ record, line }) => {
-      if (typeof record.position !== "number")
-        throw new HippoError("INVALID_RECORD", "not a sample record", { file: path, line, key: "position" });
-      return { ...record } as unknown as SampleRecord;
-    });
-  }
-  return { results: JSON.parse(text) as ResultsJson, samples };
+/** A model's answer is untrusted too: a NaN or a positive "log-likelihood" must never become a score. */
+function checkModelResults(
+  got: unknown,
+  n: number,
+  model: string,
+  task: string,
+  position: number,
+): LogLikelihoodResult[] {
+  if (!Array.isArray(got) || got.length !== n)
+    throw new HippoError(
+      "INTERNAL",
+      `model ${model} returned ${Array.isArray(got) ? got.length : "no"} results for the ${n} requests of document ${position} of ${task}`,
+    );
+  return got.map((r, i) => {
+    const lp = (r as LogLikelihoodResult | undefined)?.logprob;
+    if (!isLogLikelihood(lp) || typeof (r as LogLikelihoodResult).isGreedy !== "boolean")
+      throw new HippoError(
+        "INTERNAL",
+        `model ${model} returned an invalid result for continuation ${i} of document ${position} of ${task}`,
+        { expected: "{logprob: a finite number <= 0, isGreedy: boolean}", got: describeValue(r) },
+      );
+    return { logprob: lp, isGreedy: (r as LogLikelihoodResult).isGreedy };
+  });
 }

@@ -1,18 +1,26 @@
-export { openRequestCache, type RequestCache, requestKey } from "./cache.js";
-export {
-  type EvalOutput,
-  type EvaluateOptions,
-  evaluate,
-  mergeShards,
-  type ResultsJson,
-  readOutput,
-  type SampleRecord,
-  type Shard,
-  type TaskMetrics,
-  writeOutput,
-} from "./evaluate.js";
+export { isLogLikelihood, openRequestCache, type RequestCache, requestKey } from "./cache.js";
+export { type EvaluateOptions, evaluate, type ModelInfo, type Shard } from "./evaluate.js";
 export { argmax, meanStderr, pooledStderr, pyLen, scoreDoc } from "./metrics.js";
 export { createOpenAICompletionsModel, type OpenAICompletionsOptions } from "./openai.js";
+export {
+  aggregateResults,
+  type EvalOutput,
+  findResultsFile,
+  fromHarnessSample,
+  hashString,
+  type MetricValue,
+  mergeShards,
+  metricValue,
+  type OutputFiles,
+  outputFiles,
+  type ResultsJson,
+  readOutput,
+  resultsText,
+  type SampleRecord,
+  taskHash,
+  toHarnessSample,
+  writeOutput,
+} from "./output.js";
 export { applyLimit, type BuiltDoc, buildContexts, type ContextOptions } from "./protocol.js";
 export {
   PUBLISHED_COLUMNS,
@@ -21,6 +29,7 @@ export {
   PUBLISHED_TASKS,
   type PublishedRow,
 } from "./published.js";
+export { pyFloatRepr, pyIsoDateId, pyJsonDumps, pyStr, sanitizeModelName } from "./pyformat.js";
 export { PyRandom, type PyRandomState } from "./pyrandom.js";
 export { orderedJsonEntries, parseCsv } from "./readers.js";
 export { formatReport, type ReportRow } from "./report.js";
@@ -37,13 +46,17 @@ export {
   evalStage,
   metricsFromResults,
 } from "./stage.js";
-export * from "./tasks/builtin.js";
+export { BUILTIN_TASKS_DIR, MMLU_MEDICAL_SUBJECTS, readBuiltinTaskFiles } from "./tasks/builtin.js";
 export {
   loadLetterOptionsJsonl,
   loadMedmcqa,
   loadMmluCsv,
   loadPubmedqa,
+  loadPubmedqaFold0,
   loadPubmedqaTest500,
+  splitPqal,
+  TASK_LOADERS,
+  type TaskLoader,
 } from "./tasks/loaders.js";
 export {
   createTaskRegistry,
@@ -54,13 +67,21 @@ export {
   type TaskRegistry,
   validateTaskDefinition,
 } from "./tasks/registry.js";
-export { compileTemplate, loadTaskFile, taskFromSpec } from "./tasks/taskfile.js";
+export {
+  compileTemplate,
+  loadTaskFile,
+  parseTaskFile,
+  pyStrip,
+  type TaskFileEntry,
+  taskFromSpec,
+} from "./tasks/taskfile.js";
 export type {
   EvalDoc,
   FewshotSource,
+  GroupMetric,
   MetricName,
   TaskData,
   TaskDefinition,
   TaskGroup,
 } from "./tasks/types.js";
-export { PROMPT_VARIANTS, type PromptVariant, withVariant } from "./tasks/variants.js";
+export { PROMPT_VARIANTS, type PromptVariant, v03Query, withVariant } from "./tasks/variants.js";

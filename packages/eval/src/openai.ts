@@ -17,7 +17,7 @@ import {
 } from "@hippocrates/core";
 
 export interface OpenAICompletionsOptions {
-  /** e.g. http://127.0.0.1:8000 (with or without a trailing /v1). */
+  /** e.g. http://127.0.0.1:8000, with or without a trailing /v1 or /v1/completions. */
   baseUrl: string;
   /** The `model` field of the request. */
   model: string;
@@ -107,7 +107,11 @@ const sleep = (ms: number, signal?: AbortSignal) =>
   });
 
 export function createOpenAICompletionsModel(opts: OpenAICompletionsOptions): ScoringModel {
-  const base = opts.baseUrl.replace(/\/+$/, "").replace(/\/v1$/, "");
+  // http://host:8000, .../v1, or .../v1/completions (lm-evaluation-harness's local-completions base_url).
+  const base = opts.baseUrl
+    .replace(/\/+$/, "")
+    .replace(/\/completions$/, "")
+    .replace(/\/v1$/, "");
   const url = `${base}/v1/completions`;
   const batchSize = opts.batchSize ?? 16;
   const concurrency = opts.concurrency ?? 4;

@@ -10,10 +10,17 @@
  *   context = description + "\n\n".join(doc_to_text(s) + " " + gold_text(s) for s in shots) + "\n\n" + doc_to_text(doc)
  *   (the "\n\n" after the shots only when k > 0). Docs beyond the limit draw nothing.
  *
- * "current" (today's EleutherAI harness, our reading of it): docs in file order, `limit` the first N; shots
- * from the first k dev docs (`first_n`, MMLU) or a random draw as above, but from a stream seeded per
- * document (key [fewshotSeed, docIndex]) so a document's shots do not depend on the limit or the shard.
- * Same joining: description + shots joined by "\n\n" + "\n\n" + prompt.
+ * "current" (lm-evaluation-harness 0.4: `api/task.py` `build_all_requests` / `fewshot_context`, `api/samplers.py`
+ * at 0.4.9.1, `evaluator.py` `set_fewshot_seed`): docs in file order; `limit` the first N
+ * (`ceil(len * limit)` when < 1, `evaluator_utils.get_sample_size`); one `random.Random(fewshot_seed)` per
+ * task (1234 by default), drawn from document by document in that order (documents past the limit draw
+ * nothing, so a document's shots depend neither on the limit nor on the shard):
+ *     first_n sampler (MMLU):  shots = dev_docs[:k]
+ *     training docs:           shots = rnd.sample(train_docs, k)
+ *     no training docs:        shots = [x for x in rnd.sample(test_docs, k) if x != doc][:k]
+ * (the harness draws k + 1 only when a task's `fewshot_split` equals its `test_split`; a task that falls back
+ * to its test docs draws k, so such a document can get k - 1 shots there, and here).
+ * Context = description + "".join(doc_to_text(s) + target_delimiter + target(s) + "\n\n") + doc_to_text(doc).
  */
 import { HippoError } from "@hippocrates/core";
 import { PyRandom } from "./pyrandom.js";
@@ -49,7 +56,11 @@ export interface BuiltDoc {
   shotIds: string[];
 }
 
-export function applyLimit(n: number, limit: number | undefined): number {
+/**
+ * Documents evaluated under `limit`: a count, or a fraction of the documents when < 1, rounded down as the
+ * v0.3 harness (`int(len * limit)`) or up as 0.4 (`ceil(len * limit)`).
+ */
+export function applyLimit(n: number, limit: number | undefined, profile: Profile = "v0.3"): number {
   if (limit === undefined || limit === null) return n;
   if (!(limit >= 0) || !Number.isFinite(limit)) {
     throw new HippoError("INVALID_ARGUMENT", "limit must be a non-negative number", {
@@ -57,7 +68,8 @@ export function applyLimit(n: number, limit: number | undefined): number {
       got: String(limit),
     });
   }
-  return Math.min(n, limit < 1 ? Math.trunc(n * limit) : Math.trunc(limit));
+  const fraction = profile === "v0.3" ? Math.trunc(n * limit) : Math.ceil(n * limit);
+  return Math.min(n, limit < 1 ? fraction : Math.trunc(limit));
 }
 
 export function defaultDocKey(task: TaskDefinition): (doc: EvalDoc) => string {
@@ -84,16 +96,24 @@ export function buildContexts(task: TaskDefinition, data: TaskData, opts: Contex
       got: String(k),
     });
   const test = data.test;
+  if (test.length === 0)
+    throw new HippoError("INVALID_FORMAT", `task ${task.name}: no documents to evaluate`, {
+      file: data.files?.test,
+      expected: "at least one document",
+      got: "none",
+    });
   const order = test.map((_, i) => i);
-  const stream = new PyRandom(opts.seed ?? 42);
-  if (opts.profile === "v0.3") stream.shuffle(order);
-  const n = applyLimit(order.length, opts.limit);
+  const v03 = opts.profile === "v0.3";
+  // v0.3: one stream for the shuffle and every draw; current: the task's few-shot sampler's own stream.
+  const stream = new PyRandom(v03 ? (opts.seed ?? 42) : (opts.fewshotSeed ?? 1234));
+  if (v03) stream.shuffle(order);
+  const n = applyLimit(order.length, opts.limit, opts.profile);
   const key = defaultDocKey(task);
   const description = task.description ?? "";
 
   if (k > 0) {
     if (task.fewshot === "train" && !data.train) {
-      const where = (data as { trainPath?: string }).trainPath;
+      const where = data.files?.train;
       throw new HippoError(
         "NOT_FOUND",
         `task ${task.name}: ${k}-shot needs its training documents, which were not found`,
@@ -106,6 +126,12 @@ export function buildContexts(task: TaskDefinition, data: TaskData, opts: Contex
     if (task.fewshot === "dev_first_k" && (!data.dev || data.dev.length < k)) {
       throw new HippoError("NOT_FOUND", `task ${task.name}: ${k}-shot needs ${k} dev documents`, {
         got: String(data.dev?.length ?? 0),
+      });
+    }
+    if (task.fewshot === "train" && (data.train?.length ?? 0) < k) {
+      throw new HippoError("INVALID_ARGUMENT", `task ${task.name}: ${k}-shot needs ${k} training documents`, {
+        file: data.files?.train,
+        got: String(data.train?.length ?? 0),
       });
     }
     if (task.fewshot === "test" && test.length < k + 1) {
@@ -124,19 +150,13 @@ export function buildContexts(task: TaskDefinition, data: TaskData, opts: Contex
     let shots: EvalDoc[] = [];
     if (k > 0) {
       if (task.fewshot === "dev_first_k") shots = (data.dev as EvalDoc[]).slice(0, k);
+      else if (task.fewshot === "train") shots = stream.sample(data.train as EvalDoc[], k);
       else {
-        const rnd =
-          opts.profile === "v0.3"
-            ? stream
-            : new PyRandom((BigInt(opts.fewshotSeed ?? 1234) << 32n) | BigInt(docIndex));
-        if (task.fewshot === "train") shots = rnd.sample(data.train as EvalDoc[], k);
-        else {
-          const own = key(doc);
-          shots = rnd
-            .sample(test, k + 1)
-            .filter((x) => key(x) !== own)
-            .slice(0, k);
-        }
+        const own = key(doc);
+        shots = stream
+          .sample(test, v03 ? k + 1 : k)
+          .filter((x) => key(x) !== own)
+          .slice(0, k);
       }
     }
     const labeled =

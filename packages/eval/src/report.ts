@@ -3,7 +3,7 @@
  * (or acc_norm) in %, "—" where a task was not run. The average is over the six columns, and only when all
  * six were run (the paper's avg is the plain mean of its six columns).
  */
-import type { ResultsJson } from "./evaluate.js";
+import { metricValue, type ResultsJson } from "./output.js";
 import { PUBLISHED_COLUMNS, PUBLISHED_RESULTS, PUBLISHED_SOURCE, PUBLISHED_TASKS } from "./published.js";
 
 export interface ReportRow {
@@ -25,8 +25,8 @@ export function formatReport(
   const lines = [head, sep];
   for (const r of rows) {
     const vals = PUBLISHED_TASKS.map((t) => {
-      const m = r.results.results[t]?.[metric] ?? r.results.results[t]?.acc;
-      return typeof m === "number" ? m * 100 : null;
+      const m = metricValue(r.results, t, metric) ?? metricValue(r.results, t, "acc");
+      return m === null ? null : m * 100;
     });
     const avg = vals.every((v) => v !== null)
       ? (vals as number[]).reduce((a, b) => a + b, 0) / vals.length

@@ -18,6 +18,11 @@ export type BosPolicy = "none" | "bos";
 export interface EvalTokenizer {
   readonly bosTokenId: number | null;
   readonly eosTokenId: number | null;
+  /** Recorded in the results (`tokenizer_*_token`) when the tokenizer has them. */
+  readonly padTokenId?: number | null;
+  readonly bosToken?: string | null;
+  readonly eosToken?: string | null;
+  readonly padToken?: string | null;
   encode(text: string, options?: { addSpecialTokens?: boolean }): Promise<number[]>;
 }
 

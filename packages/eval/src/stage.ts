@@ -20,7 +20,8 @@ import {
   unknownNameMessage,
 } from "@hippocrates/core";
 import { z } from "zod";
-import { type EvalOutput, evaluate, type ResultsJson, writeOutput } from "./evaluate.js";
+import { evaluate } from "./evaluate.js";
+import type { ResultsJson } from "./output.js";
 import { defaultRegistry, PROFILES, type Profile } from "./tasks/registry.js";
 import { loadTaskFile } from "./tasks/taskfile.js";
 import type { TaskDefinition } from "./tasks/types.js";
@@ -40,8 +41,11 @@ export interface EvalSettings {
   batch_size?: number;
   /** Row label in the report (default: the training stages before it, e.g. "+CPT+SFT"). */
   label?: string;
-  /** Write each task's per-sample results (samples_<task>.jsonl) beside results.json (default true). */
-  write_out: boolean;
+  /**
+   * Write each task's per-sample results (`samples_<task>_<date>.jsonl`) beside the results file, as the
+   * harness's `--log_samples` (default true). `write_out`, this setting's earlier name, is accepted too.
+   */
+  log_samples: boolean;
 }
 
 const fields = {
@@ -55,6 +59,8 @@ const fields = {
   data_dir: z.string().min(1),
   batch_size: z.number().int().positive(),
   label: z.string().min(1),
+  log_samples: z.boolean(),
+  /** The earlier name of log_samples. */
   write_out: z.boolean(),
 };
 
@@ -66,7 +72,7 @@ const complete: z.ZodType<EvalSettings> = z.strictObject({
   data_dir: fields.data_dir.optional(),
   batch_size: fields.batch_size.optional(),
   label: fields.label.optional(),
-  write_out: fields.write_out.default(true),
+  log_samples: fields.log_samples.default(true),
 });
 
 /** The eval stage's settings schema: the pipeline entry laid over `defaults`. */
@@ -74,7 +80,15 @@ export function evalSettingsSchema(defaults: Partial<EvalSettings> = {}): z.ZodT
   return z
     .strictObject(fields, { error: unknownKeysError(Object.keys(fields)) })
     .partial()
-    .transform((given): unknown => ({ ...defaults, ...given }))
+    .refine((given) => given.write_out === undefined || given.log_samples === undefined, {
+      message: "write_out is the earlier name of log_samples: give one of them",
+      path: ["write_out"],
+    })
+    .transform(({ write_out, ...given }): unknown => ({
+      ...defaults,
+      ...(write_out === undefined ? {} : { log_samples: write_out }),
+      ...given,
+    }))
     .pipe(complete);
 }
 
@@ -126,11 +140,13 @@ export function metricsFromResults(results: ResultsJson): Record<string, number>
   const metrics: Record<string, number> = {};
   const accs: number[] = [];
   for (const [task, m] of Object.entries(results.results)) {
+    if (results.group_subtasks[task]?.length) continue; // a group's row, not a task's
     for (const k of ["acc", "acc_norm"]) {
-      const v = m[k];
+      const v = m[`${k},none`];
       if (typeof v === "number") metrics[`${task}/${k}`] = v;
     }
-    if (typeof m.acc === "number") accs.push(m.acc);
+    const acc = m["acc,none"];
+    if (typeof acc === "number") accs.push(acc);
   }
   if (accs.length) metrics["average/acc"] = accs.reduce((a, b) => a + b, 0) / accs.length;
   return metrics;
@@ -161,7 +177,7 @@ async function run(
   const tokenizer = await loadTokenizer(ctx.tokenizer);
   const tasks = await Promise.all(s.tasks.map((t, i) => resolveTask(t, i, s, ctx.baseDir)));
   const model = await loadArtifact(input.model);
-  let output: EvalOutput;
+  let output: Awaited<ReturnType<typeof evaluate>>;
   try {
     // Requests are cached while the stage runs, so a stopped evaluation resumes; the cache goes once it is
     // done, so a later run of a retrained model never reads this model's answers.
@@ -175,11 +191,12 @@ async function run(
       profile: s.profile,
       dataDir: s.data_dir !== undefined ? resolve(ctx.baseDir, s.data_dir) : ctx.runDir,
       cacheDir,
+      outputPath: ctx.outputDir,
+      logSamples: s.log_samples,
       progress: ctx.progress,
       signal: ctx.signal,
       batchSize: s.batch_size,
     });
-    await writeOutput(ctx.outputDir, s.write_out ? output : { results: output.results, samples: {} });
     await rm(cacheDir, { recursive: true, force: true });
   } finally {
     model.dispose();
@@ -187,7 +204,7 @@ async function run(
   return {
     model: input.model,
     metrics: metricsFromResults(output.results),
-    files: { results: join(ctx.outputDir, "results.json") },
+    files: { results: output.files?.results ?? ctx.outputDir },
   };
 }
 

@@ -9,6 +9,7 @@ import {
   defaultRegistry,
   evaluate,
   mergeShards,
+  pyIsoDateId,
   readOutput,
   truncateRequest,
 } from "../src/index.js";
@@ -72,11 +73,12 @@ describe("acc and acc_norm by hand equal the package's", () => {
     const r = out.results.results.medqa_usmle;
     expect(out.samples.medqa_usmle?.map((s) => s.acc)).toEqual(accs);
     expect(out.samples.medqa_usmle?.map((s) => s.acc_norm)).toEqual(norms);
-    expect(r?.acc).toBeCloseTo(meanOf(accs), 12);
-    expect(r?.acc_norm).toBeCloseTo(meanOf(norms), 12);
-    expect(r?.acc_stderr).toBeCloseTo(se(accs), 12);
+    expect(r?.["acc,none"]).toBeCloseTo(meanOf(accs), 12);
+    expect(r?.["acc_norm,none"]).toBeCloseTo(meanOf(norms), 12);
+    expect(r?.["acc_stderr,none"]).toBeCloseTo(se(accs), 12);
     expect(out.results.config.bos_policy).toBe("none");
-    expect(out.results["n-samples"].medqa_usmle).toEqual({ original: 1273, effective: 6, scored: 6 });
+    expect(out.results["n-samples"].medqa_usmle).toEqual({ original: 1273, effective: 6 });
+    expect(out.samples.medqa_usmle).toHaveLength(6);
   });
 
   it("BOS policy 'bos' puts the BOS id first and is recorded", async () => {
@@ -125,11 +127,11 @@ describe("acc and acc_norm by hand equal the package's", () => {
       profile: "current",
       limit: 4,
     });
-    const g = out.results.groups.multimedqa;
+    const g = out.results.groups?.multimedqa;
     const members = out.results.group_subtasks.multimedqa ?? [];
     expect(members).toHaveLength(9);
     const accs = members.flatMap((t) => out.samples[t]?.map((s) => s.acc) ?? []);
-    expect(g?.acc).toBeCloseTo(accs.reduce((a, b) => a + b, 0) / accs.length, 12);
+    expect(g?.["acc,none"]).toBeCloseTo(accs.reduce((a, b) => a + b, 0) / accs.length, 12);
     expect(out.results.config.bos_policy).toBe("bos");
     expect(out.samples.medqa_4options?.[0]?.continuations).toEqual([" A", " B", " C", " D"]);
   });
@@ -140,6 +142,8 @@ describe("runs that scale", () => {
     const lines: string[] = [];
     const stream = { write: (s: string) => lines.push(s), isTTY: false } as unknown as NodeJS.WriteStream;
     const progress: ProgressReporter = createBarReporter({ stream, plain: true, intervalMs: 0 });
+    // The results record the run's date and duration: a fixed clock makes two runs comparable.
+    const now = () => 1_700_000_000_000;
     const full = await evaluate({
       model: createDetModel(),
       tokenizer: tok,
@@ -147,6 +151,7 @@ describe("runs that scale", () => {
       dataDir: DATA_DIR,
       progress,
       batchSize: 32,
+      now,
     });
     expect(full.samples.medqa_usmle).toHaveLength(1273);
     expect(lines.at(-1)).toMatch(/medqa_usmle +\[#+\] 1273\/1273 doc/);
@@ -160,10 +165,11 @@ describe("runs that scale", () => {
       maxLength: m1.maxLength,
       logLikelihood: async (r: Parameters<typeof m1.logLikelihood>[0]) => {
         const res = await m1.logLikelihood(r);
-        if (m1.calls === 10) ctrl.abort(new Error("stop"));
+        if (m1.calls === 10 * 32) ctrl.abort(new Error("stop"));
         return res;
       },
     };
+    // One document per model call, one call at a time: the interruption lands after exactly 320 documents.
     await expect(
       evaluate({
         model: aborting,
@@ -172,7 +178,7 @@ describe("runs that scale", () => {
         dataDir: DATA_DIR,
         cacheDir,
         signal: ctrl.signal,
-        batchSize: 32,
+        batchSize: 1,
       }),
     ).rejects.toThrow(/interrupted/);
     expect(m1.requests).toBe(10 * 32 * 4);
@@ -184,6 +190,7 @@ describe("runs that scale", () => {
       dataDir: DATA_DIR,
       cacheDir,
       batchSize: 32,
+      now,
     });
     expect(m2.requests).toBe(1273 * 4 - 10 * 32 * 4);
     expect(resumed.results).toEqual(full.results);
@@ -202,7 +209,15 @@ describe("runs that scale", () => {
   });
 
   it("two shards merged equal one run (5-shot pubmedqa, v0.3 stream)", async () => {
-    const opts = { tokenizer: tok, tasks: ["pubmedqa", "medmcqa"], dataDir: DATA_DIR, limit: 30 } as const;
+    // A fixed clock: the results record the run's date and duration, which differ between runs.
+    const opts = {
+      tokenizer: tok,
+      tasks: ["pubmedqa", "medmcqa"],
+      dataDir: DATA_DIR,
+      limit: 30,
+      logSamples: true,
+      now: () => 1_700_000_000_000,
+    } as const;
     const one = await evaluate({ ...opts, model: createDetModel(), numFewshot: 0 });
     const s0 = await evaluate({
       ...opts,
@@ -244,7 +259,7 @@ describe("runs that scale", () => {
       model: createDetModel(),
       numFewshot: 5,
       shard: { index: 0, count: 2 },
-      writeOut: join(tmp, "shard0"),
+      outputPath: join(tmp, "shard0"),
     });
     await evaluate({
       ...opts,
@@ -252,7 +267,7 @@ describe("runs that scale", () => {
       model: createDetModel(),
       numFewshot: 5,
       shard: { index: 1, count: 2 },
-      writeOut: join(tmp, "shard1"),
+      outputPath: join(tmp, "shard1"),
     });
     const fromDisk = mergeShards([
       await readOutput(join(tmp, "shard0")),
@@ -263,28 +278,42 @@ describe("runs that scale", () => {
     expect(() => mergeShards([f0, s1])).toThrow(/different configurations/);
   });
 
-  it("--write-out writes results.json and every request's context and continuations", async () => {
+  it("--output_path with --log_samples writes DIR/<model>/results_<date>.json and every request's context and continuations", async () => {
     const dir = join(tmp, "out");
-    await evaluate({
+    const out = await evaluate({
       model: createDetModel(),
       tokenizer: tok,
       tasks: ["pubmedqa"],
       dataDir: DATA_DIR,
       limit: 3,
-      writeOut: dir,
+      outputPath: dir,
+      logSamples: true,
+      now: () => Date.UTC(2024, 4, 1, 12, 34, 56, 789),
     });
-    const results = JSON.parse(await readFile(join(dir, "results.json"), "utf8"));
+    const date = pyIsoDateId(Date.UTC(2024, 4, 1, 12, 34, 56, 789));
+    expect(out.files?.results).toBe(join(dir, "det-test-model", `results_${date}.json`));
+    const results = JSON.parse(await readFile(out.files?.results as string, "utf8"));
     expect(Object.keys(results)).toEqual(
       expect.arrayContaining(["results", "versions", "n-samples", "configs", "config"]),
     );
-    expect(Object.keys(results.results.pubmedqa)).toEqual(["alias", "acc", "acc_stderr"]);
-    const rows = (await readFile(join(dir, "samples_pubmedqa.jsonl"), "utf8"))
+    expect(Object.keys(results.results.pubmedqa)).toEqual([
+      "alias",
+      "acc,none",
+      "acc_stderr,none",
+      "name",
+      "sample_len",
+    ]);
+    const rows = (await readFile(join(dir, "det-test-model", `samples_pubmedqa_${date}.jsonl`), "utf8"))
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l));
     expect(rows).toHaveLength(3);
-    expect(rows[0].continuations).toEqual([" yes", " no", " maybe"]);
-    expect(rows[0].context.startsWith("Abstract: ")).toBe(true);
+    expect(Object.values(rows[0].arguments).map((a) => (a as { arg_1: string }).arg_1)).toEqual([
+      " yes",
+      " no",
+      " maybe",
+    ]);
+    expect(rows[0].arguments.gen_args_0.arg_0.startsWith("Abstract: ")).toBe(true);
     expect(rows[0].resps).toHaveLength(3);
   });
 });

@@ -14,3 +14,29 @@ export function rawJsonl(rel: string): Record<string, unknown>[] {
 export const pythonRandom = JSON.parse(
   readFileSync(new URL("./fixtures/python_random.json", import.meta.url), "utf8"),
 );
+
+/**
+ * A data folder with the shared benchmarks and the small MedQA/MedMCQA training files that
+ * `fixtures/make_harness_replay.py` wrote (the shared data has no training splits; 5-shot needs them).
+ */
+export async function dataDirWithTrainSplits(): Promise<{ dir: string; remove(): Promise<void> }> {
+  const { copyFile, mkdir, mkdtemp, rm, symlink } = await import("node:fs/promises");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const fixtures = fileURLToPath(new URL("./fixtures/", import.meta.url));
+  const dir = await mkdtemp(join(tmpdir(), "hippo-eval-data-"));
+  const b = join(dir, "benchmarks");
+  await mkdir(join(b, "medqa"), { recursive: true });
+  await mkdir(join(b, "medmcqa"), { recursive: true });
+  await symlink(join(DATA_DIR, "benchmarks/pubmedqa"), join(b, "pubmedqa"));
+  await symlink(join(DATA_DIR, "benchmarks/mmlu_medical"), join(b, "mmlu_medical"));
+  for (const f of ["medqa_us_4options_test.jsonl", "medqa_us_5options_test.jsonl"])
+    await symlink(join(DATA_DIR, "benchmarks/medqa", f), join(b, "medqa", f));
+  await symlink(
+    join(DATA_DIR, "benchmarks/medmcqa/medmcqa_validation_4183.jsonl"),
+    join(b, "medmcqa/medmcqa_validation_4183.jsonl"),
+  );
+  await copyFile(join(fixtures, "harness_medqa_train.jsonl"), join(b, "medqa/medqa_us_4options_train.jsonl"));
+  await copyFile(join(fixtures, "harness_medmcqa_train.jsonl"), join(b, "medmcqa/medmcqa_train.jsonl"));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}

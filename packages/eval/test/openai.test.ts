@@ -143,6 +143,15 @@ describe("OpenAI-compatible completions backend", () => {
     }
   });
 
+  it("takes lm-evaluation-harness's base_url spelling (.../v1/completions) as well as the server root", async () => {
+    const req = [{ context: [1, 2], continuation: [3] }];
+    const expected = await createDetModel().logLikelihood(req);
+    for (const url of [`${baseUrl}/v1/completions`, `${baseUrl}/v1/`, baseUrl]) {
+      const m = createOpenAICompletionsModel({ baseUrl: url, model: "det", maxLength: 64 });
+      expect((await m.logLikelihood(req))[0]?.logprob).toBeCloseTo(expected[0]?.logprob as number, 9);
+    }
+  });
+
   it("retries 503s and then fails clearly; 4xx is not retried", async () => {
     const remote = createOpenAICompletionsModel({
       baseUrl,

@@ -2,14 +2,18 @@ import { describe, expect, it } from "vitest";
 import { formatReport, PUBLISHED_RESULTS, type ResultsJson } from "../src/index.js";
 
 const results = (acc: Record<string, number>): ResultsJson => ({
-  results: Object.fromEntries(Object.entries(acc).map(([t, a]) => [t, { acc: a, acc_norm: a / 2 }])),
-  groups: {},
+  results: Object.fromEntries(
+    Object.entries(acc).map(([t, a]) => [t, { alias: t, "acc,none": a, "acc_norm,none": a / 2 }]),
+  ),
   group_subtasks: {},
+  configs: {},
   versions: {},
   "n-shot": {},
+  higher_is_better: {},
   "n-samples": {},
-  configs: {},
   config: {},
+  git_hash: null,
+  date: 0,
 });
 
 describe("report table", () => {

@@ -3,10 +3,10 @@
  * and a run on a model chain (a tiny random Llama with the Llama-2 vocabulary and a LoRA adapter over it),
  * loaded with @hippocrates/model's loadArtifact: the stage's metrics equal `evaluate` on the same model.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { initBackend } from "@hippocrates/backend";
 import { type ModelArtifact, type StageContext, silentProgress } from "@hippocrates/core";
 import {
@@ -56,7 +56,10 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 describe("eval stage settings and check", () => {
   it("validates the entry: defaults, strict keys with did-you-mean, the harness's limit", async () => {
-    expect(await settings({ tasks: ["medqa_usmle"] })).toEqual({ tasks: ["medqa_usmle"], write_out: true });
+    expect(await settings({ tasks: ["medqa_usmle"] })).toEqual({ tasks: ["medqa_usmle"], log_samples: true });
+    expect(await issues({ tasks: ["medqa_usmle"], write_out: true, log_samples: true })).toEqual([
+      "write_out is the earlier name of log_samples: give one of them",
+    ]);
     expect(await issues({ tasks: ["medqa_usmle"], num_fewshots: 5 })).toEqual([
       'unknown key "num_fewshots"; did you mean "num_fewshot"?',
     ]);
@@ -69,7 +72,7 @@ describe("eval stage settings and check", () => {
       tasks: ["pubmedqa"],
       profile: "current",
       num_fewshot: 0,
-      write_out: true,
+      log_samples: true,
     });
     expect(() => evalStage({ task: ["x"] } as never)).toThrow(/did you mean "tasks"/);
   });
@@ -121,8 +124,12 @@ describe("eval stage run", () => {
     const s = await settings({ tasks: ["medqa_usmle"], limit: 2, data_dir: DATA_DIR, batch_size: 1 });
     const out = await stage.run({ model: chain, config: s }, context(join(dir, "eval")));
     expect(out.model).toBe(chain);
-    expect(out.files.results).toBe(join(dir, "eval", "results.json"));
-    expect(existsSync(join(dir, "eval", "samples_medqa_usmle.jsonl"))).toBe(true);
+    // lm-evaluation-harness 0.4's layout: <output_path>/<model_name_sanitized>/results_<date>.json, samples beside.
+    const results = out.files.results as string;
+    expect(dirname(dirname(results))).toBe(join(dir, "eval"));
+    expect(basename(results)).toMatch(/^results_\d{4}-\d\d-\d\dT[\d.-]+\.json$/);
+    const samples = readdirSync(dirname(results)).filter((f) => f.startsWith("samples_medqa_usmle_"));
+    expect(samples).toHaveLength(1);
     expect(existsSync(join(dir, "eval", "cache"))).toBe(false);
 
     const lm = await loadArtifact(chain);
@@ -143,10 +150,13 @@ describe("eval stage run", () => {
     ]);
   });
 
-  it("write_out: false writes results.json without the per-sample files", async () => {
-    const s = await settings({ tasks: ["medqa_usmle"], limit: 1, data_dir: DATA_DIR, write_out: false });
-    await evalStage().run({ model: chain, config: s }, context(join(dir, "eval-quiet")));
-    expect(existsSync(join(dir, "eval-quiet", "results.json"))).toBe(true);
-    expect(existsSync(join(dir, "eval-quiet", "samples_medqa_usmle.jsonl"))).toBe(false);
+  it("log_samples: false (or its earlier name write_out: false) writes the results without per-sample files", async () => {
+    for (const off of [{ log_samples: false }, { write_out: false }]) {
+      const s = await settings({ tasks: ["medqa_usmle"], limit: 1, data_dir: DATA_DIR, ...off });
+      const out = await evalStage().run({ model: chain, config: s }, context(join(dir, "eval-quiet")));
+      const results = out.files.results as string;
+      expect(existsSync(results)).toBe(true);
+      expect(readdirSync(dirname(results)).filter((f) => f.startsWith("samples_"))).toEqual([]);
+    }
   });
 });

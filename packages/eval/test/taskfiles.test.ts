@@ -1,8 +1,19 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildContexts, createTaskRegistry, defineTask, loadTaskFile, taskFromSpec } from "../src/index.js";
+import {
+  BUILTIN_TASKS_DIR,
+  buildContexts,
+  createTaskRegistry,
+  defineTask,
+  loadTaskFile,
+  parseTaskFile,
+  readBuiltinTaskFiles,
+  type TaskDefinition,
+  taskFromSpec,
+} from "../src/index.js";
+import { DATA_DIR } from "./helpers.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -186,6 +197,87 @@ describe("task definition files", () => {
   it("unknown task names list what exists", () => {
     expect(() => createTaskRegistry().get("pubmed", "v0.3")).toThrow(
       /unknown task "pubmed" for profile v0\.3 \(did you mean pubmedqa, .*\?\) \(expected one of hippocrates, /,
+    );
+  });
+});
+
+describe("built-in tasks are task files, read by the same loader as a user's", () => {
+  it("every built-in name comes from a file under packages/eval/tasks", () => {
+    const entries = readBuiltinTaskFiles();
+    const files = entries.map((e) => (e.kind === "task" ? e.task.name : e.group.name));
+    expect(files).toEqual(
+      expect.arrayContaining(["medqa_usmle", "pubmedqa", "medqa_4options", "multimedqa"]),
+    );
+    const reg = createTaskRegistry();
+    const fromFiles = createTaskRegistry({ builtins: false });
+    for (const e of entries) fromFiles.registerEntry(e);
+    for (const p of ["v0.3", "current"] as const) expect(fromFiles.names(p)).toEqual(reg.names(p));
+    // The variants of the fork come from the v0.3 files' "variants".
+    expect(reg.names("v0.3")).toEqual(
+      expect.arrayContaining(["medqa_usmle_cot", "pubmedqa_er", "usmle_step3_vot"]),
+    );
+    expect(reg.names("current")).not.toContain("medqa_usmle_cot");
+  });
+
+  it("a copy of a built-in file, loaded as a user's task file, builds the same prompts", async () => {
+    const src = join(BUILTIN_TASKS_DIR, "mmlu/mmlu_anatomy.json");
+    const copy = JSON.parse(await readFile(src, "utf8"));
+    copy.name = "my_anatomy";
+    await writeFile(join(dir, "my_anatomy.json"), JSON.stringify(copy));
+    const mine = await loadTaskFile(join(dir, "my_anatomy.json"));
+    const builtin = createTaskRegistry().get("mmlu_anatomy", "current");
+    const opts = { profile: "current", numFewshot: 5, limit: 3 } as const;
+    const a = buildContexts(mine, await mine.load(DATA_DIR), opts);
+    const b = buildContexts(builtin, await builtin.load(DATA_DIR), opts);
+    expect(a.map((x) => [x.context, x.continuations, x.gold])).toEqual(
+      b.map((x) => [x.context, x.continuations, x.gold]),
+    );
+  });
+
+  it("named loaders (lm-evaluation-harness's !function) and group files", async () => {
+    const csv = "question,choice0,choice1,choice2,choice3,answer\n  What?  ,w,x,y,z,2\nWhy?,p,q,r,s,B\n";
+    await writeFile(join(dir, "quiz_test.csv"), csv);
+    await writeFile(join(dir, "quiz_dev.csv"), csv);
+    const spec = {
+      name: "quiz",
+      loader: "mmlu_csv",
+      files: { test: "quiz_test.csv", dev: "quiz_dev.csv" },
+      prompt: { template: "{question_stripped}\n{options_lines}\nAnswer:" },
+      choices: "letters",
+      fewshot: "dev_first_k",
+      metrics: ["acc"],
+    };
+    const reg = createTaskRegistry();
+    reg.registerEntry(parseTaskFile(spec, join(dir, "quiz.json")));
+    reg.registerEntry(
+      parseTaskFile({ group: "quizzes", task: ["quiz", "mmlu_anatomy"] }, join(dir, "g.json")),
+    );
+    const { tasks, groups } = reg.resolve(["quizzes"], "current");
+    expect(tasks.map((t) => t.name)).toEqual(["quiz", "mmlu_anatomy"]);
+    expect(groups.map((g) => g.name)).toEqual(["quizzes"]);
+    const [q] = buildContexts(tasks[0] as TaskDefinition, await (tasks[0] as TaskDefinition).load(dir), {
+      profile: "current",
+      numFewshot: 0,
+    });
+    expect(q?.context).toBe("What?\nA. w\nB. x\nC. y\nD. z\nAnswer:");
+    expect(q?.gold).toBe(2);
+  });
+
+  it("unknown keys and loaders get a did-you-mean", () => {
+    const f = join(dir, "typo.json");
+    const base = {
+      name: "t",
+      files: { test: "x.jsonl" },
+      fields: { question: "q", options: "o", answer: "a" },
+    };
+    expect(() => parseTaskFile({ ...base, fewshoot: "train" }, f)).toThrow(
+      /typo\.json, key "fewshoot": unknown key "fewshoot"; did you mean "fewshot"\?/,
+    );
+    expect(() => parseTaskFile({ ...base, loader: "mmlu_cvs" }, f)).toThrow(
+      /key "loader": unknown loader "mmlu_cvs"; did you mean "mmlu_csv"\?/,
+    );
+    expect(() => parseTaskFile({ group: "g", task: ["a"], aggregate_metric_lst: [] }, f)).toThrow(
+      /did you mean "aggregate_metric_list"\?/,
     );
   });
 });

@@ -283,7 +283,7 @@ describe("5-shot draws", () => {
     expect(built[0]?.context.includes(`\nAnswer: ${"ABCD"[dev0?.gold ?? 0]}\n\n`)).toBe(true);
   });
 
-  it("current profile per-document seeding: a document's shots do not depend on the limit", async () => {
+  it("current profile: one few-shot stream per task, drawn in document order, so a document's shots do not depend on the limit", async () => {
     const task = cur("pubmedqa");
     const data = await task.load(DATA_DIR);
     const a = buildContexts(task, data, { profile: "current", numFewshot: 3, limit: 5 });

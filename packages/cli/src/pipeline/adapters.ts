@@ -318,7 +318,8 @@ export async function runEvalStage(
       ...(c.profile ? { profile: c.profile } : {}),
       dataDir: c.data_dir ?? ctx.runDir,
       cacheDir,
-      writeOut: ctx.outputDir,
+      outputPath: ctx.outputDir,
+      logSamples: true,
       progress: ctx.progress,
       signal: ctx.signal,
       ...(c.batch_size ? { batchSize: c.batch_size } : {}),
@@ -330,13 +331,14 @@ export async function runEvalStage(
   const metrics: Record<string, number> = {};
   const accs: number[] = [];
   for (const [task, m] of Object.entries(output.results.results)) {
+    if (output.results.group_subtasks[task]?.length) continue; // a group's row, not a task's
     for (const k of ["acc", "acc_norm"]) {
-      const v = m[k];
+      const v = m[`${k},none`];
       if (typeof v === "number") metrics[`${task}/${k}`] = v;
     }
-    if (typeof m.acc === "number") accs.push(m.acc);
+    if (typeof m["acc,none"] === "number") accs.push(m["acc,none"]);
   }
   if (accs.length) metrics["average/acc"] = accs.reduce((a, b) => a + b, 0) / accs.length;
   await mkdir(ctx.outputDir, { recursive: true });
-  return { model: input.model, metrics, files: { results: join(ctx.outputDir, "results.json") } };
+  return { model: input.model, metrics, files: { results: output.files?.results ?? ctx.outputDir } };
 }

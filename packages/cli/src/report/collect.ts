@@ -4,7 +4,7 @@
  */
 import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
-import { dirname, isAbsolute, join } from "node:path";
+import { basename, dirname, isAbsolute, join } from "node:path";
 import { HippoError, isPlainObject, readJsonFile, readJsonlObjects } from "@hippocrates/core";
 import { type RunManifest, readManifest, type StageRecord } from "../pipeline/manifest.js";
 
@@ -84,6 +84,92 @@ function resolveFile(stage: StageRecord, file: string | undefined): string | und
 
 const num = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
 
+/**
+ * The results file of an eval stage: the recorded file, or (a folder, or a recorded `results.json` that an
+ * lm-evaluation-harness 0.4 layout replaced) the newest `results_<date>.json` in that folder or its model
+ * folder. Undefined when there is none (a stage that did not finish).
+ */
+async function findEvalResults(recorded: string): Promise<string | undefined> {
+  const { findResultsFile } = await import("@hippocrates/eval");
+  const target = existsSync(recorded) ? recorded : dirname(recorded);
+  if (!existsSync(target)) return undefined;
+  try {
+    return await findResultsFile(target);
+  } catch (e) {
+    if (e instanceof HippoError && e.code === "NOT_FOUND") return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Per-task scores of a results file: lm-evaluation-harness 0.4 keys (`"acc,none"`, `"acc_stderr,none"`, a
+ * stderr may be "N/A"), or the earlier `acc` keys of older run folders. Group rows are left out (the paper's
+ * table is per task).
+ */
+export function taskScores(results: unknown): Record<string, TaskScore> {
+  const tasks: Record<string, TaskScore> = {};
+  if (!isPlainObject(results) || !isPlainObject(results.results)) return tasks;
+  const subtasks = isPlainObject(results.group_subtasks) ? results.group_subtasks : {};
+  const nSamples = isPlainObject(results["n-samples"]) ? results["n-samples"] : {};
+  for (const [task, m] of Object.entries(results.results)) {
+    if (!isPlainObject(m)) continue;
+    if (Array.isArray(subtasks[task]) && (subtasks[task] as unknown[]).length > 0) continue;
+    const acc = num(m["acc,none"]) ?? num(m.acc);
+    if (acc === undefined) continue;
+    const score: TaskScore = { acc };
+    const norm = num(m["acc_norm,none"]) ?? num(m.acc_norm);
+    const se = num(m["acc_stderr,none"]) ?? num(m.acc_stderr);
+    if (norm !== undefined) score.acc_norm = norm;
+    if (se !== undefined) score.stderr = se;
+    const ns = nSamples[task];
+    if (isPlainObject(ns) && num(ns.effective) !== undefined) score.n = num(ns.effective) as number;
+    tasks[task] = score;
+  }
+  return tasks;
+}
+
+/** Samples files beside a results file: `samples_<task>_<date>.jsonl` (0.4), or `samples_<task>.jsonl`. */
+async function sampleFiles(resultsFile: string, tasks: string[]): Promise<{ task: string; file: string }[]> {
+  const dir = dirname(resultsFile);
+  const name = basename(resultsFile);
+  const date = name.startsWith("results_")
+    ? name.slice(name.lastIndexOf("_") + 1, -".json".length)
+    : undefined;
+  const names = new Set(await readdir(dir));
+  const out: { task: string; file: string }[] = [];
+  for (const task of [...tasks].sort()) {
+    const candidates = [date ? `samples_${task}_${date}.jsonl` : undefined, `samples_${task}.jsonl`];
+    const found = candidates.find((c) => c !== undefined && names.has(c));
+    if (found) out.push({ task, file: join(dir, found) });
+  }
+  return out;
+}
+
+/** One row of a samples file (lm-evaluation-harness 0.4's, or the earlier own format), read leniently. */
+function sampleRow(r: Record<string, unknown>, task: string, stage: string, label: string): SampleRow {
+  const args = isPlainObject(r.arguments) ? Object.values(r.arguments).filter(isPlainObject) : [];
+  const hippo = isPlainObject(r.hippo) ? r.hippo : {};
+  const pairs = Array.isArray(r.filtered_resps) ? r.filtered_resps : Array.isArray(r.resps) ? r.resps : [];
+  const logprobs = pairs.map((x) => (Array.isArray(x) ? Number(x[0]) : Number(x)));
+  const options = args.length
+    ? args.map((a) => String(a.arg_1 ?? ""))
+    : Array.isArray(r.continuations)
+      ? r.continuations.map(String)
+      : [];
+  const gold = num(hippo.gold) ?? num(r.gold) ?? -1;
+  return {
+    stage,
+    label,
+    task: String(hippo.task ?? r.task ?? task),
+    id: String(hippo.doc_key ?? r.doc_id ?? ""),
+    context: String(args[0]?.arg_0 ?? r.context ?? ""),
+    options,
+    logprobs,
+    gold,
+    pred: logprobs.length ? logprobs.indexOf(Math.max(...logprobs)) : -1,
+  };
+}
+
 export async function collectReport(
   runDir: string,
   options: { maxSamples?: number } = {},
@@ -129,28 +215,14 @@ export async function collectReport(
       }
       data.curves.push({ stage: stage.id, points });
     }
-    const resultsFile = resolveFile(stage, files.results);
-    if (stage.kind === "eval" && resultsFile && existsSync(resultsFile)) {
+    const recorded = resolveFile(stage, files.results);
+    const resultsFile = stage.kind === "eval" && recorded ? await findEvalResults(recorded) : undefined;
+    if (stage.kind === "eval" && resultsFile) {
       const results = await readJsonFile(resultsFile);
       const configured = (manifest.config as { stages?: { label?: unknown }[] } | undefined)?.stages?.[i]
         ?.label;
       const label = typeof configured === "string" ? configured : stageLabel(manifest.stages, i);
-      const tasks: Record<string, TaskScore> = {};
-      const byTask = isPlainObject(results) && isPlainObject(results.results) ? results.results : {};
-      for (const [task, m] of Object.entries(byTask)) {
-        if (!isPlainObject(m) || num(m.acc) === undefined) continue;
-        const score: TaskScore = { acc: num(m.acc) as number };
-        const norm = num(m.acc_norm);
-        const se = num(m.acc_stderr);
-        if (norm !== undefined) score.acc_norm = norm;
-        if (se !== undefined) score.stderr = se;
-        const ns =
-          isPlainObject(results) && isPlainObject(results["n-samples"])
-            ? results["n-samples"][task]
-            : undefined;
-        if (isPlainObject(ns) && num(ns.effective) !== undefined) score.n = num(ns.effective) as number;
-        tasks[task] = score;
-      }
+      const tasks = taskScores(results);
       const accs = Object.values(tasks).map((t) => t.acc);
       data.evals.push({
         stage: stage.id,
@@ -158,28 +230,10 @@ export async function collectReport(
         tasks,
         average: accs.length ? accs.reduce((a, b) => a + b, 0) / accs.length : Number.NaN,
       });
-      const dir = dirname(resultsFile);
-      for (const f of (await readdir(dir))
-        .filter((n) => n.startsWith("samples_") && n.endsWith(".jsonl"))
-        .sort()) {
-        for (const r of await readJsonl(join(dir, f))) {
+      for (const { task, file } of await sampleFiles(resultsFile, Object.keys(tasks))) {
+        for (const r of await readJsonl(file)) {
           if (data.samples.length >= maxSamples) break;
-          const resps = Array.isArray(r.resps)
-            ? r.resps.map((x) => (Array.isArray(x) ? Number(x[0]) : Number(x)))
-            : [];
-          const continuations = Array.isArray(r.continuations) ? r.continuations.map(String) : [];
-          const pred = resps.length ? resps.indexOf(Math.max(...resps)) : -1;
-          data.samples.push({
-            stage: stage.id,
-            label,
-            task: String(r.task ?? f.slice(8, -6)),
-            id: String(r.doc_id ?? ""),
-            context: String(r.context ?? ""),
-            options: continuations,
-            logprobs: resps,
-            gold: typeof r.gold === "number" ? r.gold : -1,
-            pred,
-          });
+          data.samples.push(sampleRow(r, task, stage.id, label));
         }
       }
     }

@@ -3,6 +3,7 @@
  * authors' HF datasets have, which the v0.3 shuffle depends on) and validates every record.
  */
 import { access } from "node:fs/promises";
+import { basename } from "node:path";
 import {
   describeValue,
   HippoError,
@@ -11,8 +12,9 @@ import {
   readJsonlObjects,
   readTextFile,
 } from "@hippocrates/core";
+import { PyRandom } from "../pyrandom.js";
 import { orderedJsonEntries, parseCsv } from "../readers.js";
-import type { EvalDoc } from "./types.js";
+import type { EvalDoc, TaskData } from "./types.js";
 
 export const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
@@ -102,7 +104,7 @@ export async function loadLetterOptionsJsonl(
   path: string,
   opts: { dropNullOptions?: boolean } = {},
 ): Promise<EvalDoc[]> {
-  const records = await readRecords(path);
+  const records = requireRecords(await readRecords(path), path);
   return records.map(({ line, row, record }, i) => {
     const where = { file: path, ...(line !== undefined ? { line } : { row }) };
     const question = requireString(record, "question", where);
@@ -142,9 +144,7 @@ export async function loadLetterOptionsJsonl(
       });
     }
     const gold = letterToIndex(record.answer_idx, options.length, { ...where, key: "answer_idx" });
-    const meta: Record<string, unknown> = {};
-    if (record.meta_info !== undefined) meta.meta_info = record.meta_info;
-    return { id: String(record.realidx ?? record.id ?? i), question, options, gold, meta };
+    return { id: String(record.realidx ?? record.id ?? i), question, options, gold, raw: record };
   });
 }
 
@@ -179,7 +179,7 @@ async function readRecords(
  * `answer_idx` letter) are accepted too, for a training file.
  */
 export async function loadMedmcqa(path: string): Promise<EvalDoc[]> {
-  const records = await readRecords(path);
+  const records = requireRecords(await readRecords(path), path);
   return records.map(({ line, row, record }, i) => {
     const where = { file: path, ...(line !== undefined ? { line } : { row }) };
     const question = requireString(record, "question", where);
@@ -198,6 +198,7 @@ export async function loadMedmcqa(path: string): Promise<EvalDoc[]> {
         question,
         options,
         gold: letterToIndex(record.answer_idx, options.length, { ...where, key: "answer_idx" }),
+        raw: record,
       };
     }
     const choices = record.choices;
@@ -229,6 +230,7 @@ export async function loadMedmcqa(path: string): Promise<EvalDoc[]> {
       question,
       options,
       gold: checkIndex(record.answer, options.length, { ...where, key: "answer" }),
+      raw: record,
     };
   });
 }
@@ -265,12 +267,20 @@ function pubmedqaDoc(pmid: string, value: unknown, file: string): EvalDoc {
       key: `${pmid}.final_decision`,
       got: describeValue(decision),
     });
-  return { id: pmid, question, contexts: contexts as string[], options: PUBMEDQA_LABELS.slice(), gold };
+  return {
+    id: pmid,
+    question,
+    contexts: contexts as string[],
+    options: PUBMEDQA_LABELS.slice(),
+    gold,
+    raw: value,
+  };
 }
 
 /** PQA-L `ori_pqal.json` in file key order (as HF's `pubmed_qa`/`pqa_labeled` "train" split, 1,000 rows). */
 export async function loadPubmedqa(path: string): Promise<EvalDoc[]> {
   const entries = orderedJsonEntries(await readTextFile(path), path);
+  if (entries.length === 0) throw noDocuments(path);
   return entries.map(([pmid, value]) => pubmedqaDoc(pmid, value, path));
 }
 
@@ -281,6 +291,7 @@ export async function loadPubmedqa(path: string): Promise<EvalDoc[]> {
 export async function loadPubmedqaTest500(oriPath: string, truthPath: string): Promise<EvalDoc[]> {
   const all = new Map((await loadPubmedqa(oriPath)).map((d) => [d.id, d]));
   const truth = orderedJsonEntries(await readTextFile(truthPath), truthPath);
+  if (truth.length === 0) throw noDocuments(truthPath);
   return truth.map(([pmid, label]) => {
     const doc = all.get(pmid);
     if (!doc)
@@ -297,11 +308,100 @@ export async function loadPubmedqaTest500(oriPath: string, truthPath: string): P
   });
 }
 
-/** MMLU CSV: header `question,choice0,...,choiceN,answer`; the answer an index (0-3) or a letter. */
-export async function loadMmluCsv(path: string, subject: string): Promise<EvalDoc[]> {
+/**
+ * PubMedQA's own split of PQA-L (`preprocess/split_dataset.py` of github.com/pubmedqa/pubmedqa, commit
+ * 9b38747, run as `python split_dataset.py pqal`), which `bigbio/pubmed_qa`'s `pubmed_qa_labeled_fold{i}`
+ * configs load: one `random.seed(0)` stream; the documents are grouped by label in file order (yes, no, maybe),
+ * each group shuffled and cut in halves, the halves joined label by label; the second half is the test set
+ * (500), the first is split the same way into 10 folds (the uneven last fold gets one random document from
+ * each other fold). Fold 0: dev = fold 0 (50), train = folds 1..9 in order (450). Orders are the dicts'
+ * insertion orders, which `json.dump` writes and the dataset loader reads back.
+ */
+export function splitPqal<T>(entries: readonly [string, T][], label: (value: T) => string) {
+  const rnd = new PyRandom(0);
+  const split = (dataset: readonly [string, T][], fold: number): [string, T][][] => {
+    const byLabel = new Map<string, string[]>(PUBMEDQA_LABELS.map((l) => [l, []]));
+    for (const [pmid, v] of dataset) byLabel.get(label(v))?.push(pmid);
+    const parts = [...byLabel.values()].map((pmids) => {
+      rnd.shuffle(pmids);
+      const size = Math.ceil(pmids.length / fold);
+      return Array.from({ length: fold }, (_, i) =>
+        i === fold - 1 ? pmids.slice(i * size) : pmids.slice(i * size, (i + 1) * size),
+      );
+    });
+    const values = new Map(dataset);
+    const out = Array.from(
+      { length: fold },
+      (_, i) => new Map(parts.flatMap((p) => p[i] as string[]).map((id) => [id, values.get(id) as T])),
+    );
+    const last = out[fold - 1] as Map<string, T>;
+    if (last.size !== (out[0] as Map<string, T>).size) {
+      for (let i = 0; i < fold - 1; i++) {
+        const fold_i = out[i] as Map<string, T>;
+        const picked = rnd.choice([...fold_i.keys()]);
+        last.set(picked, fold_i.get(picked) as T);
+        fold_i.delete(picked);
+      }
+    }
+    return out.map((m) => [...m.entries()]);
+  };
+  const [cv, test] = split(entries, 2) as [[string, T][], [string, T][]];
+  const folds = split(cv, 10);
+  return { test, dev: folds[0] as [string, T][], train: folds.slice(1).flat() };
+}
+
+/**
+ * `bigbio/pubmed_qa` `pubmed_qa_labeled_fold0_source` rebuilt from `ori_pqal.json` (see `splitPqal`): test 500,
+ * train 450, validation 50, each in its file's order. With `test_ground_truth.json` (the official test labels)
+ * the rebuilt test split must hold exactly its PMIDs, in its order, with its labels.
+ */
+export async function loadPubmedqaFold0(oriPath: string, truthPath?: string): Promise<TaskData> {
+  const entries = orderedJsonEntries(await readTextFile(oriPath), oriPath);
+  if (entries.length === 0) throw noDocuments(oriPath);
+  const docs = entries.map(([pmid, value]) => pubmedqaDoc(pmid, value, oriPath));
+  const byId = new Map(docs.map((d) => [d.id, d]));
+  const { test, train, dev } = splitPqal(
+    docs.map((d) => [d.id, d] as [string, EvalDoc]),
+    (d) => PUBMEDQA_LABELS[d.gold] as string,
+  );
+  if (truthPath !== undefined) {
+    const truth = orderedJsonEntries(await readTextFile(truthPath), truthPath);
+    const n = Math.max(truth.length, test.length);
+    for (let i = 0; i < n; i++) {
+      const [pmid, label] = truth[i] ?? ["(none)", undefined];
+      const ours = test[i]?.[0];
+      if (pmid !== ours || PUBMEDQA_LABELS[byId.get(pmid)?.gold ?? -1] !== label) {
+        throw new HippoError(
+          "INVALID_RECORD",
+          "the fold-0 test split rebuilt from PQA-L does not match the official test set",
+          {
+            file: truthPath,
+            key: pmid,
+            expected: `test item ${i + 1}: ${ours ?? "(none)"} (${ours ? PUBMEDQA_LABELS[byId.get(ours)?.gold ?? -1] : ""})`,
+            got: `${pmid} (${describeValue(label)})`,
+          },
+        );
+      }
+    }
+  }
+  const pick = (xs: [string, EvalDoc][]) => xs.map(([, d]) => d);
+  return {
+    test: pick(test),
+    train: pick(train),
+    dev: pick(dev),
+    files: { test: oriPath, train: oriPath, dev: oriPath },
+  };
+}
+
+/**
+ * MMLU CSV: header `question,choice0,...,choiceN,answer`; the answer an index (0-3) or a letter. The `doc` of a
+ * samples file is the record as `cais/mmlu` holds it: `{question, subject, choices, answer}` (the subject from
+ * the file name, `<subject>_test.csv`).
+ */
+export async function loadMmluCsv(path: string): Promise<EvalDoc[]> {
   const rows = parseCsv(await readTextFile(path), path);
   const header = rows[0];
-  if (!header) throw new HippoError("INVALID_FORMAT", "empty CSV file", { file: path });
+  if (!header) throw noDocuments(path);
   const qi = header.indexOf("question");
   const ai = header.indexOf("answer");
   const ci = header.map((h, i) => (/^choice\d+$/.test(h) ? i : -1)).filter((i) => i >= 0);
@@ -313,7 +413,8 @@ export async function loadMmluCsv(path: string, subject: string): Promise<EvalDo
       got: header.join(","),
     });
   }
-  return rows
+  const subject = basename(path).replace(/_(test|dev|val)\.csv$/, "");
+  const docs = rows
     .slice(1)
     .filter((r) => !(r.length === 1 && r[0] === ""))
     .map((r, i) => {
@@ -331,6 +432,111 @@ export async function loadMmluCsv(path: string, subject: string): Promise<EvalDo
       const gold = /^\d+$/.test(a)
         ? checkIndex(Number(a), options.length, where)
         : letterToIndex(a, options.length, where);
-      return { id: String(i), question: r[qi] as string, options, gold, meta: { subject } };
+      const question = r[qi] as string;
+      return {
+        id: String(i),
+        question,
+        options,
+        gold,
+        raw: { question, subject, choices: options, answer: gold },
+      };
     });
+  if (docs.length === 0) throw noDocuments(path);
+  return docs;
 }
+
+/** A benchmark file with nothing to evaluate is an error, never a run that reports `acc: null`. */
+export function noDocuments(file: string): HippoError {
+  return new HippoError("INVALID_FORMAT", "no documents in the file", {
+    file,
+    expected: "at least one record",
+    got: "none",
+  });
+}
+
+function requireRecords<T>(records: T[], path: string): T[] {
+  if (records.length === 0) throw noDocuments(path);
+  return records;
+}
+
+/**
+ * The loaders a task file names with `"loader"` (as lm-evaluation-harness's `!function`): code for source
+ * formats that a field mapping cannot describe. `files` lists the keys of the task file's `files` each reads;
+ * a key ending in `?` is optional (a missing file leaves its split out, and a few-shot run that needs it says
+ * which file to supply).
+ */
+export interface TaskLoader {
+  files: readonly string[];
+  load(files: Record<string, string>, missing: Record<string, string>): Promise<TaskData>;
+}
+
+async function withOptional(
+  data: TaskData,
+  split: "train" | "dev",
+  files: Record<string, string>,
+  missing: Record<string, string>,
+  load: (p: string) => Promise<EvalDoc[]>,
+): Promise<TaskData> {
+  const path = files[split] ?? missing[split];
+  if (path !== undefined) data.files = { ...data.files, [split]: path };
+  if (files[split] !== undefined) data[split] = await load(files[split] as string);
+  return data;
+}
+
+export const TASK_LOADERS: Readonly<Record<string, TaskLoader>> = {
+  /** MedQA as `augtoma/medqa_usmle` / the medagents copies: `{question, options: {A..}, answer_idx}`. */
+  medqa: {
+    files: ["test", "train?"],
+    load: async (f, missing) =>
+      withOptional(
+        { test: await loadLetterOptionsJsonl(f.test as string), files: { test: f.test } },
+        "train",
+        f,
+        missing,
+        (p) => loadLetterOptionsJsonl(p),
+      ),
+  },
+  /** `augtoma/usmle_self_eval_step*`: options A..G, absent ones null (dropped). */
+  usmle: {
+    files: ["test"],
+    load: async (f) => ({
+      test: await loadLetterOptionsJsonl(f.test as string, { dropNullOptions: true }),
+      files: { test: f.test },
+    }),
+  },
+  medmcqa: {
+    files: ["test", "train?"],
+    load: async (f, missing) =>
+      withOptional(
+        { test: await loadMedmcqa(f.test as string), files: { test: f.test } },
+        "train",
+        f,
+        missing,
+        loadMedmcqa,
+      ),
+  },
+  /** All 1,000 PQA-L rows in `ori_pqal.json` order (HF `pubmed_qa` / `pqa_labeled`, split "train"). */
+  pubmedqa_pqal: {
+    files: ["test"],
+    load: async (f) => ({ test: await loadPubmedqa(f.test as string), files: { test: f.test } }),
+  },
+  pubmedqa_test500: {
+    files: ["pqal", "test_ground_truth"],
+    load: async (f) => ({
+      test: await loadPubmedqaTest500(f.pqal as string, f.test_ground_truth as string),
+      files: { test: f.test_ground_truth },
+    }),
+  },
+  pubmedqa_fold0: {
+    files: ["pqal", "test_ground_truth?"],
+    load: (f) => loadPubmedqaFold0(f.pqal as string, f.test_ground_truth),
+  },
+  mmlu_csv: {
+    files: ["test", "dev"],
+    load: async (f) => ({
+      test: await loadMmluCsv(f.test as string),
+      dev: await loadMmluCsv(f.dev as string),
+      files: { test: f.test, dev: f.dev },
+    }),
+  },
+};

@@ -1,35 +1,25 @@
 /**
- * Task lookup by name and profile. Built-ins are registered per profile where the two harnesses format a
- * task differently (`medmcqa`), and for both profiles otherwise. Users add tasks with `defineTask` (code) or
- * `loadTaskFile` (a JSON task definition, see `taskfile.ts`), into the default registry or their own.
+ * Task lookup by name and profile. A task file says which profiles its name resolves in (`medmcqa` and
+ * `pubmedqa` have one file per profile, the harnesses format them differently). Built-ins and user tasks go
+ * through the same path: a task file parsed by `parseTaskFile`, then `register`; code can also add a
+ * `TaskDefinition` with `defineTask`.
  */
-import { HippoError } from "@hippocrates/core";
-import {
-  MMLU_MEDICAL_SUBJECTS,
-  medmcqa,
-  medmcqaCurrent,
-  medqa4options,
-  medqaUsmle,
-  medqaUsmle5,
-  mmluTask,
-  multimedqa,
-  pubmedqa,
-  pubmedqaTest500,
-  usmleStep1,
-  usmleStep2,
-  usmleStep3,
-} from "./builtin.js";
+import { closestMatch, HippoError } from "@hippocrates/core";
+import { readBuiltinTaskFiles } from "./builtin.js";
+import { PROFILES, type Profile, type TaskFileEntry } from "./taskfile.js";
 import type { TaskDefinition, TaskGroup } from "./types.js";
-import { PROMPT_VARIANTS, withVariant } from "./variants.js";
+import { withVariant } from "./variants.js";
 
-export type Profile = "v0.3" | "current";
-export const PROFILES: readonly Profile[] = ["v0.3", "current"];
+export { PROFILES, type Profile };
 
 export interface TaskRegistry {
   /** Add a task; `profiles` limits where its name resolves (default: both). Replaces a task of the same name. */
   register(task: TaskDefinition, options?: { profiles?: readonly Profile[] }): void;
   registerGroup(group: TaskGroup): void;
+  /** A parsed task file: its task (and prompt variants) or its group. */
+  registerEntry(entry: TaskFileEntry): void;
   get(name: string, profile: Profile): TaskDefinition;
+  group(name: string): TaskGroup | undefined;
   /** Expand names (tasks or groups) into tasks, in order, without duplicates; groups are listed too. */
   resolve(names: readonly string[], profile: Profile): { tasks: TaskDefinition[]; groups: TaskGroup[] };
   names(profile: Profile): string[];
@@ -97,11 +87,22 @@ export function createTaskRegistry(options: { builtins?: boolean } = {}): TaskRe
       }
       groups.set(group.name, group);
     },
+    registerEntry(entry) {
+      if (entry.kind === "group") {
+        registry.registerGroup(entry.group);
+        return;
+      }
+      registry.register(entry.task, { profiles: entry.profiles });
+      for (const v of entry.variants)
+        registry.register(withVariant(entry.task, v), { profiles: entry.profiles });
+    },
     get(name, profile) {
       const task = byProfile.get(profile)?.get(name);
       if (!task) {
         const known = registry.names(profile);
         const near = known.filter((k) => k.includes(name) || name.includes(k)).slice(0, 5);
+        const close = closestMatch(name, known);
+        if (close && !near.includes(close)) near.unshift(close);
         const hint = near.length > 0 ? ` (did you mean ${near.join(", ")}?)` : "";
         throw new HippoError("NOT_FOUND", `unknown task "${name}" for profile ${profile}${hint}`, {
           key: name,
@@ -110,6 +111,7 @@ export function createTaskRegistry(options: { builtins?: boolean } = {}): TaskRe
       }
       return task;
     },
+    group: (name) => groups.get(name),
     resolve(names, profile) {
       const tasks: TaskDefinition[] = [];
       const usedGroups: TaskGroup[] = [];
@@ -133,25 +135,7 @@ export function createTaskRegistry(options: { builtins?: boolean } = {}): TaskRe
       return [...(byProfile.get(profile)?.keys() ?? []), ...groups.keys()].sort();
     },
   };
-  if (options.builtins !== false) {
-    registry.register(medqaUsmle5, { profiles: ["v0.3"] });
-    for (const t of [medqaUsmle, medmcqa, usmleStep1, usmleStep2, usmleStep3]) {
-      registry.register(t, { profiles: ["v0.3"] });
-      for (const v of PROMPT_VARIANTS) registry.register(withVariant(t, v), { profiles: ["v0.3"] });
-    }
-    for (const v of PROMPT_VARIANTS) registry.register(withVariant(pubmedqa, v), { profiles: ["v0.3"] });
-    registry.register(pubmedqa);
-    registry.register(pubmedqaTest500);
-    registry.register(medmcqaCurrent, { profiles: ["current"] });
-    registry.register(medqa4options);
-    for (const s of MMLU_MEDICAL_SUBJECTS) registry.register(mmluTask(s));
-    registry.registerGroup(multimedqa);
-    registry.registerGroup({ name: "mmlu_medical", tasks: MMLU_MEDICAL_SUBJECTS.map((s) => `mmlu_${s}`) });
-    registry.registerGroup({
-      name: "hippocrates",
-      tasks: ["medmcqa", "medqa_usmle", "pubmedqa", "usmle_step1", "usmle_step2", "usmle_step3"],
-    });
-  }
+  if (options.builtins !== false) for (const entry of readBuiltinTaskFiles()) registry.registerEntry(entry);
   return registry;
 }
 

@@ -11,9 +11,13 @@
  * "Options:" without a newline between them; the "_cot" instruction ends ".:" and is followed by " " in
  * medmcqa_cot and usmle_step1_cot but by "\n" in the others.
  */
-import { v03Query } from "./builtin.js";
 import { LETTERS } from "./loaders.js";
 import type { EvalDoc, TaskDefinition } from "./types.js";
+
+/** The fork's query: `question + "\n" + "(A) a (B) b ..."` (its `v0.3` prompt without `Question:`/`Answer:`). */
+export function v03Query(doc: EvalDoc): string {
+  return `${doc.question}\n${doc.options.map((o, i) => `(${LETTERS[i]}) ${o}`).join(" ")}`;
+}
 
 export type PromptVariant = "cot" | "sc" | "vot" | "er";
 export const PROMPT_VARIANTS: readonly PromptVariant[] = ["cot", "sc", "vot", "er"];
