@@ -148,7 +148,6 @@ async function fetchInSession(s: Session, options: DatasetFilesOptions): Promise
       `dataset ${describeRef(s.repo, s.revision)} (config ${options.config ?? "default"}, split ${options.split}) ` +
         `is not in the Hub cache and HF_HUB_OFFLINE is set (revision ${s.revision}, cache ${s.storage}); ` +
         "run once with network access, or unset HF_HUB_OFFLINE",
-      { file: s.storage },
     );
   }
   const commit = await resolveCommit(s);
@@ -349,6 +348,15 @@ function selectDataFiles(
   } else if (s.revision === PARQUET_EXPORT) {
     bySplit = { [split]: [`${config}/${split}/*.parquet`, `${config}/partial-${split}/*.parquet`] };
   } else {
+    const script = allPaths.find((p) => !p.includes("/") && p.endsWith(".py"));
+    if (paths.length === 0 && script !== undefined) {
+      throw new HippoError(
+        "UNSUPPORTED",
+        `${where} is built by the loading script ${script}, which is not run here (Python code from the Hub); ` +
+          `its parquet export is revision ${PARQUET_EXPORT}: pass that revision with the config and split`,
+        { file: where, got: script },
+      );
+    }
     const configs = readmeConfigs(readme, `${where}: README.md`);
     if (configs.length > 0) {
       const chosen =
@@ -396,16 +404,11 @@ function selectDataFiles(
   }
   const patterns = bySplit[split];
   if (patterns === undefined) {
-    const script = allPaths.find((p) => !p.includes("/") && p.endsWith(".py"));
-    throw new HippoError(
-      "NOT_FOUND",
-      `${where} config "${config}" has no split "${split}"` +
-        (script !== undefined && Object.keys(bySplit).length === 0
-          ? ` (it is built by the loading script ${script}, which is not run here; its parquet export is ` +
-            `revision ${PARQUET_EXPORT}: pass that revision with config and split)`
-          : ""),
-      { key: "split", expected: Object.keys(bySplit).join(", ") || "a data file", got: split },
-    );
+    throw new HippoError("NOT_FOUND", `${where} config "${config}" has no split "${split}"`, {
+      key: "split",
+      expected: Object.keys(bySplit).join(", ") || "a data file",
+      got: split,
+    });
   }
   const files = globFiles(patterns, paths);
   if (files.length === 0) {

@@ -3,8 +3,23 @@
  * a loopback Hub server, a Python-layout cache writer, and the `../shared/data` benchmark files laid out as the
  * real Hub repositories hold them.
  */
+
+export {
+  augtomaMedmcqaRepo,
+  augtomaMedqaRepo,
+  benchmarkRepos,
+  bigbioPubmedqaRepo,
+  medmcqaRepo,
+  medqaHfRepo,
+  mmluRepo,
+  objectKeysInOrder,
+  pubmedqaRepo,
+  pubmedqaSplits,
+  writeHfParquet,
+} from "./benchmarks.js";
 export { type CachedRepo, type CacheFixtureOptions, writeCachedRepo } from "./cache-fixture.js";
 export { type RecordedTask, recordingProgress } from "./progress.js";
+export { PythonRandom } from "./python-random.js";
 export {
   lfsPointer,
   type PreparedFile,

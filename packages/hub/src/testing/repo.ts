@@ -30,6 +30,8 @@ export interface RepoSpec {
   private?: boolean;
   /** Tokens that may download a gated or private repository. */
   allowedTokens?: string[];
+  /** Former ids (a renamed repository): the Hub answers them with a redirect to this one. */
+  aliases?: string[];
 }
 
 export interface PreparedFile {

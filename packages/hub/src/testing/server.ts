@@ -135,6 +135,8 @@ function treeEntry(f: PreparedFile, commit: PreparedRevision, expand: boolean): 
 
 export async function startHubServer(options: HubServerOptions = {}): Promise<HubServer> {
   const repos = new Map<string, PreparedRepo>();
+  /** Former id -> current id, per type. */
+  const aliases = new Map<string, string>();
   const requests: RecordedRequest[] = [];
   const faults: ActiveFault[] = [];
   const pageSize = options.treePageSize ?? 1000;
@@ -145,6 +147,7 @@ export async function startHubServer(options: HubServerOptions = {}): Promise<Hu
   const addRepo = (spec: RepoSpec): PreparedRepo => {
     const prepared = prepareRepo(spec);
     repos.set(key(prepared.type, prepared.id), prepared);
+    for (const old of spec.aliases ?? []) aliases.set(key(prepared.type, old), prepared.id);
     for (const rev of prepared.revisions.values())
       for (const f of rev.files.values()) if (f.lfs) blobs.set(f.sha256, f);
     return prepared;
@@ -191,6 +194,18 @@ export async function startHubServer(options: HubServerOptions = {}): Promise<Hu
   ): { repo: PreparedRepo; rest: string[] } | null => {
     const found = findRepo(type, parts);
     const token = bearer(req);
+    if (found === null) {
+      for (const n of [2, 1]) {
+        const old = parts.slice(0, n).join("/");
+        const current = parts.length >= n ? aliases.get(key(type, old)) : undefined;
+        if (current === undefined) continue;
+        // A renamed repository: the Hub redirects the old id (307 keeps the method and body).
+        const location = (req.url ?? "").replace(`/${old}/`, `/${current}/`);
+        res.writeHead(307, { Location: location, "Content-Type": "text/plain" });
+        res.end(`Temporary Redirect. Redirecting to ${location}`);
+        return null;
+      }
+    }
     const repo = found === null ? undefined : repos.get(key(type, found.id));
     if (found === null || repo === undefined || (repo.spec.private === true && !canAccess(repo, token))) {
       // The Hub does not tell an anonymous caller whether a repository exists: 401 without a token.
