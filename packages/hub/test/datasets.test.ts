@@ -184,8 +184,9 @@ describe("benchmark datasets by id", () => {
     const ori = await readFile(join(SHARED, "benchmarks/pubmedqa/ori_pqal.json"), "utf8");
     expect(data.map((d) => String(d.pubid))).toEqual(objectKeysInOrder(ori));
     expect(data[0]).toMatchObject({ pubid: 21645374, final_decision: "yes" });
-    expect((data[0]?.context as Record<string, unknown>).reasoning_required_pred).toEqual(["y", "e", "s"]);
-    expect(Object.keys(data[0]?.context as object)).toEqual([
+    const context = data[0]?.context as Record<string, unknown>;
+    expect(context.reasoning_required_pred).toEqual(["y", "e", "s"]);
+    expect(Object.keys(context)).toEqual([
       "contexts",
       "labels",
       "meshes",
