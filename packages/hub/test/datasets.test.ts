@@ -17,7 +17,7 @@ import {
   benchmarkRepos,
   type HubServer,
   objectKeysInOrder,
-  pubmedqaSplits,
+  pubmedqaFold0,
   recordingProgress,
   startHubServer,
 } from "../src/testing/index.js";
@@ -256,21 +256,20 @@ describe("benchmark datasets by id", () => {
     expect(data.map((d) => d.final_decision).sort()).toEqual(testIds.map((id) => truth[id]).sort());
   });
 
-  it("rebuilds PubMedQA's split_dataset.py splits as CPython 3 makes them", async () => {
-    const text = await readFile(join(SHARED, "benchmarks/pubmedqa/ori_pqal.json"), "utf8");
-    const items = JSON.parse(text);
-    const { test, folds } = pubmedqaSplits(objectKeysInOrder(text).map((k) => [k, items[k]]));
+  it("keeps PubMedQA's fold-0 split: the official test set, 50 + 450 CV items, every labelled PMID once", async () => {
+    const { train, validation, test } = pubmedqaFold0();
+    const ori = await readFile(join(SHARED, "benchmarks/pubmedqa/ori_pqal.json"), "utf8");
+    const truth = JSON.parse(
+      await readFile(join(SHARED, "benchmarks/pubmedqa/test_ground_truth.json"), "utf8"),
+    );
+    expect([train.length, validation.length, test.length]).toEqual([450, 50, 500]);
+    expect(new Set(test)).toEqual(new Set(Object.keys(truth)));
+    expect(new Set([...train, ...validation, ...test])).toEqual(new Set(objectKeysInOrder(ori)));
     const digest = (ids: string[]) => createHash("sha256").update(ids.join(",")).digest("hex");
-    // Reference: CPython 3.11.7 running pubmedqa/pubmedqa@1cbae8e9 preprocess/split_dataset.py's split() on
-    // the same ori_pqal.json, ids joined with "," and hashed.
+    // The orders CPython 3.11.7 gives running split_dataset.py's split() (ids joined with "," and hashed).
     expect(digest(test)).toBe("e1861bdf18f6de68e2f092e58df8959b85e19d4dd9909fb4c673ef7bac9cda0a");
-    expect(digest(folds[0] as string[])).toBe(
-      "44ee9082b47cc6993a0497d23155c00f1e4923f86392041187ae169ea8582442",
-    );
-    expect(digest(folds.slice(1).flat())).toBe(
-      "0761920f5a277a31e77c28f1fdfa5e27cb937ba6b6132f3669898c6bc0a2cf13",
-    );
-    expect(test.slice(0, 3)).toEqual(["12377809", "26163474", "19100463"]);
+    expect(digest(validation)).toBe("44ee9082b47cc6993a0497d23155c00f1e4923f86392041187ae169ea8582442");
+    expect(digest(train)).toBe("0761920f5a277a31e77c28f1fdfa5e27cb937ba6b6132f3669898c6bc0a2cf13");
   });
 
   it("hails/mmlu_no_train: one README config per subject, test and dev splits", async () => {

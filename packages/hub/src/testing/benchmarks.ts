@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { HippoError, jsonlLine, readJsonlObjects } from "@hippocrates/core";
 import { parse as parseCsv } from "csv-parse/sync";
 import { parquetWriteBuffer } from "hyparquet-writer";
-import { PythonRandom } from "./python-random.js";
+import fold0 from "./pubmedqa-fold0.json" with { type: "json" };
 import type { RepoFileSpec, RepoSpec } from "./repo.js";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -141,47 +141,13 @@ async function readPqal(shared: string): Promise<[string, PqalItem][]> {
 }
 
 /**
- * PubMedQA's `preprocess/split_dataset.py pqal` (pubmedqa/pubmedqa @1cbae8e9) under CPython 3: random.seed(0),
- * a label-stratified 2-way split into the CV set and the 500-item test set, then 10 CV folds. Fold i's
- * `train_set.json` is the other nine folds in order, `dev_set.json` fold i. `bigbio/pubmed_qa`'s
- * `pubmed_qa_labeled_fold{i}_source` serves these as train / validation / test (the test set is the same for
- * every fold).
+ * PubMedQA's fold-0 split, in file order: `pqal_fold0/train_set.json` (450), `pqal_fold0/dev_set.json` (50) and
+ * the 500-item `pqal_test_set.json`, which `bigbio/pubmed_qa`'s `pubmed_qa_labeled_fold0_source` serves as
+ * train / validation / test. Made by PubMedQA's `preprocess/split_dataset.py` (random.seed(0)); the PMID lists
+ * in pubmedqa-fold0.json are that script's output under CPython 3.11 (its `source` field says how).
  */
-export function pubmedqaSplits(items: [string, PqalItem][]): { test: string[]; folds: string[][] } {
-  const rng = new PythonRandom(0);
-  const labels = ["yes", "no", "maybe"];
-  const splitLabel = (pmids: string[], fold: number): string[][] => {
-    rng.shuffle(pmids);
-    const n = Math.ceil(pmids.length / fold);
-    return Array.from({ length: fold }, (_, i) =>
-      i === fold - 1 ? pmids.slice(i * n) : pmids.slice(i * n, (i + 1) * n),
-    );
-  };
-  const split = (ids: string[], label: Map<string, string>, fold: number): string[][] => {
-    const byLabel = labels.map((l) =>
-      splitLabel(
-        ids.filter((id) => label.get(id) === l),
-        fold,
-      ),
-    );
-    const out = Array.from({ length: fold }, (_, i) => byLabel.flatMap((parts) => parts[i] as string[]));
-    const last = out[fold - 1] as string[];
-    if (last.length !== (out[0] as string[]).length) {
-      for (let i = 0; i < fold - 1; i++) {
-        const picked = rng.choice(out[i] as string[]);
-        last.push(picked);
-        out[i] = (out[i] as string[]).filter((id) => id !== picked);
-      }
-    }
-    return out;
-  };
-  const label = new Map(items.map(([id, item]) => [id, item.final_decision]));
-  const [cv, test] = split(
-    items.map(([id]) => id),
-    label,
-    2,
-  ) as [string[], string[]];
-  return { test, folds: split(cv, label, 10) };
+export function pubmedqaFold0(): { train: string[]; validation: string[]; test: string[] } {
+  return { train: fold0.train, validation: fold0.validation, test: fold0.test };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -373,12 +339,11 @@ export async function pubmedqaRepo(shared: string): Promise<RepoSpec> {
  * `main` (not run here), whose parquet export on `refs/convert/parquet` holds
  * `pubmed_qa_labeled_fold0_source/{train,validation,test}/0000.parquet` with the source schema (QUESTION,
  * CONTEXTS, LABELS, MESHES, YEAR, reasoning_required_pred, reasoning_free_pred, final_decision, LONG_ANSWER),
- * rows in the order of PubMedQA's fold-0 split files (see `pubmedqaSplits`).
+ * rows in the order of PubMedQA's fold-0 split files (see `pubmedqaFold0`).
  */
 export async function bigbioPubmedqaRepo(shared: string): Promise<RepoSpec> {
-  const items = await readPqal(shared);
-  const byId = new Map(items);
-  const { test, folds } = pubmedqaSplits(items);
+  const byId = new Map(await readPqal(shared));
+  const { train, validation, test } = pubmedqaFold0();
   const columns = [
     str("QUESTION"),
     stringList("CONTEXTS"),
@@ -397,8 +362,8 @@ export async function bigbioPubmedqaRepo(shared: string): Promise<RepoSpec> {
     );
   const config = "pubmed_qa_labeled_fold0_source";
   const exported: RepoFileSpec[] = [
-    { path: `${config}/train/0000.parquet`, content: parquet(folds.slice(1).flat()) },
-    { path: `${config}/validation/0000.parquet`, content: parquet(folds[0] as string[]) },
+    { path: `${config}/train/0000.parquet`, content: parquet(train) },
+    { path: `${config}/validation/0000.parquet`, content: parquet(validation) },
     { path: `${config}/test/0000.parquet`, content: parquet(test) },
   ];
   return {

@@ -13,13 +13,12 @@ export {
   medqaHfRepo,
   mmluRepo,
   objectKeysInOrder,
+  pubmedqaFold0,
   pubmedqaRepo,
-  pubmedqaSplits,
   writeHfParquet,
 } from "./benchmarks.js";
 export { type CachedRepo, type CacheFixtureOptions, writeCachedRepo } from "./cache-fixture.js";
 export { type RecordedTask, recordingProgress } from "./progress.js";
-export { PythonRandom } from "./python-random.js";
 export {
   lfsPointer,
   type PreparedFile,
