@@ -24,6 +24,7 @@ import { hubError } from "./errors.js";
 import { globFiles } from "./glob.js";
 import { describeRef, hubRef } from "./repo-id.js";
 import {
+  checkMetadataSize,
   errorContext,
   fetchPlan,
   listRepo,
@@ -155,6 +156,7 @@ async function fetchInSession(s: Session, options: DatasetFilesOptions): Promise
   let readme: string | undefined;
   if (needsReadme(s, options)) {
     const file = listing.get("README.md");
+    if (file !== undefined) checkMetadataSize(s, file, 16 * 2 ** 20);
     await fetchPlan(s, commit, {
       files: file === undefined ? [] : [file],
       missing: file === undefined ? ["README.md"] : [],

@@ -12,6 +12,7 @@ import type { HubOptions } from "./env.js";
 import { hubError } from "./errors.js";
 import { describeRef, hubRef, parseHubId, type RepoType } from "./repo-id.js";
 import {
+  checkMetadataSize,
   errorContext,
   type FetchPlan,
   fetchPlan,
@@ -228,6 +229,7 @@ async function planFiles(
       // transformers tries model.safetensors before the index.
       files.push(single);
     } else if (index !== undefined) {
+      checkMetadataSize(s, index, 64 * 2 ** 20);
       await fetchPlan(s, commit, { files: [index], missing: [SAFE_WEIGHTS] });
       const indexFile = cachedPath(s.storage, commit, SAFE_INDEX);
       files.push(index);

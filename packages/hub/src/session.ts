@@ -134,6 +134,20 @@ export async function listRepo(s: Session, commit: string): Promise<Map<string, 
   return files;
 }
 
+/**
+ * Refuse a metadata file (README, safetensors index) larger than `max` before it is downloaded and parsed in
+ * memory: real ones are kilobytes (MMLU's README with 57 configs: 53 KB), so a huge one is not one.
+ */
+export function checkMetadataSize(s: Session, file: RemoteFile, max: number): void {
+  if (file.size > max) {
+    throw new HippoError("INVALID_FORMAT", `${file.path} is too large to be what its name says`, {
+      file: `${describeRef(s.repo, s.revision)}: ${file.path}`,
+      expected: `at most ${max} bytes`,
+      got: `${file.size} bytes`,
+    });
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Locks: two processes (e.g. eval shards started together) must not append to the same .incomplete file.
 

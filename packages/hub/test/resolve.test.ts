@@ -366,7 +366,11 @@ describe("a Python-layout cache", () => {
       { id: "org/tiny", files: modelFiles },
       { paths: ["config.json", "model.safetensors"] },
     );
-    const saved = { ...process.env };
+    const saved = {
+      HF_HUB_OFFLINE: process.env.HF_HUB_OFFLINE,
+      HF_HUB_CACHE: process.env.HF_HUB_CACHE,
+      HF_ENDPOINT: process.env.HF_ENDPOINT,
+    };
     try {
       process.env.HF_HUB_OFFLINE = "1";
       process.env.HF_HUB_CACHE = cacheDir;
@@ -381,7 +385,10 @@ describe("a Python-layout cache", () => {
       );
       expect(hub.requests).toEqual([]);
     } finally {
-      process.env = saved;
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
     }
   });
 

@@ -124,7 +124,11 @@ describe("loadModel by Hub id", () => {
         { path: "model.safetensors", content: weights },
       ],
     });
-    const saved = { ...process.env };
+    const saved = {
+      HF_HUB_OFFLINE: process.env.HF_HUB_OFFLINE,
+      HF_HUB_CACHE: process.env.HF_HUB_CACHE,
+      HF_ENDPOINT: process.env.HF_ENDPOINT,
+    };
     try {
       process.env.HF_HUB_OFFLINE = "1";
       process.env.HF_HUB_CACHE = cacheDir;
@@ -143,7 +147,10 @@ describe("loadModel by Hub id", () => {
       );
       expect(hub.requests).toEqual([]);
     } finally {
-      process.env = saved;
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
     }
   });
 

@@ -358,7 +358,7 @@ export async function bigbioPubmedqaRepo(shared: string): Promise<RepoSpec> {
   const parquet = (ids: string[]) =>
     writeHfParquet(
       columns,
-      ids.map((id) => byId.get(id) as unknown as Record<string, unknown>),
+      ids.map((id) => ({ ...(byId.get(id) as PqalItem) })),
     );
   const config = "pubmed_qa_labeled_fold0_source";
   const exported: RepoFileSpec[] = [

@@ -310,7 +310,7 @@ export async function startHubServer(options: HubServerOptions = {}): Promise<Hu
         lastModified: "2024-01-01T00:00:00.000Z",
         sha: rev.commit,
         siblings: [...rev.files.keys()].map((rfilename) => ({ rfilename })),
-        ...(type === "model" ? { pipeline_tag: "text-generation" } : {}),
+        pipeline_tag: type === "model" ? "text-generation" : undefined, // dropped by JSON for datasets
       });
     }
     if (op === "tree" && req.method === "GET") {
