@@ -75,7 +75,14 @@ beforeEach(async () => {
 });
 
 function opts(o: DatasetFilesOptions): DatasetFilesOptions {
-  return { endpoint: hub.url, cacheDir, token: false, progress: recordingProgress().reporter, ...o };
+  return {
+    endpoint: hub.url,
+    cacheDir,
+    token: false,
+    offline: false,
+    progress: recordingProgress().reporter,
+    ...o,
+  };
 }
 
 async function rows(path: string): Promise<Record<string, unknown>[]> {

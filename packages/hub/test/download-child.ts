@@ -6,5 +6,11 @@ import { silentProgress } from "@hippocrates/core";
 import { resolvePretrained } from "../src/index.js";
 
 const [endpoint, cacheDir, repo] = process.argv.slice(2) as [string, string, string];
-await resolvePretrained(repo, "model", { endpoint, cacheDir, token: false, progress: silentProgress });
+await resolvePretrained(repo, "model", {
+  endpoint,
+  cacheDir,
+  token: false,
+  offline: false,
+  progress: silentProgress,
+});
 process.stdout.write("finished\n");

@@ -148,7 +148,14 @@ beforeEach(async () => {
 });
 
 function opts(extra: ResolveOptions = {}): ResolveOptions {
-  return { endpoint: hub.url, cacheDir, token: false, progress: recordingProgress().reporter, ...extra };
+  return {
+    endpoint: hub.url,
+    cacheDir,
+    token: false,
+    offline: false,
+    progress: recordingProgress().reporter,
+    ...extra,
+  };
 }
 
 async function rejection(p: Promise<unknown>): Promise<HippoError> {

@@ -111,6 +111,7 @@ const hubOptions = (extra: HubOptions = {}): HubOptions => ({
   endpoint: hub.url,
   cacheDir,
   token: false,
+  offline: false,
   progress: recordingProgress().reporter,
   ...extra,
 });

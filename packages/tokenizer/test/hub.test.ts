@@ -35,6 +35,7 @@ describe("loadTokenizer by Hub id", () => {
       endpoint: hub.url,
       cacheDir,
       token: false as const,
+      offline: false,
       progress: recordingProgress().reporter,
     };
     const local = await loadTokenizer(LLAMA2);
