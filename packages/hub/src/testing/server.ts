@@ -441,14 +441,16 @@ export async function startHubServer(options: HubServerOptions = {}): Promise<Hu
     sendBody(req, res, file, { ETag: `"${createHash("md5").update(file.bytes).digest("hex")}"` });
   });
 
-  const listen = (server: Server) =>
-    new Promise<string>((resolve) =>
-      server.listen(0, "127.0.0.1", () =>
-        resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
-      ),
-    );
-  hubUrl = await listen(hub);
-  storageUrl = await listen(storage);
+  // Loopback only. The storage host must have another host *name* than the Hub, as on huggingface.co (its LFS
+  // files live on a CDN host): Python's huggingface_hub follows a HEAD redirect to the same host name (any port)
+  // and would then miss X-Repo-Commit. "localhost" resolves to the loopback address the server is bound to.
+  const listen = (server: Server, host: string) =>
+    new Promise<string>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(0, host, () => resolve(`http://${host}:${(server.address() as AddressInfo).port}`));
+    });
+  hubUrl = await listen(hub, "127.0.0.1");
+  storageUrl = await listen(storage, "localhost");
 
   return {
     url: hubUrl,
