@@ -5,17 +5,27 @@
  * warnings; Python sees our gated repository as gated. Run here with huggingface_hub 1.33.0.
  */
 import { execFile, spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fetchDatasetFiles, resolvePretrained } from "../src/index.js";
-import { type HubServer, medmcqaRepo, recordingProgress, startHubServer } from "../src/testing/index.js";
+import {
+  benchmarkRepos,
+  type HubServer,
+  medmcqaRepo,
+  type RepoSpec,
+  recordingProgress,
+  startHubServer,
+} from "../src/testing/index.js";
 
 const PYTHON = process.env.HIPPO_HF_PYTHON ?? "python3";
-const hasHub = spawnSync(PYTHON, ["-c", "import huggingface_hub"], { stdio: "ignore" }).status === 0;
+const has = (module: string) =>
+  spawnSync(PYTHON, ["-c", `import ${module}`], { stdio: "ignore" }).status === 0;
+const hasHub = has("huggingface_hub");
+const hasDatasets = has("datasets");
 const here = dirname(fileURLToPath(import.meta.url));
 const SHARED = join(here, "../../../../shared/data");
 const TINY = join(SHARED, "models/tiny-llama-hf");
@@ -117,5 +127,106 @@ describe.skipIf(!hasHub)("with Python's huggingface_hub", () => {
       },
     ).catch((e: { stderr?: string }) => e.stderr ?? "");
     expect(err).toMatch(/GatedRepoError/);
+  });
+});
+
+const LAYOUTS: RepoSpec[] = [
+  {
+    id: "org/split-files",
+    type: "dataset",
+    files: ["train.json", "dev.json", "test.json"].map((path) => ({ path, content: '{"a":1}\n' })),
+  },
+  {
+    id: "org/folders",
+    type: "dataset",
+    files: [
+      "data/train/part-0.jsonl",
+      "data/train/part-1.jsonl",
+      "data/eval/part-0.jsonl",
+      ".hidden/test.jsonl",
+    ].map((path) => ({ path, content: "{}\n" })),
+  },
+  {
+    id: "org/keywords",
+    type: "dataset",
+    files: ["my_train_file.csv", "validation-split.csv", "notes/test_2.csv"].map((path) => ({
+      path,
+      content: "a\n1\n",
+    })),
+  },
+  {
+    id: "org/two-configs",
+    type: "dataset",
+    files: [
+      {
+        path: "README.md",
+        content:
+          "---\nconfigs:\n- config_name: small\n  data_files: small/*.jsonl\n- config_name: big\n  default: true\n  data_files:\n  - split: test\n    path: [big/a.csv, big/b.csv]\n---\n",
+      },
+      { path: "small/x.jsonl", content: '{"a":1}\n' },
+      { path: "big/a.csv", content: "a\n1\n" },
+      { path: "big/b.csv", content: "a\n2\n" },
+    ],
+  },
+];
+
+describe.skipIf(!hasDatasets)("with Python's datasets library", () => {
+  it("load_dataset_builder picks the same files as fetchDatasetFiles for every config and split", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hippo-hub-datasets-lib-"));
+    const repos = [
+      ...(await benchmarkRepos(SHARED)).filter((r) => r.id !== "bigbio/pubmed_qa" && r.id !== "cais/mmlu"),
+      ...LAYOUTS,
+    ];
+    const server = await startHubServer({ repos });
+    try {
+      const cases: [string, string | null][] = [];
+      for (const r of repos) {
+        const local = join(dir, r.id.replace("/", "__"));
+        for (const f of r.files ?? []) {
+          await mkdir(dirname(join(local, f.path)), { recursive: true });
+          await writeFile(join(local, f.path), f.content);
+        }
+        const configs =
+          r.id === "hails/mmlu_no_train"
+            ? ["anatomy"]
+            : r.id === "qiaojin/PubMedQA"
+              ? ["pqa_labeled"]
+              : r.id === "org/two-configs"
+                ? ["small", "big", null]
+                : [null];
+        for (const c of configs) cases.push([r.id, c]);
+      }
+      // The library resolves a local folder laid out as the repository with the same rules as the Hub one.
+      const out = await python(
+        [
+          "import sys, json, os, datasets",
+          "out = []",
+          `for rid, cfg in json.loads(${JSON.stringify(JSON.stringify(cases))}):`,
+          `    d = os.path.join(${JSON.stringify(dir)}, rid.replace("/", "__"))`,
+          "    b = datasets.load_dataset_builder(d, cfg)",
+          "    for split, files in b.config.data_files.items():",
+          "        out.append([rid, cfg, str(split), [os.path.relpath(p, d) for p in files]])",
+          "print(json.dumps(out))",
+        ].join("\n"),
+        { HF_HUB_OFFLINE: "1", HF_DATASETS_OFFLINE: "1" },
+      );
+      const theirs = JSON.parse(out) as [string, string | null, string, string[]][];
+      expect(theirs.length).toBeGreaterThanOrEqual(cases.length);
+      for (const [id, config, split, files] of theirs) {
+        const ours = await fetchDatasetFiles(id, {
+          split,
+          config: config ?? undefined,
+          endpoint: server.url,
+          cacheDir: join(dir, "cache"),
+          token: false,
+          offline: false,
+          progress: recordingProgress().reporter,
+        });
+        expect([id, config, split, ours.files.map((f) => f.path)]).toEqual([id, config, split, files]);
+      }
+    } finally {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
