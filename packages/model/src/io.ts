@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { backendInfo, memoryLimitBytes } from "@hippocrates/backend";
 import { createRng, HippoError, type ModelConfig, writeJsonAtomic } from "@hippocrates/core";
+import { type HubOptions, resolvePretrained } from "@hippocrates/hub";
 import {
   type CheckpointReader,
   type DType,
@@ -71,16 +72,27 @@ export interface LoadOptions {
   dtype?: "float32";
   /** Seed of the model's dropout RNG. */
   seed?: number;
+  /** Hub revision (branch, tag, `refs/pr/N`, commit) when the model is named by a Hub id. */
+  revision?: string;
+  /** Cache, endpoint, token, offline mode and download progress for a Hub id (default: the environment). */
+  hub?: HubOptions;
 }
 
-/** Load an HF model folder (or a single .safetensors file next to a config.json). */
-export async function loadModel(dir: string, options: LoadOptions = {}): Promise<CausalLM> {
+/**
+ * Load an HF model: a local folder (config.json + model.safetensors or sharded safetensors), or a Hub id
+ * `org/name[@rev]` fetched through the Hugging Face cache (see @hippocrates/hub's resolvePretrained).
+ */
+export async function loadModel(nameOrPath: string, options: LoadOptions = {}): Promise<CausalLM> {
   if (options.dtype !== undefined && options.dtype !== "float32") {
     throw new HippoError("UNSUPPORTED", "only float32 compute is supported", {
       key: "dtype",
       got: String(options.dtype),
     });
   }
+  const { path: dir } = await resolvePretrained(nameOrPath, "model", {
+    ...options.hub,
+    revision: options.revision,
+  });
   const configPath = join(dir, "config.json");
   const config = await readModelConfig(configPath);
   checkFitsBackend(config, dir);

@@ -14,9 +14,10 @@ import {
   readJsonFile,
   writeJsonAtomic,
 } from "@hippocrates/core";
+import { type HubOptions, resolvePretrained } from "@hippocrates/hub";
 import { openSafetensors, writeSafetensors } from "@hippocrates/safetensors";
 import * as tf from "@tensorflow/tfjs-core";
-import { hfWeightData, type SaveDType, saveWeights, transposeMatrix } from "./io.js";
+import { hfWeightData, loadModel, type SaveDType, saveWeights, transposeMatrix } from "./io.js";
 import type { CausalLM } from "./llama.js";
 import { LINEAR_MODULES, type LinearModule, linearShape, linearWeightName } from "./weights.js";
 
@@ -333,12 +334,30 @@ function parsePeftConfig(
   return { config, targets, base };
 }
 
-/** Load a PEFT LoRA folder onto the model under `name` (default "default") and activate it. */
+export interface LoadAdapterOptions {
+  /** Adapter name (default "default", as PEFT). */
+  name?: string;
+  /** Make it the (only) active adapter (default true). */
+  activate?: boolean;
+  /** Hub revision when the adapter is named by a Hub id. */
+  revision?: string;
+  /** Cache, endpoint, token, offline mode and progress for Hub ids (default: the environment). */
+  hub?: HubOptions;
+}
+
+/**
+ * Load a PEFT LoRA adapter onto the model under `name` (default "default") and activate it: a local folder,
+ * or a Hub id `org/name[@rev]` fetched through the Hugging Face cache.
+ */
 export async function loadAdapter(
   model: CausalLM,
-  dir: string,
-  options: { name?: string; activate?: boolean } = {},
+  nameOrPath: string,
+  options: LoadAdapterOptions = {},
 ): Promise<LoraAdapter> {
+  const { path: dir } = await resolvePretrained(nameOrPath, "adapter", {
+    ...options.hub,
+    revision: options.revision,
+  });
   const configFile = join(dir, ADAPTER_CONFIG);
   const { config, targets, base } = parsePeftConfig(await readJsonFile(configFile), configFile);
   const file = join(dir, ADAPTER_WEIGHTS);
@@ -403,6 +422,53 @@ export async function loadAdapter(
   } finally {
     await reader.close();
   }
+}
+
+export interface LoadPeftModelOptions {
+  /** Hub revision of the adapter. */
+  revision?: string;
+  /** Load this base model instead of the adapter's `base_model_name_or_path`. */
+  baseModel?: string;
+  hub?: HubOptions;
+  /** Seed of the model's dropout RNG. */
+  seed?: number;
+}
+
+/**
+ * PEFT's `AutoPeftModelForCausalLM.from_pretrained`: load the base model the adapter names in
+ * `base_model_name_or_path` (a Hub id, at the adapter config's `revision` when set, or a path), then the
+ * adapter on it, active under "default".
+ */
+export async function loadPeftModel(
+  nameOrPath: string,
+  options: LoadPeftModelOptions = {},
+): Promise<CausalLM> {
+  const { path: dir } = await resolvePretrained(nameOrPath, "adapter", {
+    ...options.hub,
+    revision: options.revision,
+  });
+  const configFile = join(dir, ADAPTER_CONFIG);
+  const raw = await readJsonFile(configFile);
+  const base = options.baseModel ?? (isPlainObject(raw) ? raw.base_model_name_or_path : undefined);
+  if (typeof base !== "string" || base === "") {
+    throw new HippoError("INVALID_CONFIG", "the adapter does not name its base model; pass baseModel", {
+      file: configFile,
+      key: "base_model_name_or_path",
+      got: describeValue(base),
+    });
+  }
+  const baseRevision =
+    options.baseModel === undefined && isPlainObject(raw) && typeof raw.revision === "string"
+      ? raw.revision
+      : undefined;
+  const model = await loadModel(base, { hub: options.hub, revision: baseRevision, seed: options.seed });
+  try {
+    await loadAdapter(model, dir);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
 }
 
 /**

@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import type { ChatMessage, TextTokenizer } from "@hippocrates/core";
 import { describeValue, HippoError, parseJsonSafe } from "@hippocrates/core";
+import { type HubOptions, resolvePretrained } from "@hippocrates/hub";
 import { Tokenizer, templateProcessing } from "tokenizers";
 import { type ChatTemplateOptions, renderChat, selectTemplate } from "./chat.js";
 import {
@@ -38,6 +39,10 @@ export interface LoadTokenizerOptions {
   addEosToken?: boolean;
   /** Use this chat template instead of the folder's. */
   chatTemplate?: string;
+  /** Hub revision when the tokenizer is named by a Hub id. */
+  revision?: string;
+  /** Cache, endpoint, token, offline mode and progress for Hub ids (default: the environment). */
+  hub?: HubOptions;
 }
 
 export interface EncodingWithOffsets {
@@ -118,7 +123,15 @@ function checkText(text: unknown, key: string): asserts text is string {
   }
 }
 
-export async function loadTokenizer(dir: string, options: LoadTokenizerOptions = {}): Promise<HfTokenizer> {
+export async function loadTokenizer(
+  nameOrPath: string,
+  options: LoadTokenizerOptions = {},
+): Promise<HfTokenizer> {
+  // A local folder, or a Hub id `org/name[@rev]` fetched through the Hugging Face cache.
+  const { path: dir } = await resolvePretrained(nameOrPath, "tokenizer", {
+    ...options.hub,
+    revision: options.revision,
+  });
   const tokenizerFile = join(dir, "tokenizer.json");
   const json = (await readText(tokenizerFile, false))!;
   let engine: Tokenizer;
