@@ -3,10 +3,14 @@
  */
 export { createProgram } from "./cli.js";
 export { loadServeModel } from "./commands/serve.js";
+export { type ConfigIssue, configError, formatPath, schemaIssues, validateWith } from "./config/issues.js";
 export {
+  type BaseModel,
+  bindStage,
   type LoadOptions,
   loadPipelineConfig,
   type PipelineConfig,
+  parseYaml,
   type ResolvedStage,
   resolvePipelineConfig,
 } from "./config/load.js";
@@ -22,10 +26,23 @@ export {
 } from "./miniature/kb.js";
 export { MINIATURE_MODEL_CONFIG, MINIATURE_PIPELINE, prepareMiniature } from "./miniature/prepare.js";
 export { writeTokenizerFolder } from "./miniature/tokenizer.js";
+// TEMPORARY until the packages export their stages' settings schemas.
+export { BUILTIN_STAGE_SCHEMAS, loraSchema } from "./pipeline/builtin.js";
+export { checkPipeline } from "./pipeline/checks.js";
 export { type RunManifest, readManifest, type StageRecord } from "./pipeline/manifest.js";
 export {
-  describePlan,
+  BUILTIN_STAGE_KINDS,
+  createBuiltinRegistry,
+  createStageRegistry,
+  isPipelineStage,
+  loadModuleStage,
   loadStageModule,
+  registerBuiltin,
+  type StageRegistry,
+} from "./pipeline/registry.js";
+export {
+  branches,
+  describePlan,
   type RunPipelineOptions,
   type RunResult,
   runPipeline,

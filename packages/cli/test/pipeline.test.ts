@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { isHippoError } from "@hippocrates/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPipelineConfig } from "../src/config/load.js";
+import { writeTokenizerFolder } from "../src/miniature/tokenizer.js";
 import { readManifest } from "../src/pipeline/manifest.js";
 import { describePlan, runPipeline } from "../src/pipeline/runner.js";
 
@@ -17,7 +18,9 @@ let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "hippo-cli-pipeline-"));
   await mkdir(join(dir, "model"));
-  await writeFile(join(dir, "model", "config.json"), '{"model_type":"llama"}\n');
+  // A model folder the pre-flight checks accept: config.json with vocab_size, and a tokenizer that fits it.
+  const vocab = await writeTokenizerFolder(join(dir, "model"), ["hello world"]);
+  await writeFile(join(dir, "model", "config.json"), `{"model_type":"llama","vocab_size":${vocab}}\n`);
   await writeFile(join(dir, "train.jsonl"), '{"id":"1","source":"t","text":"hello"}\n');
 });
 afterAll(async () => {
@@ -101,7 +104,7 @@ describe("pipeline config validation", () => {
   it("--dry-run prints the plan and writes nothing", async () => {
     const file = await writeConfig(
       "plan.yaml",
-      `model: ./model\noutput_dir: ./plan-run\nstages:\n  - kind: counting\n    module: ${STAGE}\n    config: {steps: 2}\n  - kind: merge\n  - kind: eval\n    tasks: [medqa_usmle]\n    limit: 10\n`,
+      `model: ./model\noutput_dir: ./plan-run\nstages:\n  - kind: counting\n    module: ${STAGE}\n    steps: 2\n  - kind: merge\n  - kind: eval\n    tasks: [medqa_usmle]\n    limit: 10\n`,
     );
     const r = spawnSync(process.execPath, [HIPPO, "run", file, "--dry-run"], { encoding: "utf8" });
     expect(r.stderr).toBe("");
@@ -117,7 +120,7 @@ describe("pipeline runner", () => {
   it("runs user stages in order, records the manifest, and skips finished stages on a re-run", async () => {
     const file = await writeConfig(
       "two.yaml",
-      `name: two\nmodel: ./model\noutput_dir: ./two-run\nseed: 3\nstages:\n  - kind: a\n    module: ${STAGE}\n    config: {steps: 2, ms: 1}\n  - kind: b\n    module: ${STAGE}\n    config: {steps: 3, ms: 1}\n`,
+      `name: two\nmodel: ./model\noutput_dir: ./two-run\nseed: 3\nstages:\n  - kind: a\n    module: ${STAGE}\n    steps: 2\n    ms: 1\n  - kind: b\n    module: ${STAGE}\n    steps: 3\n    ms: 1\n`,
     );
     const config = await loadPipelineConfig(file);
     const first = await runPipeline(config);
@@ -138,7 +141,7 @@ describe("pipeline runner", () => {
     // A changed setting re-runs that stage and every later one.
     const changed = await writeConfig(
       "two.yaml",
-      `name: two\nmodel: ./model\noutput_dir: ./two-run\nseed: 3\nstages:\n  - kind: a\n    module: ${STAGE}\n    config: {steps: 2, ms: 1}\n  - kind: b\n    module: ${STAGE}\n    config: {steps: 4, ms: 1}\n`,
+      `name: two\nmodel: ./model\noutput_dir: ./two-run\nseed: 3\nstages:\n  - kind: a\n    module: ${STAGE}\n    steps: 2\n    ms: 1\n  - kind: b\n    module: ${STAGE}\n    steps: 4\n    ms: 1\n`,
     );
     const third = await runPipeline(await loadPipelineConfig(changed));
     expect(third.skipped).toEqual(["a"]);
@@ -152,7 +155,7 @@ describe("pipeline runner", () => {
       "badmod.yaml",
       `model: ./model\noutput_dir: ./badmod-run\nstages:\n  - kind: x\n    module: ./not-a-stage.mjs\n`,
     );
-    await expect(runPipeline(await loadPipelineConfig(file))).rejects.toThrow(
+    await expect(loadPipelineConfig(file).then((c) => runPipeline(c))).rejects.toThrow(
       /stages\[0\]\.module.*exports no PipelineStage/,
     );
     expect(existsSync(join(dir, "badmod-run"))).toBe(false);
@@ -161,7 +164,7 @@ describe("pipeline runner", () => {
   it("killed with SIGKILL mid-stage, a re-run resumes that stage and does not redo finished ones", async () => {
     const file = await writeConfig(
       "kill.yaml",
-      `name: kill\nmodel: ./model\noutput_dir: ./kill-run\nstages:\n  - kind: first\n    module: ${STAGE}\n    config: {steps: 2, ms: 1}\n  - kind: slow\n    module: ${STAGE}\n    config: {steps: 40, ms: 100}\n`,
+      `name: kill\nmodel: ./model\noutput_dir: ./kill-run\nstages:\n  - kind: first\n    module: ${STAGE}\n    steps: 2\n    ms: 1\n  - kind: slow\n    module: ${STAGE}\n    steps: 40\n    ms: 100\n`,
     );
     const runDir = join(dir, "kill-run");
     const child = spawn(process.execPath, [HIPPO, "run", file, "--no-progress"], { stdio: "ignore" });

@@ -1,8 +1,6 @@
 import { resolve } from "node:path";
 import { createBarReporter, silentProgress } from "@hippocrates/core";
 import { type Command, Option } from "commander";
-import { resolvePipelineConfig } from "../config/load.js";
-import { runTrainingStage } from "../pipeline/adapters.js";
 import { type BackendChoice, parseFloatArg, parseIntArg } from "./shared.js";
 
 interface TrainFlags {
@@ -124,35 +122,31 @@ export function registerTrain(program: Command): void {
         ...(f.template !== undefined ? { template: f.template } : {}),
         ...(f.beta !== undefined ? { beta: f.beta } : {}),
       };
-      // The same validation as a pipeline.yaml with one stage (paths relative to the working directory).
-      const config = resolvePipelineConfig(
-        { model: f.model, ...(f.tokenizer ? { tokenizer: f.tokenizer } : {}), stages: [stage] },
-        resolve("hippo-train.yaml"),
-      );
-      const resolved = config.stages[0];
-      if (!resolved) return;
+      const { builtinStage } = await import("../pipeline/builtin.js");
+      const { bindStage } = await import("../config/load.js");
+      const { kind: _kind, ...written } = stage;
+      const bound = await bindStage(builtinStage(kind), written, []);
+      if (!bound.ok) throw new Error(bound.issues.map((i) => `${i.path}: ${i.message}`).join("; "));
+      const tokenizer = resolve(f.tokenizer ?? f.model);
       const model = f.adapter
         ? ({
             kind: "peft-adapter",
             path: resolve(f.adapter),
-            base: { kind: "hf-model", path: config.model },
+            base: { kind: "hf-model", path: resolve(f.model) },
           } as const)
-        : ({ kind: "hf-model", path: config.model } as const);
-      const out = await runTrainingStage(
-        kind,
-        { model, config: resolved.config as unknown as Record<string, unknown> },
-        {
-          outputDir: resolve(f.output),
-          runDir: resolve(f.output),
-          baseDir: process.cwd(),
-          tokenizer: config.tokenizer,
-          seed: f.seed,
-          progress: f.progress ? createBarReporter() : silentProgress,
-          signal: new AbortController().signal,
-          log: (m) => process.stderr.write(`${m}\n`),
-        },
-        { tokenizer: config.tokenizer, backend: f.backend, threads: undefined },
-      );
+        : ({ kind: "hf-model", path: resolve(f.model) } as const);
+      const { initBackend } = await import("@hippocrates/backend");
+      await initBackend({ backend: f.backend });
+      const out = await bound.bound.run(model, {
+        outputDir: resolve(f.output),
+        runDir: resolve(f.output),
+        baseDir: process.cwd(),
+        tokenizer,
+        seed: f.seed,
+        progress: f.progress ? createBarReporter() : silentProgress,
+        signal: new AbortController().signal,
+        log: (m) => process.stderr.write(`${m}\n`),
+      });
       process.stdout.write(
         `${JSON.stringify({ model: out.model, metrics: out.metrics, files: out.files }, null, 2)}\n`,
       );

@@ -6,13 +6,11 @@
  */
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, rm } from "node:fs/promises";
-import { extname, join } from "node:path";
+import { join, resolve } from "node:path";
 import {
   HippoError,
   type InstructionRecord,
-  type LogLikelihoodResult,
   type ModelArtifact,
-  type PipelineStageInput,
   type PipelineStageOutput,
   type PreferenceRecord,
   readJsonlObjects,
@@ -24,15 +22,7 @@ import {
 } from "@hippocrates/core";
 import type { CausalLM } from "@hippocrates/model";
 import type { HfTokenizer } from "@hippocrates/tokenizer";
-import type {
-  DpoStageConfig,
-  EvalStageConfig,
-  MergeStageConfig,
-  SftStageConfig,
-  TrainingStageConfig,
-} from "../config/schema.js";
-import { localPromptScorer } from "../serve/local.js";
-import type { RunSettings } from "./builtin.js";
+import type { DpoSettings, EvalSettings, MergeSettings, SftSettings, TrainingSettings } from "./builtin.js";
 
 /** The objects of a JSONL data file; a bad line is an error naming file and line. */
 export async function readJsonlRecords(file: string): Promise<Record<string, unknown>[]> {
@@ -52,7 +42,11 @@ function field(rec: Record<string, unknown>, key: string, file: string, line: nu
   return v;
 }
 
-export async function ensureBackend(settings: RunSettings): Promise<unknown> {
+export async function ensureBackend(settings: {
+  backend: "auto" | "tensorflow-gpu" | "tensorflow" | "wasm" | "cpu";
+  threads?: number | undefined;
+  tokenizer?: string;
+}): Promise<unknown> {
   const { initBackend } = await import("@hippocrates/backend");
   return initBackend({
     backend: settings.backend,
@@ -113,7 +107,7 @@ async function sftTemplate(template: string | undefined) {
 export async function sftExamples(
   file: string,
   tok: HfTokenizer,
-  c: SftStageConfig,
+  c: SftSettings,
 ): Promise<TokenizedExample[]> {
   const { tokenizeInstruction } = await import("@hippocrates/data");
   const template = await sftTemplate(c.template);
@@ -147,7 +141,7 @@ export async function sftExamples(
 export async function dpoPairs(
   file: string,
   tok: HfTokenizer,
-  c: DpoStageConfig,
+  c: DpoSettings,
 ): Promise<TokenizedPreference[]> {
   const template = await sftTemplate(c.template);
   const out: TokenizedPreference[] = [];
@@ -180,7 +174,11 @@ export async function dpoPairs(
 // ---------------------------------------------------------------------------------------------------------
 // Stages.
 
-function trainOverrides(c: TrainingStageConfig, preset: Record<string, unknown>): Record<string, unknown> {
+function trainOverrides(
+  kind: "cpt" | "sft" | "dpo",
+  c: TrainingSettings,
+  preset: Record<string, unknown>,
+): Record<string, unknown> {
   const o: Record<string, unknown> = {};
   if (c.epochs !== undefined) o.epochs = c.epochs;
   if (c.max_steps !== undefined) o.maxSteps = c.max_steps;
@@ -207,7 +205,7 @@ function trainOverrides(c: TrainingStageConfig, preset: Record<string, unknown>)
       targetModules: c.lora.target_modules,
       useRslora: false,
     };
-  if (c.kind === "dpo") {
+  if (kind === "dpo" && "beta" in c) {
     if (c.beta !== undefined) o.beta = c.beta;
     if (c.loss_type !== undefined) o.lossType = c.loss_type;
     if (c.label_smoothing !== undefined) o.labelSmoothing = c.label_smoothing;
@@ -217,23 +215,21 @@ function trainOverrides(c: TrainingStageConfig, preset: Record<string, unknown>)
 
 export async function runTrainingStage(
   kind: "cpt" | "sft" | "dpo",
-  input: PipelineStageInput,
+  model: ModelArtifact,
+  c: TrainingSettings,
   ctx: StageContext,
-  settings: RunSettings,
 ): Promise<PipelineStageOutput> {
-  const c = input.config as unknown as TrainingStageConfig;
-  await ensureBackend(settings);
   const train = await import("@hippocrates/train");
-  const tok = await loadRunTokenizer(settings.tokenizer);
+  const tok = await loadRunTokenizer(ctx.tokenizer);
   const preset = { cpt: train.CPT_PRESET, sft: train.SFT_PRESET, dpo: train.DPO_PRESET }[kind] as Record<
     string,
     unknown
   >;
   const options = {
     ...preset,
-    ...trainOverrides(c, preset),
+    ...trainOverrides(kind, c, preset),
     seed: ctx.seed,
-    model: input.model,
+    model,
     outputDir: ctx.outputDir,
     resume: true,
     progress: ctx.progress,
@@ -241,10 +237,12 @@ export async function runTrainingStage(
     ...(tok.padTokenId !== null ? { padId: tok.padTokenId } : {}),
   };
   const maxLength = ((options as Record<string, unknown>).maxLength as number | undefined) ?? 1024;
+  const data = resolve(ctx.baseDir, c.data);
+  const evalData = c.eval_data ? resolve(ctx.baseDir, c.eval_data) : undefined;
   let result: PipelineStageOutput;
   if (kind === "cpt") {
-    const items = await cptBlocks(c.data, tok, maxLength);
-    const evalItems = c.eval_data ? await cptBlocks(c.eval_data, tok, maxLength) : undefined;
+    const items = await cptBlocks(data, tok, maxLength);
+    const evalItems = evalData ? await cptBlocks(evalData, tok, maxLength) : undefined;
     ctx.log(`${items.length} packed blocks of ${maxLength} tokens`);
     result = await train.trainCpt({
       ...(options as Parameters<typeof train.trainCpt>[0]),
@@ -252,8 +250,8 @@ export async function runTrainingStage(
       ...(evalItems ? { eval: evalItems } : {}),
     });
   } else if (kind === "sft") {
-    const items = await sftExamples(c.data, tok, c as SftStageConfig);
-    const evalItems = c.eval_data ? await sftExamples(c.eval_data, tok, c as SftStageConfig) : undefined;
+    const items = await sftExamples(data, tok, c);
+    const evalItems = evalData ? await sftExamples(evalData, tok, c) : undefined;
     ctx.log(`${items.length} instruction examples`);
     result = await train.trainSft({
       ...(options as Parameters<typeof train.trainSft>[0]),
@@ -261,8 +259,8 @@ export async function runTrainingStage(
       ...(evalItems ? { eval: evalItems } : {}),
     });
   } else {
-    const items = await dpoPairs(c.data, tok, c as DpoStageConfig);
-    const evalItems = c.eval_data ? await dpoPairs(c.eval_data, tok, c as DpoStageConfig) : undefined;
+    const items = await dpoPairs(data, tok, c);
+    const evalItems = evalData ? await dpoPairs(evalData, tok, c) : undefined;
     ctx.log(`${items.length} preference pairs`);
     result = await train.trainDpo({
       ...(options as Parameters<typeof train.trainDpo>[0]),
@@ -295,18 +293,16 @@ export async function loadArtifactModel(artifact: ModelArtifact) {
 }
 
 export async function runMergeStage(
-  input: PipelineStageInput,
+  input: ModelArtifact,
+  c: MergeSettings,
   ctx: StageContext,
-  settings: RunSettings,
 ): Promise<PipelineStageOutput> {
-  const c = input.config as unknown as MergeStageConfig;
-  if (input.model.kind === "hf-model") {
+  if (input.kind === "hf-model") {
     ctx.log("input is already a full model: nothing to merge");
-    return { model: input.model, metrics: {}, files: {} };
+    return { model: input, metrics: {}, files: {} };
   }
-  await ensureBackend(settings);
   const { saveModel } = await import("@hippocrates/model");
-  const model = await loadArtifactModel(input.model);
+  const model = await loadArtifactModel(input);
   const out = join(ctx.outputDir, "model");
   try {
     const dtype = c.dtype === "float16" ? "F16" : c.dtype === "bfloat16" ? "BF16" : "F32";
@@ -314,81 +310,49 @@ export async function runMergeStage(
   } finally {
     model.dispose();
   }
-  await copyTokenizerFiles(settings.tokenizer, out);
+  await copyTokenizerFiles(ctx.tokenizer, out);
   return { model: { kind: "hf-model", path: out }, metrics: {}, files: { model: out } };
 }
 
-/**
- * The model package's ScoringModel (shared-context batched scoring) when it is there; otherwise one forward
- * per request through the server's per-token scorer (lm-evaluation-harness's semantics, left truncation).
- */
+/** The model package's ScoringModel: shared-context batched scoring. */
 export async function scoringModelFor(
   model: CausalLM,
   name: string,
   batchSize?: number,
 ): Promise<ScoringModel> {
-  const mod = (await import("@hippocrates/model")) as Record<string, unknown>;
-  if (typeof mod.asScoringModel === "function") {
-    return (mod.asScoringModel as (m: CausalLM, o: Record<string, unknown>) => ScoringModel)(model, {
-      name,
-      ...(batchSize ? { batchSize } : {}),
-    });
-  }
-  const maxLength = model.config.max_position_embeddings;
-  const scorer = localPromptScorer(model, maxLength);
-  return {
-    name,
-    maxLength,
-    async logLikelihood(requests) {
-      const out: LogLikelihoodResult[] = [];
-      for (const { context, continuation } of requests) {
-        const seq = [...context, ...continuation].slice(-(maxLength + 1));
-        const [r] = await scorer.tokenLogprobs([seq], 1);
-        let logprob = 0;
-        let isGreedy = true;
-        for (let i = seq.length - continuation.length; i < seq.length; i++) {
-          logprob += (r?.logprobs[i] ?? Number.NaN) as number;
-          const best = [...(r?.top[i] ?? new Map<number, number>()).keys()][0];
-          if (best !== seq[i]) isGreedy = false;
-        }
-        out.push({ logprob, isGreedy });
-      }
-      return out;
-    },
-  };
+  const { asScoringModel } = await import("@hippocrates/model");
+  return asScoringModel(model, { name, ...(batchSize ? { batchSize } : {}) });
 }
 
 /** Task names, or task-definition files (JSON) loaded through the eval package. */
-export async function resolveTasks(tasks: string[]) {
+export async function resolveTasks(tasks: string[], baseDir = process.cwd()) {
   const ev = await import("@hippocrates/eval");
   return Promise.all(
-    tasks.map((t) => (extname(t) === ".json" || existsSync(t) ? ev.loadTaskFile(t) : Promise.resolve(t))),
+    tasks.map((t) => (/[\\/]|\.json$/.test(t) ? ev.loadTaskFile(resolve(baseDir, t)) : Promise.resolve(t))),
   );
 }
 
 export async function runEvalStage(
-  input: PipelineStageInput,
+  input: ModelArtifact,
+  c: EvalSettings,
   ctx: StageContext,
-  settings: RunSettings,
 ): Promise<PipelineStageOutput> {
-  const c = input.config as unknown as EvalStageConfig;
-  await ensureBackend(settings);
   const ev = await import("@hippocrates/eval");
-  const tok = await loadRunTokenizer(settings.tokenizer);
-  const tasks = await resolveTasks(c.tasks);
-  const model = await loadArtifactModel(input.model);
+  const tok = await loadRunTokenizer(ctx.tokenizer);
+  const tasks = await resolveTasks(c.tasks, ctx.baseDir);
+  const model = await loadArtifactModel(input);
   let output: Awaited<ReturnType<typeof ev.evaluate>>;
   try {
     // A fresh evaluation of a (possibly retrained) model must not reuse cached requests of an earlier one.
     const cacheDir = join(ctx.outputDir, "cache");
     output = await ev.evaluate({
-      model: await scoringModelFor(model, input.model.path, c.batch_size),
+      model: await scoringModelFor(model, input.path, c.batch_size),
       tokenizer: tok,
       tasks,
       ...(c.num_fewshot !== undefined ? { numFewshot: c.num_fewshot } : {}),
       ...(c.limit !== undefined ? { limit: c.limit } : {}),
       ...(c.profile ? { profile: c.profile } : {}),
-      dataDir: c.data_dir ?? ctx.runDir,
+      dataDir: c.data_dir ? resolve(ctx.baseDir, c.data_dir) : ctx.runDir,
       cacheDir,
       writeOut: ctx.outputDir,
       progress: ctx.progress,
@@ -410,5 +374,5 @@ export async function runEvalStage(
   }
   if (accs.length) metrics["average/acc"] = accs.reduce((a, b) => a + b, 0) / accs.length;
   await mkdir(ctx.outputDir, { recursive: true });
-  return { model: input.model, metrics, files: { results: join(ctx.outputDir, "results.json") } };
+  return { model: input, metrics, files: { results: join(ctx.outputDir, "results.json") } };
 }

@@ -16,13 +16,22 @@ import {
   writeJsonAtomic,
 } from "@hippocrates/core";
 
-export type StageStatus = "pending" | "running" | "done" | "failed";
+/** `interrupted`: stopped by a signal; like `running` (killed), it resumes from its last checkpoint. */
+export type StageStatus = "pending" | "running" | "done" | "failed" | "interrupted";
 
 export interface StageRecord {
   id: string;
   kind: string;
   module?: string;
-  /** sha256 of the stage's settings and input; a change re-runs the stage and every stage after it. */
+  /** The stage's input: an earlier stage's id or a base model's name (`base`, or a key of `models:`). */
+  from?: string;
+  /** The base model at the root of the stage's branch. */
+  base?: string;
+  /**
+   * sha256 of the stage's kind, settings, seed and its input model's fingerprint (a base model's paths, or
+   * the stage that made the model): a change re-runs the stage and the stages that take its model, and no
+   * other branch.
+   */
   fingerprint: string;
   status: StageStatus;
   outputDir: string;
@@ -51,6 +60,19 @@ export interface RunManifest {
 }
 
 export const MANIFEST_FILE = "manifest.json";
+
+/**
+ * The folder of a stage: `<run dir>/<NN>-<id>` (NN its position in the file), or the folder an earlier run
+ * gave it, so that moving a stage in the file does not orphan its finished output.
+ */
+export function stageOutputDir(
+  runDir: string,
+  stage: { id: string; index: number },
+  old: StageRecord | undefined,
+): string {
+  if (old && dirname(old.outputDir) === runDir) return old.outputDir;
+  return join(runDir, `${String(stage.index + 1).padStart(2, "0")}-${stage.id}`);
+}
 
 export function fingerprint(value: unknown): string {
   return createHash("sha256").update(stableJson(value)).digest("hex").slice(0, 16);
