@@ -105,11 +105,11 @@ export function parseYaml(text: string, file: string): unknown {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, lineCounter });
   const err = doc.errors[0];
   if (err) {
-    const pos = err.linePos?.[0];
+    const pos = lineCounter.linePos(err.pos[0]);
     throw new HippoError(
       "INVALID_FORMAT",
-      `invalid YAML${pos ? ` at line ${pos.line}, column ${pos.col}` : ""}: ${err.message.split("\n")[0]}`,
-      { file, ...(pos ? { line: pos.line } : {}) },
+      `invalid YAML at line ${pos.line}, column ${pos.col}: ${err.message.split("\n")[0]}`,
+      { file, line: pos.line },
     );
   }
   let data: unknown;
