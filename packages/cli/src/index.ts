@@ -49,7 +49,6 @@ export {
 } from "./pipeline/runner.js";
 export { collectReport, type ReportData } from "./report/collect.js";
 export { renderHtmlReport } from "./report/html.js";
-export { PUBLISHED_ROWS, PUBLISHED_STAGES } from "./report/published.js";
 export { formatReportTable } from "./report/table.js";
 export { localPromptScorer } from "./serve/local.js";
 export { createServer, type HippoServer, type ServeOptions } from "./serve/server.js";

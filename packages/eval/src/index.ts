@@ -18,8 +18,10 @@ export {
   PUBLISHED_COLUMNS,
   PUBLISHED_RESULTS,
   PUBLISHED_SOURCE,
+  PUBLISHED_STAGES,
   PUBLISHED_TASKS,
   type PublishedRow,
+  type PublishedStage,
 } from "./published.js";
 export { PyRandom, type PyRandomState } from "./pyrandom.js";
 export { orderedJsonEntries, parseCsv } from "./readers.js";
