@@ -18,7 +18,7 @@ import type { InstructionRecord, LogLikelihoodRequest, TokenizedExample } from "
 import { DEFAULT_TEMPLATE, tokenizeInstruction } from "@hippocrates/data";
 import { createRandomModel, loadAdapter, loadModel, logLikelihood, saveModel } from "@hippocrates/model";
 import { loadTokenizer } from "@hippocrates/tokenizer";
-import { SFT_PRESET, trainSft } from "@hippocrates/train";
+import { SFT_PRESET, trainCausalLm } from "@hippocrates/train";
 
 const DATA = new URL("../../shared/data/", import.meta.url);
 // Examples 04-06 share a work folder: 05 trains DPO on this example's adapter, 06 evaluates the result.
@@ -99,21 +99,22 @@ const meanLogprob = async (dir: string, adapter?: string) => {
 const before = await meanLogprob(baseDir);
 
 // 4. Train. The preset holds the paper's SFT settings (LoRA r32/alpha32 on all linear layers, lr 1e-4, cosine,
-//    3 epochs, batch 8 x 2); here a smaller adapter, a higher learning rate and a few steps so it runs in seconds.
+//    3 epochs, batch 8 x 2; HF's names); here a smaller adapter, a higher learning rate and a few steps so it runs in seconds.
 const outputDir = join(work, "sft");
-const result = await trainSft({
+const result = await trainCausalLm({
   ...SFT_PRESET,
+  name: "sft",
   model: { kind: "hf-model", path: baseDir },
   train,
   outputDir,
-  lora: { ...SFT_PRESET.lora, r: 8, alpha: 16 },
-  lr: 1e-2,
-  schedule: "constant",
-  microBatchSize: 6,
-  gradientAccumulation: 1,
-  epochs: 20, // 6 examples = one step per epoch
-  saveSteps: 0,
-  logSteps: 4,
+  lora: { ...SFT_PRESET.lora, r: 8, lora_alpha: 16 },
+  learning_rate: 1e-2,
+  lr_scheduler_type: "constant",
+  per_device_train_batch_size: 6,
+  gradient_accumulation_steps: 1,
+  num_train_epochs: 20, // 6 examples = one step per epoch
+  save_steps: 0,
+  logging_steps: 4,
 });
 for (const entry of result.loop.logHistory) {
   if (entry.loss !== undefined) console.log(`  step ${entry.step ?? "?"}: loss ${entry.loss.toFixed(4)}`);

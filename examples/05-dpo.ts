@@ -78,7 +78,7 @@ for (const p of pairs) {
 }
 console.log(`${train.length} pairs; prompt 0 is ${train[0]?.promptIds.length} tokens`);
 
-// 3. The model chain: the SFT adapter over the base model (an artifact, exactly what trainSft returned).
+// 3. The model chain: the SFT adapter over the base model (an artifact, exactly what trainCausalLm returned).
 const sft: ModelArtifact = {
   kind: "peft-adapter",
   path: join(work, "sft"),
@@ -94,13 +94,13 @@ const result = await trainDpo({
   model: sft,
   train,
   outputDir,
-  lr: 5e-3,
-  schedule: "constant",
-  microBatchSize: 4,
-  gradientAccumulation: 1,
-  epochs: 8,
-  saveSteps: 0,
-  logSteps: 1,
+  learning_rate: 5e-3,
+  lr_scheduler_type: "constant",
+  per_device_train_batch_size: 4,
+  gradient_accumulation_steps: 1,
+  num_train_epochs: 8,
+  save_steps: 0,
+  logging_steps: 1,
 });
 
 // 5. TRL's metrics, logged every step. At step 1 the policy equals the reference (the new adapter's B is zero):

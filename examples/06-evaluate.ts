@@ -17,9 +17,8 @@ import { fileURLToPath } from "node:url";
 import { initBackend } from "@hippocrates/backend";
 import type { ModelArtifact } from "@hippocrates/core";
 import { type EvalOutput, evaluate, formatReport } from "@hippocrates/eval";
-import { asScoringModel } from "@hippocrates/model";
+import { asScoringModel, loadArtifact } from "@hippocrates/model";
 import { loadTokenizer } from "@hippocrates/tokenizer";
-import { loadArtifact } from "@hippocrates/train";
 
 const DATA = new URL("../../shared/data/", import.meta.url);
 const work = join(tmpdir(), "hippocrates-examples");

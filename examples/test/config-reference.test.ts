@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { BUILTIN_STAGE_SCHEMAS, loraSchema, pipelineSchema } from "@hippocrates/cli";
-import { CPT_PRESET, DPO_PRESET, SFT_PRESET } from "@hippocrates/train";
+import { CPT_PRESET, DEFAULT_SEED, DPO_PRESET, SFT_PRESET } from "@hippocrates/train";
 import { describe, expect, it } from "vitest";
 
 const page = readFileSync(new URL("../../docs/config-reference.md", import.meta.url), "utf8");
@@ -25,13 +25,19 @@ describe("docs/config-reference.md", () => {
 
   it("states the presets' learning rates, batch shapes, epochs and LoRA ranks as the train package has them", () => {
     expect(page).toMatch(/\| `lr` +\| number > 0 +\| `lr` +\| 1e-4 \/ 1e-4 \/ 1e-5 +\|/);
-    expect([CPT_PRESET.lr, SFT_PRESET.lr, DPO_PRESET.lr]).toEqual([1e-4, 1e-4, 1e-5]);
-    expect([CPT_PRESET.epochs, SFT_PRESET.epochs, DPO_PRESET.epochs]).toEqual([1, 3, 1]);
-    expect([CPT_PRESET.microBatchSize, CPT_PRESET.gradientAccumulation]).toEqual([8, 2]);
+    expect([CPT_PRESET.learning_rate, SFT_PRESET.learning_rate, DPO_PRESET.learning_rate]).toEqual([
+      1e-4, 1e-4, 1e-5,
+    ]);
+    expect([CPT_PRESET.num_train_epochs, SFT_PRESET.num_train_epochs, DPO_PRESET.num_train_epochs]).toEqual([
+      1, 3, 1,
+    ]);
+    expect([CPT_PRESET.per_device_train_batch_size, CPT_PRESET.gradient_accumulation_steps]).toEqual([8, 2]);
     expect([CPT_PRESET.lora.r, SFT_PRESET.lora.r, DPO_PRESET.lora.r]).toEqual([8, 32, 8]);
-    expect([CPT_PRESET.lora.alpha, SFT_PRESET.lora.alpha, DPO_PRESET.lora.alpha]).toEqual([16, 32, 16]);
-    expect(DPO_PRESET.lora.targetModules).toEqual(["q_proj", "v_proj"]);
-    expect([DPO_PRESET.beta, DPO_PRESET.lossType]).toEqual([0.1, "sigmoid"]);
-    expect([CPT_PRESET.maxLength, CPT_PRESET.saveSteps, CPT_PRESET.seed]).toEqual([1024, 500, 42]);
+    expect([CPT_PRESET.lora.lora_alpha, SFT_PRESET.lora.lora_alpha, DPO_PRESET.lora.lora_alpha]).toEqual([
+      16, 32, 16,
+    ]);
+    expect(DPO_PRESET.lora.target_modules).toEqual(["q_proj", "v_proj"]);
+    expect([DPO_PRESET.beta, DPO_PRESET.loss_type]).toEqual([0.1, "sigmoid"]);
+    expect([CPT_PRESET.max_length, CPT_PRESET.save_steps, DEFAULT_SEED]).toEqual([1024, 500, 42]);
   });
 });

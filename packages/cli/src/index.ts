@@ -26,8 +26,6 @@ export {
 } from "./miniature/kb.js";
 export { MINIATURE_MODEL_CONFIG, MINIATURE_PIPELINE, prepareMiniature } from "./miniature/prepare.js";
 export { writeTokenizerFolder } from "./miniature/tokenizer.js";
-// TEMPORARY until the packages export their stages' settings schemas.
-export { BUILTIN_STAGE_SCHEMAS, loraSchema } from "./pipeline/builtin.js";
 export { checkPipeline } from "./pipeline/checks.js";
 export { type RunManifest, readManifest, type StageRecord } from "./pipeline/manifest.js";
 export {

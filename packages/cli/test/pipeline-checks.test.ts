@@ -25,7 +25,7 @@ beforeAll(async () => {
   vocab = await writeTokenizerFolder(join(dir, "model"), ["hello world"]);
   await writeFile(join(dir, "model", "config.json"), `{"model_type":"llama","vocab_size":${vocab}}\n`);
   await writeFile(join(dir, "docs.jsonl"), '{"text":"hello world"}\n');
-  await mkdir(join(dir, "a-folder"));
+  await mkdir(join(dir, "records.jsonl"));
   await writeFile(join(dir, "a-file"), "not a folder\n");
 });
 afterAll(async () => {
@@ -73,9 +73,13 @@ describe("hippo run --dry-run checks before any work", () => {
   it("refuses a `data:` that is a folder", async () => {
     await writeConfig(
       "data-folder.yaml",
-      "model: ./model\noutput_dir: ./data-run\nstages:\n  - kind: cpt\n    data: ./a-folder\n",
+      "model: ./model\noutput_dir: ./data-run\nstages:\n  - kind: cpt\n    data: ./records.jsonl\n",
     );
-    await refused(["run", "data-folder.yaml", "--dry-run"], "stages[0].data", /got a folder/);
+    await refused(
+      ["run", "data-folder.yaml", "--dry-run"],
+      "stages[0].data",
+      /records\.jsonl: .*not a regular file/,
+    );
   });
 
   it("refuses an output_dir that is a file, and `hippo run` leaves the file as it was", async () => {

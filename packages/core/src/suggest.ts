@@ -44,3 +44,18 @@ export function unknownNameMessage(what: string, name: string, candidates: Itera
   const match = closestMatch(name, candidates);
   return `unknown ${what} ${JSON.stringify(name)}${match ? `; did you mean ${JSON.stringify(match)}?` : ""}`;
 }
+
+/**
+ * The `error` option of a strict settings object (zod 4's `z.strictObject(shape, { error })`, or any schema
+ * library that reports unrecognized keys as `{ code: "unrecognized_keys", keys }`): one "did you mean" message
+ * per unknown key, other issues left to the library's default message.
+ */
+export function unknownKeysError(
+  known: Iterable<string>,
+): (issue: { code?: string; keys?: readonly string[] }) => string | undefined {
+  const candidates = [...known];
+  return (issue) =>
+    issue.code === "unrecognized_keys" && issue.keys?.length
+      ? issue.keys.map((k) => unknownNameMessage("key", k, candidates)).join("; ")
+      : undefined;
+}

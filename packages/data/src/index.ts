@@ -113,6 +113,7 @@ export {
   CHATML_TEMPLATE,
   type ChatTemplateTokenizer,
   DEFAULT_TEMPLATE,
+  encodeSegments,
   type PromptTemplate,
   renderSegments,
   type Segment,
@@ -122,6 +123,27 @@ export {
   tokenizeInstruction,
 } from "./sft-tokenize.js";
 export { ngrams, ngramWords, normalizeForDedup, sha256File, sha256Hex } from "./text.js";
+// Training files -> tokenized examples (TRL's dataset formats and Alpaca).
+export {
+  checkTrainingFile,
+  cptBlocks,
+  dpoPairs,
+  extractPrompt,
+  type PreferencePair,
+  parseTrainingRecord,
+  readTrainingRecords,
+  type SftRecord,
+  type SftTokenizationOptions,
+  sftExamples,
+  type TextRecord,
+  type TrainingDataKind,
+  type TrainingRecordOf,
+  type TrainingTemplate,
+  type TrainingTokenizer,
+  templateFromSetting,
+  tokenizePreference,
+  tokenizeSftRecord,
+} from "./training-records.js";
 export {
   type BadRecordPolicy,
   type BadRecordReport,

@@ -71,22 +71,33 @@ export interface SftTokenizeOptions {
   addEos?: boolean;
   /** Truncate to this many tokens (from the right). */
   maxLength?: number;
+  /**
+   * Index of the first message whose assistant turns are trained on (default 0: every assistant turn). A
+   * conversational prompt-completion record trains on its completion only: trainFrom = the prompt's length.
+   */
+  trainFrom?: number;
 }
 
 /** A piece of text and whether its tokens are trained on. */
 export interface Segment {
   text: string;
   train: boolean;
+  /** An assistant turn: EOS follows it (labelled when the turn is). */
+  endOfTurn?: boolean;
 }
 
 const fill = (template: string, content: string) => template.split("{content}").join(content);
 
-/** Split a chat into masked (prompt) and labelled (response) text segments under a string template. */
-export function renderSegments(messages: ChatMessage[], template: StringTemplate): Segment[] {
+/**
+ * Split a chat into masked (prompt) and labelled (response) text segments under a string template. Assistant
+ * turns before message `trainFrom` are context (a conversational prompt-completion record's prompt): rendered
+ * the same way, masked.
+ */
+export function renderSegments(messages: ChatMessage[], template: StringTemplate, trainFrom = 0): Segment[] {
   const segments: Segment[] = [];
   let prompt = "";
   let userTurns = 0;
-  for (const m of messages) {
+  messages.forEach((m, i) => {
     if (m.role === "system") prompt += fill(template.system, m.content);
     else if (m.role === "user") {
       if (userTurns > 0) prompt += template.separator;
@@ -95,9 +106,9 @@ export function renderSegments(messages: ChatMessage[], template: StringTemplate
     } else {
       if (prompt) segments.push({ text: prompt, train: false });
       prompt = "";
-      segments.push({ text: m.content + template.assistantSuffix, train: true });
+      segments.push({ text: m.content + template.assistantSuffix, train: i >= trainFrom, endOfTurn: true });
     }
-  }
+  });
   return segments;
 }
 
@@ -109,6 +120,7 @@ export function renderSegments(messages: ChatMessage[], template: StringTemplate
 async function renderWithTokenizerTemplate(
   messages: ChatMessage[],
   tokenizer: ChatTemplateTokenizer,
+  trainFrom: number,
 ): Promise<{ text: string; spans: Array<[number, number]> }> {
   const spans: Array<[number, number]> = [];
   let text = "";
@@ -122,7 +134,7 @@ async function renderWithTokenizerTemplate(
         "the tokenizer's chat template does not render turns as prefixes of each other; use a string template",
       );
     }
-    spans.push([prefix.length, full.length]);
+    if (i >= trainFrom) spans.push([prefix.length, full.length]);
     text = full;
   }
   return { text, spans };
@@ -153,6 +165,7 @@ export async function tokenizeInstruction(
     const { text, spans } = await renderWithTokenizerTemplate(
       record.messages,
       tokenizer as ChatTemplateTokenizer,
+      options.trainFrom ?? 0,
     );
     if (typeof (tokenizer as Partial<OffsetTokenizer>).encodeWithOffsets === "function") {
       // Tokenize the whole rendered chat once (exactly what the model sees at inference) and label the tokens
@@ -173,25 +186,43 @@ export async function tokenizeInstruction(
       at = b;
     }
   } else {
-    segments = renderSegments(record.messages, template);
+    segments = renderSegments(record.messages, template, options.trainFrom ?? 0);
     if ((options.addBos ?? true) && tokenizer.bosTokenId !== null) {
       inputIds.push(tokenizer.bosTokenId);
       labels.push(IGNORE_INDEX);
     }
   }
-  const addEos = (options.addEos ?? true) && template.kind !== "tokenizer";
+  const encoded = await encodeSegments(segments, tokenizer, {
+    addEos: (options.addEos ?? true) && template.kind !== "tokenizer",
+  });
+  inputIds.push(...encoded.inputIds);
+  labels.push(...encoded.labels);
+  return finish(inputIds, labels, options.maxLength);
+}
+
+/**
+ * Tokenize segments one by one and concatenate them (LLaMA-Factory's way: the boundary between masked and
+ * labelled tokens is exact), with EOS after each assistant turn when `addEos` (labelled when the turn is).
+ */
+export async function encodeSegments(
+  segments: readonly Segment[],
+  tokenizer: TextTokenizer,
+  options: { addEos: boolean },
+): Promise<TokenizedExample> {
+  const inputIds: number[] = [];
+  const labels: number[] = [];
   for (const seg of segments) {
     const ids = await tokenizer.encode(seg.text, { addSpecialTokens: false });
     for (const id of ids) {
       inputIds.push(id);
       labels.push(seg.train ? id : IGNORE_INDEX);
     }
-    if (seg.train && addEos && tokenizer.eosTokenId !== null) {
+    if (seg.endOfTurn && options.addEos && tokenizer.eosTokenId !== null) {
       inputIds.push(tokenizer.eosTokenId);
-      labels.push(tokenizer.eosTokenId);
+      labels.push(seg.train ? tokenizer.eosTokenId : IGNORE_INDEX);
     }
   }
-  return finish(inputIds, labels, options.maxLength);
+  return { inputIds, labels };
 }
 
 function finish(

@@ -1,4 +1,13 @@
 export {
+  adapterArtifact,
+  basePathOf,
+  copyTokenizerFiles,
+  isLocalModelPath,
+  loadArtifact,
+  peftBasePath,
+  TOKENIZER_FILES,
+} from "./artifact.js";
+export {
   cloneCache,
   createCache,
   disposeCache,
@@ -44,6 +53,13 @@ export {
   saveMergedModel,
   withAdaptersDisabled,
 } from "./lora.js";
+export {
+  MERGE_DTYPES,
+  type MergeDType,
+  type MergeSettings,
+  mergeSettingsSchema,
+  mergeStage,
+} from "./merge-stage.js";
 export {
   applyRope,
   attention,

@@ -8,6 +8,8 @@ export * from "./metrics.js";
 export * from "./model.js";
 export * from "./presets.js";
 export * from "./schedule.js";
+export * from "./settings.js";
+export * from "./stage.js";
 export * from "./stages.js";
 export * from "./tasks.js";
 export * from "./tensorfile.js";

@@ -1,15 +1,24 @@
 /**
- * The three stages as plain functions over plain option objects (spread a preset, override fields):
+ * Training as two plain functions over plain option objects (spread a preset, override fields by HF's names):
  *
- *   trainCpt({ ...CPT_PRESET, model: { kind: "hf-model", path }, train: packedBlocks, outputDir })
- *   trainSft({ ...SFT_PRESET, model: cptOutput.model, train: sftExamples, outputDir })
+ *   trainCausalLm({ ...CPT_PRESET, name: "cpt", model: { kind: "hf-model", path }, train: packedBlocks, outputDir })
+ *   trainCausalLm({ ...SFT_PRESET, name: "sft", model: cptOutput.model, train: sftExamples, outputDir })
  *   trainDpo({ ...DPO_PRESET, model: sftOutput.model, train: preferencePairs, outputDir })
  *
- * Each loads its input (an HF folder, or adapters over one, merged in order: the SFT stage trains a new adapter
- * on base+CPT, DPO on base+CPT+SFT), adds a fresh LoRA adapter (or trains every weight with `lora: "full"`),
- * runs the shared loop, and writes its output into `outputDir`: a PEFT adapter folder (adapter_config.json +
+ * CPT and SFT are the same computation (next-token loss on the labelled tokens: packed blocks label every
+ * token, SFT examples mask the prompt), so they are one function with two presets. Each call loads its input
+ * (an HF folder, or adapters over one, merged in order: the SFT stage trains a new adapter on base+CPT, DPO on
+ * base+CPT+SFT), adds a fresh LoRA adapter (or trains every weight with `lora: false`), runs the shared loop,
+ * and writes its output into `outputDir`: a PEFT adapter folder (adapter_config.json +
  * adapter_model.safetensors) or, for full fine-tuning, an HF model folder, beside trainer_state.json,
  * metrics.jsonl and the checkpoints. The returned artifact is the next stage's `model`.
+ *
+ * An adapter trained over an adapter chain is an adapter of the merged model, not of the raw base: PEFT
+ * loading the raw base and this adapter would silently drop the earlier adapters. So the merged input is
+ * written as an HF folder, `outputDir/input_model` (float32: the exact weights the adapter was trained on;
+ * a bfloat16 copy would round most of a LoRA delta away), and the adapter's `base_model_name_or_path` is
+ * `./input_model`, a path relative to the adapter folder (model's `peftBasePath`); over a plain HF folder it
+ * is the relative path to that folder, over a Hub model its id. Never a machine-absolute path.
  */
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -23,14 +32,17 @@ import {
   parseJsonSafe,
   type TokenizedExample,
   type TokenizedPreference,
+  writeDirAtomic,
   writeJsonAtomic,
 } from "@hippocrates/core";
 import {
   addLoraAdapter,
+  copyTokenizerFiles,
+  LINEAR_MODULES,
   type CausalLM as LlamaModel,
-  loadAdapter,
-  loadModel,
-  mergeAdapter,
+  type LoraConfig,
+  loadArtifact,
+  peftBasePath,
   peftKey,
   saveAdapter,
   saveModel,
@@ -38,78 +50,78 @@ import {
 import * as tf from "@tensorflow/tfjs-core";
 import { validateExample } from "./batch.js";
 import { evaluateLoss, type LoopConfig, type LoopResult, runTrainingLoop } from "./loop.js";
-import type { DpoLossType } from "./losses.js";
+import { DEFAULT_SEED } from "./presets.js";
+import {
+  checkTrainingSettings,
+  type DpoTrainingSettings,
+  type PeftLoraSettings,
+  type TrainingSettings,
+} from "./settings.js";
 import { computeReferenceLogProbs, type DpoItem, dpoTask, lmTask, type TrainTask } from "./tasks.js";
 
-export interface LoraSettings {
-  r: number;
-  alpha: number;
-  dropout: number;
-  /** PEFT target_modules names (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj). */
-  targetModules: string[];
-  useRslora: boolean;
-}
+/** Folder, inside a stage's outputDir, of the merged input model an adapter over a chain points at. */
+export const INPUT_MODEL_DIR = "input_model";
 
-/** Every training knob of a stage; the presets fill them with the paper's values. */
-export interface StageTrainingConfig extends LoopConfig {
-  /** A new LoRA adapter with these settings, or "full" to train every weight. */
-  lora: LoraSettings | "full";
-  /** Truncate longer sequences (right). */
-  maxLength?: number;
-  /** Per-layer gradient checkpointing: one layer's activations at a time; its linear products are replayed. */
-  checkpointLayers?: boolean;
-  /** Batch size of evaluation (default microBatchSize). */
-  evalBatchSize?: number;
-}
-
-export interface StageOptions<Item> extends StageTrainingConfig {
+export interface TrainOptions<Item> extends TrainingSettings {
   /** The model to start from: an HF folder, or adapter(s) over one (merged into the base before training). */
   model: ModelArtifact;
   train: Item[];
   eval?: Item[];
   outputDir: string;
+  /** Name in trainer_state.json and on the progress bar ("cpt", "sft", "dpo"); default "train". */
+  name?: string;
   /** Padding token (default: config pad_token_id, else eos_token_id, else 0). Never a target. */
   padId?: number;
+  /** Tokenizer folder whose files are copied into the input model this writes (so it loads on its own). */
+  tokenizer?: string;
   /** Continue from the newest whole checkpoint in outputDir. */
   resume?: boolean;
   progress?: ProgressReporter;
   signal?: AbortSignal;
 }
 
-export interface DpoStageOptions extends StageOptions<TokenizedPreference> {
-  beta?: number;
-  lossType?: DpoLossType;
-  labelSmoothing?: number;
-}
+export interface DpoTrainOptions extends TrainOptions<TokenizedPreference>, DpoTrainingSettings {}
 
-export interface StageResult extends PipelineStageOutput {
+export interface TrainResult extends PipelineStageOutput {
   loop: LoopResult;
 }
 
-/** Load an artifact: an HF folder, or the adapters of a chain merged into their base in order. */
-export async function loadArtifact(artifact: ModelArtifact): Promise<LlamaModel> {
-  if (artifact.kind === "hf-model") return loadModel(artifact.path);
-  if (artifact.kind !== "peft-adapter")
-    throw new HippoError("INVALID_ARGUMENT", "unknown model artifact", {
-      key: "model.kind",
-      expected: "hf-model | peft-adapter",
-      got: String((artifact as { kind: unknown }).kind),
-    });
-  const model = await loadArtifact(artifact.base);
-  try {
-    const name = `merge-${artifact.path}`;
-    await loadAdapter(model, artifact.path, { name });
-    mergeAdapter(model, name);
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return model;
+/** The loop's options from HF-named settings: the one place the two spellings meet. */
+export function loopConfigOf(s: TrainingSettings): LoopConfig {
+  return {
+    microBatchSize: s.per_device_train_batch_size,
+    gradientAccumulation: s.gradient_accumulation_steps,
+    epochs: s.num_train_epochs,
+    maxSteps: s.max_steps,
+    lr: s.learning_rate,
+    // HF's "constant" has no warmup (checkTrainingSettings refuses one); "constant_with_warmup" has.
+    schedule: s.lr_scheduler_type === "constant_with_warmup" ? "constant" : s.lr_scheduler_type,
+    warmupRatio: s.warmup_ratio,
+    warmupSteps: s.warmup_steps,
+    optimizer: {
+      weightDecay: s.weight_decay,
+      beta1: s.adam_beta1,
+      beta2: s.adam_beta2,
+      eps: s.adam_epsilon,
+    },
+    maxGradNorm: s.max_grad_norm,
+    seed: s.seed ?? DEFAULT_SEED,
+    logSteps: s.logging_steps,
+    evalSteps: s.eval_steps,
+    saveSteps: s.save_steps,
+    saveTotalLimit: s.save_total_limit,
+  };
 }
 
-/** The HF folder at the bottom of a chain (PEFT's base_model_name_or_path). */
-export function basePathOf(artifact: ModelArtifact): string {
-  return artifact.kind === "hf-model" ? artifact.path : basePathOf(artifact.base);
+/** PEFT's LoraConfig fields -> the model package's LoraConfig (`all-linear`: every linear layer but the head). */
+export function loraConfigOf(l: PeftLoraSettings): LoraConfig {
+  return {
+    r: l.r,
+    alpha: l.lora_alpha,
+    dropout: l.lora_dropout,
+    targetModules: l.target_modules === "all-linear" ? [...LINEAR_MODULES] : [...l.target_modules],
+    useRslora: l.use_rslora,
+  };
 }
 
 /**
@@ -118,17 +130,16 @@ export function basePathOf(artifact: ModelArtifact): string {
  */
 export function prepareTrainable(
   model: LlamaModel,
-  lora: LoraSettings | "full",
+  lora: LoraConfig | false,
   seed: number,
-  basePath: string,
 ): { variables: tf.Variable[]; names: string[] } {
   const nameOf = new Map<tf.Variable, string>();
-  if (lora === "full") {
+  if (lora === false) {
     model.setFullFineTuning(true);
     for (const [k, w] of model.weights) nameOf.set(w, k);
   } else {
     model.setFullFineTuning(false);
-    const adapter = addLoraAdapter(model, lora, { name: "default", seed, baseModelNameOrPath: basePath });
+    const adapter = addLoraAdapter(model, lora, { name: "default", seed });
     for (const [k, a] of adapter.a) nameOf.set(a, peftKey(k, "A"));
     for (const [k, b] of adapter.b) nameOf.set(b, peftKey(k, "B"));
   }
@@ -151,49 +162,75 @@ function padIdOf(model: LlamaModel, padId: number | undefined): number {
   return 0;
 }
 
-async function writeOutput(model: LlamaModel, o: StageOptions<unknown>): Promise<ModelArtifact> {
-  if (o.lora === "full") {
-    await saveModel(model, o.outputDir);
-    return { kind: "hf-model", path: o.outputDir };
-  }
-  await saveAdapter(model, o.outputDir, { name: "default" });
-  return { kind: "peft-adapter", path: o.outputDir, base: o.model };
+/**
+ * The model an adapter in `o.outputDir` is an adapter of, on disk: the input itself when it is an HF model,
+ * else the merged chain written to `input_model` (the model as loaded, before the new adapter exists).
+ * Returns the path (or Hub id) to point `base_model_name_or_path` at.
+ */
+async function writeAdapterBase(model: LlamaModel, o: TrainOptions<unknown>): Promise<string> {
+  if (o.model.kind === "hf-model") return o.model.path;
+  const dir = join(o.outputDir, INPUT_MODEL_DIR);
+  await writeDirAtomic(dir, async (tmp) => {
+    await saveModel(model, tmp);
+    if (o.tokenizer !== undefined) await copyTokenizerFiles(o.tokenizer, tmp);
+  });
+  return dir;
 }
 
-/** The loop with the stage's model, task and output: shared by the three stages. */
+/** Save the "default" adapter into `dir`, its base named relative to `dir`. */
+async function saveTrainedAdapter(model: LlamaModel, dir: string, base: string): Promise<void> {
+  const adapter = model.adapters.get("default");
+  if (adapter === undefined) throw new HippoError("INTERNAL", "no trained adapter", { key: "default" });
+  adapter.baseModelNameOrPath = peftBasePath(dir, base);
+  await saveAdapter(model, dir, { name: "default" });
+}
+
+/** The loop with the stage's model, task and output: shared by the two training functions. */
 async function runStage<Item>(
-  stage: string,
-  o: StageOptions<unknown>,
+  o: TrainOptions<unknown>,
   model: LlamaModel,
   train: Item[],
   task: TrainTask<Item>,
   evalItems: Item[] | undefined,
   evalMetrics?: () => Promise<Record<string, number>>,
-): Promise<StageResult> {
-  const { variables, names } = prepareTrainable(model, o.lora, o.seed, basePathOf(o.model));
+): Promise<TrainResult> {
+  const stage = o.name ?? "train";
+  const config = loopConfigOf(o);
+  const base = o.lora === false ? undefined : await writeAdapterBase(model, o);
+  const { variables, names } = prepareTrainable(
+    model,
+    o.lora === false ? false : loraConfigOf(o.lora),
+    config.seed,
+  );
+  const batch = o.per_device_eval_batch_size ?? o.per_device_train_batch_size;
   const evaluate =
     evalMetrics ??
     (evalItems && evalItems.length > 0
-      ? async () => ({ eval_loss: await evaluateLoss(task, evalItems, o.evalBatchSize ?? o.microBatchSize) })
+      ? async () => ({ eval_loss: await evaluateLoss(task, evalItems, batch) })
       : undefined);
   const loop = await runTrainingLoop({
     task,
     train,
     variables,
     names,
-    config: { ...o, evalSteps: o.evalSteps ?? (evaluate ? Number.MAX_SAFE_INTEGER : undefined) },
+    config: { ...config, evalSteps: config.evalSteps ?? (evaluate ? Number.MAX_SAFE_INTEGER : undefined) },
     outputDir: o.outputDir,
     resume: o.resume ?? false,
     ...(evaluate ? { evaluate } : {}),
-    ...(o.lora !== "full"
-      ? { saveExtra: (dir: string) => saveAdapter(model, dir, { name: "default" }) }
-      : {}),
+    ...(base !== undefined ? { saveExtra: (dir: string) => saveTrainedAdapter(model, dir, base) } : {}),
     trainerState: { stage, base_model: o.model },
     ...(o.progress ? { progress: o.progress } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
     name: stage,
   });
-  const artifact = await writeOutput(model, o);
+  let artifact: ModelArtifact;
+  if (base === undefined) {
+    await saveModel(model, o.outputDir);
+    artifact = { kind: "hf-model", path: o.outputDir };
+  } else {
+    await saveTrainedAdapter(model, o.outputDir, base);
+    artifact = { kind: "peft-adapter", path: o.outputDir, base: o.model };
+  }
   const metrics: Record<string, number> = {
     train_loss: loop.trainLoss,
     final_loss: loop.lastLoss,
@@ -201,12 +238,9 @@ async function runStage<Item>(
   };
   for (const e of loop.logHistory)
     for (const [k, v] of Object.entries(e)) if (k.startsWith("eval_")) metrics[k] = v;
-  return {
-    model: artifact,
-    metrics,
-    files: { trainer_state: loop.trainerStatePath, metrics: loop.metricsPath },
-    loop,
-  };
+  const files: Record<string, string> = { trainer_state: loop.trainerStatePath, metrics: loop.metricsPath };
+  if (base !== undefined && o.model.kind !== "hf-model") files.input_model = base;
+  return { model: artifact, metrics, files, loop };
 }
 
 function checkExamples(items: TokenizedExample[], key: string): void {
@@ -215,40 +249,30 @@ function checkExamples(items: TokenizedExample[], key: string): void {
   items.forEach((e, i) => {
     validateExample(e, i);
   });
-}
-
-/** Continued pre-training: next-token loss over packed blocks (segmentIds -> per-document attention/positions). */
-export async function trainCpt(o: StageOptions<TokenizedExample>): Promise<StageResult> {
-  checkExamples(o.train, "train");
-  const model = await loadArtifact(o.model);
-  try {
-    const task = lmTask(model, {
-      padId: padIdOf(model, o.padId),
-      ...(o.maxLength ? { maxLength: o.maxLength } : {}),
-      ...(o.checkpointLayers ? { checkpointLayers: true } : {}),
-    });
-    return await runStage("cpt", o, model, o.train, task, o.eval);
-  } finally {
-    model.dispose();
-  }
-}
-
-/** Instruction tuning: the examples' labels already mask the prompt (IGNORE_INDEX), so only responses count. */
-export async function trainSft(o: StageOptions<TokenizedExample>): Promise<StageResult> {
-  checkExamples(o.train, "train");
-  if (!o.train.some((e) => e.labels.some((l) => l >= 0)))
-    throw new HippoError("INVALID_ARGUMENT", "no example has a response token to learn", {
-      key: "train[*].labels",
+  if (!items.some((e) => e.labels.some((l) => l >= 0)))
+    throw new HippoError("INVALID_ARGUMENT", "no example has a token to learn", {
+      key: `${key}[*].labels`,
       expected: "labels other than -100",
     });
+}
+
+/**
+ * Causal language modelling: the next-token loss over the labelled tokens of each example. CPT gives packed
+ * blocks (every token labelled; segmentIds -> per-document attention and positions), SFT gives examples whose
+ * prompt is masked (IGNORE_INDEX), so only responses count.
+ */
+export async function trainCausalLm(o: TrainOptions<TokenizedExample>): Promise<TrainResult> {
+  checkTrainingSettings(o, { hasEvalData: o.eval !== undefined });
+  checkExamples(o.train, "train");
+  if (o.eval) checkExamples(o.eval, "eval");
   const model = await loadArtifact(o.model);
   try {
     const task = lmTask(model, {
       padId: padIdOf(model, o.padId),
-      ...(o.maxLength ? { maxLength: o.maxLength } : {}),
-      ...(o.checkpointLayers ? { checkpointLayers: true } : {}),
+      maxLength: o.max_length,
+      checkpointLayers: o.gradient_checkpointing,
     });
-    return await runStage("sft", o, model, o.train, task, o.eval);
+    return await runStage(o, model, o.train, task, o.eval);
   } finally {
     model.dispose();
   }
@@ -271,9 +295,9 @@ function checkPairs(pairs: TokenizedPreference[], key: string): void {
 }
 
 /** Identity of the pairs and settings the cached reference log-probs belong to. */
-function referenceKey(pairs: TokenizedPreference[], o: DpoStageOptions): string {
+function referenceKey(pairs: TokenizedPreference[], o: DpoTrainOptions): string {
   const h = createHash("sha256");
-  h.update(JSON.stringify({ model: o.model, maxLength: o.maxLength ?? null, ipo: o.lossType === "ipo" }));
+  h.update(JSON.stringify({ model: o.model, maxLength: o.max_length, ipo: o.loss_type === "ipo" }));
   for (const p of pairs)
     h.update(`${p.promptIds.join(",")}|${p.chosenIds.join(",")}|${p.rejectedIds.join(",")}\n`);
   return h.digest("hex");
@@ -287,7 +311,7 @@ function referenceKey(pairs: TokenizedPreference[], o: DpoStageOptions): string 
 async function referenceItems(
   model: LlamaModel,
   pairs: TokenizedPreference[],
-  o: DpoStageOptions,
+  o: DpoTrainOptions,
   padId: number,
   file: string,
 ): Promise<DpoItem[]> {
@@ -315,9 +339,9 @@ async function referenceItems(
   }
   const items = await computeReferenceLogProbs(model, pairs, {
     padId,
-    batchSize: o.evalBatchSize ?? o.microBatchSize,
-    average: o.lossType === "ipo",
-    ...(o.maxLength ? { maxLength: o.maxLength } : {}),
+    batchSize: o.per_device_eval_batch_size ?? o.per_device_train_batch_size,
+    average: o.loss_type === "ipo",
+    maxLength: o.max_length,
   });
   await writeJsonAtomic(file, {
     key,
@@ -331,7 +355,8 @@ async function referenceItems(
  * DPO: the input model (SFT adapter merged into the base) is the reference; a NEW adapter on top is the policy.
  * Reference log-probs are computed before the adapter exists (= the policy with its adapter disabled) and cached.
  */
-export async function trainDpo(o: DpoStageOptions): Promise<StageResult> {
+export async function trainDpo(o: DpoTrainOptions): Promise<TrainResult> {
+  checkTrainingSettings(o, { hasEvalData: o.eval !== undefined });
   checkPairs(o.train, "train");
   if (o.eval) checkPairs(o.eval, "eval");
   const model = await loadArtifact(o.model);
@@ -343,16 +368,15 @@ export async function trainDpo(o: DpoStageOptions): Promise<StageResult> {
       : undefined;
     const task = dpoTask(model, {
       padId,
-      beta: o.beta ?? 0.1,
-      lossType: o.lossType ?? "sigmoid",
-      labelSmoothing: o.labelSmoothing ?? 0,
-      ...(o.maxLength ? { maxLength: o.maxLength } : {}),
-      ...(o.checkpointLayers ? { checkpointLayers: true } : {}),
+      beta: o.beta,
+      lossType: o.loss_type,
+      labelSmoothing: o.label_smoothing,
+      maxLength: o.max_length,
+      checkpointLayers: o.gradient_checkpointing,
     });
-    const evalMetrics = evalItems
-      ? () => dpoEvaluate(task, evalItems, o.evalBatchSize ?? o.microBatchSize)
-      : undefined;
-    return await runStage("dpo", o, model, train, task, evalItems, evalMetrics);
+    const batch = o.per_device_eval_batch_size ?? o.per_device_train_batch_size;
+    const evalMetrics = evalItems ? () => dpoEvaluate(task, evalItems, batch) : undefined;
+    return await runStage({ name: "dpo", ...o }, model, train, task, evalItems, evalMetrics);
   } finally {
     model.dispose();
   }

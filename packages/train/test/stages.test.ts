@@ -7,12 +7,19 @@ import {
   type TokenizedExample,
   type TokenizedPreference,
 } from "@hippocrates/core";
-import { addLoraAdapter, createRandomModel, loadModel, saveAdapter, saveModel } from "@hippocrates/model";
+import {
+  addLoraAdapter,
+  createRandomModel,
+  loadArtifact,
+  loadModel,
+  saveAdapter,
+  saveModel,
+} from "@hippocrates/model";
 import { loadTokenizer } from "@hippocrates/tokenizer";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CPT_PRESET, DPO_PRESET, SFT_PRESET } from "../src/presets.js";
-import { loadArtifact, trainCpt, trainDpo, trainSft } from "../src/stages.js";
+import { trainCausalLm, trainDpo } from "../src/stages.js";
 import { dpoLogProbs, lmTask, responseExample } from "../src/tasks.js";
 import {
   createVocabMap,
@@ -87,17 +94,18 @@ describe("stages on a random Llama with the Llama-2 vocabulary, real PubMedQA te
   it("CPT: the loss falls on packed PubMedQA contexts (LoRA r8 on the MLP)", async () => {
     const blocks = pack(cptDocs, 128);
     expect(blocks.length).toBeGreaterThanOrEqual(8);
-    const out = await trainCpt({
+    const out = await trainCausalLm({
       ...CPT_PRESET,
+      name: "cpt",
       model: base,
       train: blocks.slice(0, 8),
       eval: blocks.slice(0, 2),
       outputDir: join(root, "cpt"),
-      lr: 3e-2,
-      microBatchSize: 4,
-      gradientAccumulation: 1,
-      epochs: 5,
-      saveSteps: 4,
+      learning_rate: 3e-2,
+      per_device_train_batch_size: 4,
+      gradient_accumulation_steps: 1,
+      num_train_epochs: 5,
+      save_steps: 4,
     });
     const losses = out.loop.logHistory.filter((e) => e.loss !== undefined).map((e) => e.loss as number);
     expect(losses).toHaveLength(10);
@@ -128,18 +136,19 @@ describe("stages on a random Llama with the Llama-2 vocabulary, real PubMedQA te
     expect(ex0.labels.slice(0, s0.prompt.length).every((l) => l === IGNORE_INDEX)).toBe(true);
     expect(ex0.labels.slice(s0.prompt.length)).toEqual([...s0.answer, EOS]);
 
-    const out = await trainSft({
+    const out = await trainCausalLm({
       ...SFT_PRESET,
-      lora: "full",
+      name: "sft",
+      lora: false,
       model: base,
       train: examples,
       outputDir: join(root, "sft"),
-      lr: 1e-2,
-      schedule: "constant",
-      microBatchSize: 8,
-      gradientAccumulation: 1,
-      epochs: 40,
-      saveSteps: 0,
+      learning_rate: 1e-2,
+      lr_scheduler_type: "constant",
+      per_device_train_batch_size: 8,
+      gradient_accumulation_steps: 1,
+      num_train_epochs: 40,
+      save_steps: 0,
     });
     expect(out.metrics.final_loss).toBeLessThan(0.05);
     expect(out.model).toEqual({ kind: "hf-model", path: join(root, "sft") });
@@ -181,11 +190,11 @@ describe("stages on a random Llama with the Llama-2 vocabulary, real PubMedQA te
       train: pairs,
       eval: pairs,
       outputDir: join(root, "dpo"),
-      lr: 2e-2,
-      microBatchSize: 4,
-      gradientAccumulation: 1,
-      epochs: 6,
-      evalSteps: 100,
+      learning_rate: 2e-2,
+      per_device_train_batch_size: 4,
+      gradient_accumulation_steps: 1,
+      num_train_epochs: 6,
+      eval_steps: 100,
     });
     const evals = out.loop.logHistory.filter((e) => e["eval_rewards/accuracies"] !== undefined);
     expect(evals.at(-1)?.["eval_rewards/accuracies"]).toBeGreaterThan(0.5);

@@ -24,7 +24,6 @@ export async function loadServeModel(
   await ensureBackend({ backend: o.backend ?? "auto", threads: undefined, tokenizer: "" });
   const mod = (await import("@hippocrates/model")) as typeof import("@hippocrates/model") &
     Record<string, unknown>;
-  const train = await import("@hippocrates/train");
   const artifact = o.adapter
     ? ({
         kind: "peft-adapter",
@@ -32,7 +31,7 @@ export async function loadServeModel(
         base: { kind: "hf-model", path: resolve(dir) },
       } as const)
     : ({ kind: "hf-model", path: resolve(dir) } as const);
-  const lm = await train.loadArtifact(artifact);
+  const lm = await mod.loadArtifact(artifact);
   const tokDir = resolve(o.tokenizer ?? (existsSync(join(dir, "tokenizer.json")) ? dir : (o.adapter ?? dir)));
   const tokenizer = await loadRunTokenizer(tokDir);
   const maxLength = Math.min(o.maxLength ?? Number.POSITIVE_INFINITY, lm.config.max_position_embeddings);

@@ -40,11 +40,11 @@ export function createStageRegistry(stages: readonly PipelineStage<unknown>[] = 
 
 /** The built-in kinds and the package that provides each (imported when a pipeline first needs it). */
 const BUILTIN_LOADERS: Record<string, () => Promise<PipelineStage<unknown>>> = {
-  cpt: async () => (await import("./builtin.js")).builtinStage("cpt"),
-  sft: async () => (await import("./builtin.js")).builtinStage("sft"),
-  dpo: async () => (await import("./builtin.js")).builtinStage("dpo"),
-  merge: async () => (await import("./builtin.js")).builtinStage("merge"),
-  eval: async () => (await import("./builtin.js")).builtinStage("eval"),
+  cpt: async () => (await import("@hippocrates/train/stage")).cptStage(),
+  sft: async () => (await import("@hippocrates/train/stage")).sftStage(),
+  dpo: async () => (await import("@hippocrates/train/stage")).dpoStage(),
+  merge: async () => (await import("@hippocrates/model")).mergeStage(),
+  eval: async () => (await import("./builtin.js")).evalStage(),
 };
 
 export const BUILTIN_STAGE_KINDS: readonly string[] = Object.keys(BUILTIN_LOADERS);
