@@ -3,7 +3,14 @@
  */
 export { createProgram } from "./cli.js";
 export { loadServeModel } from "./commands/serve.js";
-export { type ConfigIssue, configError, formatPath, schemaIssues, validateWith } from "./config/issues.js";
+export {
+  type ConfigIssue,
+  configError,
+  formatPath,
+  knownKeysAt,
+  schemaIssues,
+  validateWith,
+} from "./config/issues.js";
 export {
   type BaseModel,
   bindStage,
