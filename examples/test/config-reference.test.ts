@@ -3,14 +3,20 @@
  * accept (top level, a base model under `models:`, a stage entry) and every settings key of every built-in
  * stage (documented names and aliases, the LoRA block's too), read from the stages' own schemas in the
  * registry, must appear in the page as `key`; and the preset values the page states must be the train
- * package's.
+ * package's. docs/reproduce-full-size.md's Hippo-λ + Hippo-μ pipeline must load and have the branches the page
+ * shows.
  */
 import { readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   BUILTIN_STAGE_KINDS,
   baseModelSchema,
+  branches,
   createBuiltinRegistry,
   knownKeysAt,
+  loadPipelineConfig,
   pipelineSchema,
   stageEntrySchema,
 } from "@hippocrates/cli";
@@ -67,5 +73,32 @@ describe("docs/config-reference.md", () => {
   it("names gradient_checkpointing as the key for gradient checkpointing", () => {
     expect(page).toMatch(/\| `gradient_checkpointing` +\| +\| boolean +\| `false` /);
     expect(page).not.toMatch(/no key for .?gradient/i);
+  });
+});
+
+describe("docs/reproduce-full-size.md", () => {
+  const doc = readFileSync(new URL("../../docs/reproduce-full-size.md", import.meta.url), "utf8");
+
+  it("gives Hippo-λ and Hippo-μ as one valid pipeline with the branches it shows", async () => {
+    const yaml = /```yaml\n(# hippo-lambda-mu\.yaml\n[\s\S]*?)```/.exec(doc)?.[1];
+    expect(yaml).toBeDefined();
+    const dir = await mkdtemp(join(tmpdir(), "hippo-reproduce-doc-"));
+    try {
+      const file = join(dir, "hippo-lambda-mu.yaml");
+      await writeFile(file, yaml ?? "");
+      // Every key validated by the pipeline's and the stages' schemas; the 7B folders are not here, so no checks.
+      const config = await loadPipelineConfig(file, { check: false });
+      expect(config.models.map((m) => m.name)).toEqual(["base", "mistral"]);
+      const shown = /branches:\n((?: {2}.*\n)+)/
+        .exec(doc)?.[1]
+        ?.trim()
+        .split("\n")
+        .map((l) => l.trim());
+      expect(branches(config).map((b) => b.join(" -> "))).toEqual(shown);
+      for (const s of config.stages.filter((st) => ["cpt", "sft", "dpo"].includes(st.kind)))
+        expect((s.settings as { gradient_checkpointing: boolean }).gradient_checkpointing, s.id).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
