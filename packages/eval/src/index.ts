@@ -33,6 +33,12 @@ export {
   type TokenizedRequest,
   truncateRequest,
 } from "./requests.js";
+export {
+  type EvalSettings,
+  evalSettingsSchema,
+  evalStage,
+  metricsFromResults,
+} from "./stage.js";
 export * from "./tasks/builtin.js";
 export {
   loadLetterOptionsJsonl,

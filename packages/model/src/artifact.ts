@@ -87,7 +87,9 @@ export function peftBasePath(adapterDir: string, base: string): string {
  * except that a `./` or `../` path is read relative to the adapter folder (what we write), not to the working
  * directory. The base must be a full model (PEFT loads nothing else there).
  */
-export async function adapterArtifact(dir: string): Promise<ModelArtifact> {
+export async function adapterArtifact(
+  dir: string,
+): Promise<Extract<ModelArtifact, { kind: "peft-adapter" }>> {
   const file = join(dir, ADAPTER_CONFIG);
   const config = await readJsonFile(file);
   const base = isPlainObject(config) ? config.base_model_name_or_path : undefined;

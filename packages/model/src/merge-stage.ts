@@ -3,6 +3,9 @@
  * chain order) and save the result as an HF folder (`<outputDir>/model`: config.json + safetensors in the
  * chosen dtype) with the run's tokenizer files beside it, so it loads in transformers, vLLM or `hippo serve`
  * on its own. A full model as input is passed on unchanged.
+ *
+ * Importing this module loads no TensorFlow.js (`@hippocrates/model/merge-stage` is this module alone); the
+ * caller initialises the backend before `run`.
  */
 import { join } from "node:path";
 import {
@@ -14,8 +17,7 @@ import {
   writeDirAtomic,
 } from "@hippocrates/core";
 import { z } from "zod";
-import { copyTokenizerFiles, loadArtifact } from "./artifact.js";
-import { type SaveDType, saveModel } from "./io.js";
+import type { SaveDType } from "./io.js";
 
 export const MERGE_DTYPES = ["float32", "float16", "bfloat16"] as const;
 export type MergeDType = (typeof MERGE_DTYPES)[number];
@@ -50,6 +52,10 @@ export function mergeStage(defaults: Partial<MergeSettings> = {}): PipelineStage
         ctx.log("input is already a full model: nothing to merge");
         return { model: input.model, metrics: {}, files: {} };
       }
+      const [{ copyTokenizerFiles, loadArtifact }, { saveModel }] = await Promise.all([
+        import("./artifact.js"),
+        import("./io.js"),
+      ]);
       const out = join(ctx.outputDir, "model");
       const model = await loadArtifact(input.model);
       try {

@@ -3,6 +3,7 @@
  * overrides over the presets, and the pre-flight `check` (data files, template, LoRA targets, rules across
  * keys). Nothing here loads a model.
  */
+import { spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -145,6 +146,21 @@ describe("training stage settings", () => {
       expect.arrayContaining(["learning_rate", "lr", "beta", "loss_type", "template", "lora", "data"]),
     );
     expect(settingKeys("cpt")).not.toContain("template");
+  });
+});
+
+describe("stage modules", () => {
+  it("importing @hippocrates/train/stage or @hippocrates/model/merge-stage loads no TensorFlow.js", () => {
+    // tfjs-core creates its engine (globalThis._tfengine) when its module is evaluated; the control import of
+    // @hippocrates/model shows the probe sees it.
+    const probe = 'console.log(globalThis._tfengine === undefined ? "light" : "tfjs")';
+    const script = `await import("@hippocrates/train/stage"); await import("@hippocrates/model/merge-stage"); ${probe}; await import("@hippocrates/model"); ${probe};`;
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      cwd: new URL("..", import.meta.url),
+      encoding: "utf8",
+    });
+    expect(r.stderr).toBe("");
+    expect(r.stdout.trim().split("\n")).toEqual(["light", "tfjs"]);
   });
 });
 
