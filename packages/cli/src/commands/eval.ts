@@ -9,14 +9,16 @@ import {
 } from "@hippocrates/core";
 import { type Command, Option } from "commander";
 import {
+  type BackendChoice,
   ensureBackend,
   loadArtifactModel,
   loadRunTokenizer,
+  parseFloatArg,
+  parseIntArg,
   readJsonlRecords,
   resolveTasks,
   scoringModelFor,
-} from "../pipeline/adapters.js";
-import { type BackendChoice, parseFloatArg, parseIntArg } from "./shared.js";
+} from "./shared.js";
 
 function parseShard(v: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(v);

@@ -2,11 +2,10 @@ import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { HippoError } from "@hippocrates/core";
 import { type Command, Option } from "commander";
-import { ensureBackend, loadRunTokenizer } from "../pipeline/adapters.js";
 import { localPromptScorer } from "../serve/local.js";
 import { createServer } from "../serve/server.js";
 import type { ServeModel } from "../serve/types.js";
-import { type BackendChoice, parseIntArg } from "./shared.js";
+import { type BackendChoice, ensureBackend, loadRunTokenizer, parseIntArg } from "./shared.js";
 
 export interface LoadServeOptions {
   tokenizer?: string;

@@ -123,18 +123,34 @@ export function packageVersions(): Record<string, string> {
   return out;
 }
 
+/** A manifest as this module writes it: the format tag, and stage records with an id, kind and folder. */
+function isRunManifest(data: unknown): data is RunManifest {
+  return (
+    isPlainObject(data) &&
+    data.format === "hippo-run/1" &&
+    Array.isArray(data.stages) &&
+    data.stages.every(
+      (s) =>
+        isPlainObject(s) &&
+        typeof s.id === "string" &&
+        typeof s.kind === "string" &&
+        typeof s.outputDir === "string",
+    )
+  );
+}
+
 export async function readManifest(runDir: string): Promise<RunManifest | undefined> {
   const file = join(runDir, MANIFEST_FILE);
   if (!existsSync(file)) return undefined;
   const data = await readJsonFile(file);
-  if (!isPlainObject(data) || data.format !== "hippo-run/1" || !Array.isArray(data.stages)) {
+  if (!isRunManifest(data)) {
     throw new HippoError("INVALID_FORMAT", "not a hippo run manifest", {
       file,
       key: "format",
-      expected: '"hippo-run/1"',
+      expected: '"hippo-run/1" with stage records { id, kind, outputDir, ... }',
     });
   }
-  return data as unknown as RunManifest;
+  return data;
 }
 
 export async function writeManifest(runDir: string, manifest: RunManifest): Promise<void> {

@@ -43,8 +43,8 @@ const BUILTIN_LOADERS: Record<string, () => Promise<PipelineStage<unknown>>> = {
   cpt: async () => (await import("@hippocrates/train/stage")).cptStage(),
   sft: async () => (await import("@hippocrates/train/stage")).sftStage(),
   dpo: async () => (await import("@hippocrates/train/stage")).dpoStage(),
-  merge: async () => (await import("@hippocrates/model")).mergeStage(),
-  eval: async () => (await import("./builtin.js")).evalStage(),
+  merge: async () => (await import("@hippocrates/model/merge-stage")).mergeStage(),
+  eval: async () => (await import("@hippocrates/eval")).evalStage(),
 };
 
 export const BUILTIN_STAGE_KINDS: readonly string[] = Object.keys(BUILTIN_LOADERS);
