@@ -30,6 +30,7 @@ import {
 } from "@hippocrates/core";
 import { LineCounter, parseDocument, visit } from "yaml";
 import {
+  BUILTIN_STAGE_KINDS,
   createStageRegistry,
   loadModuleStage,
   loadStageModule,
@@ -297,7 +298,7 @@ export async function resolvePipelineConfig(
     if (!impl) {
       issues.push({
         path: formatPath(["stages", i, "kind"]),
-        message: `${unknownNameMessage("stage kind", e.kind, registry.kinds().concat(["cpt", "sft", "dpo", "merge", "eval"]))} (expected a built-in kind, a kind a \`stage_modules:\` module registers, or any name with a \`module:\`)`,
+        message: `${unknownNameMessage("stage kind", e.kind, new Set([...registry.kinds(), ...BUILTIN_STAGE_KINDS]))} (expected a built-in kind, a kind a \`stage_modules:\` module registers, or any name with a \`module:\`)`,
       });
       continue;
     }
@@ -342,11 +343,4 @@ export async function resolvePipelineConfig(
     await checkPipeline(config);
   }
   return config;
-}
-
-/** The base model of a name, or of the root of a stage's branch. */
-export function baseModel(config: PipelineConfig, name: string): BaseModel {
-  const m = config.models.find((b) => b.name === name);
-  if (!m) throw new HippoError("INTERNAL", `no base model ${JSON.stringify(name)}`);
-  return m;
 }

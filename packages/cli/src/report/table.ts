@@ -4,13 +4,14 @@ import type { EvalRow, ReportData } from "./collect.js";
 
 const pct = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? "—" : (100 * v).toFixed(1));
 
-function table(header: string[], rows: string[][]): string {
+/** A markdown table: the first `textColumns` columns left-aligned (names), the rest right-aligned (numbers). */
+function table(header: string[], rows: string[][], textColumns = 1): string {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
   const line = (cells: string[]) =>
-    `| ${cells.map((x, c) => (c === 0 ? x.padEnd(widths[c] ?? 0) : x.padStart(widths[c] ?? 0))).join(" | ")} |`;
+    `| ${cells.map((x, c) => (c < textColumns ? x.padEnd(widths[c] ?? 0) : x.padStart(widths[c] ?? 0))).join(" | ")} |`;
   return [
     line(header),
-    `|${widths.map((w, c) => (c === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`,
+    `|${widths.map((w, c) => (c < textColumns ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`,
     ...rows.map(line),
   ].join("\n");
 }
@@ -49,6 +50,7 @@ export function formatReportTable(data: ReportData): string {
     table(
       [...(several ? ["model"] : []), "stage", "this run", "Llama-2 7B (paper)", "Mistral 7B (paper)"],
       rows,
+      several ? 2 : 1,
     ),
   );
 
