@@ -203,4 +203,33 @@ describe("pipeline runner", () => {
     expect(new Set(steps).size).toBe(40);
     expect(steps.length).toBeLessThanOrEqual(41);
   });
+
+  it("stopped with SIGINT mid-stage, the stage is recorded interrupted and a re-run resumes it", async () => {
+    const file = await writeConfig(
+      "int.yaml",
+      `name: int\nmodel: ./model\noutput_dir: ./int-run\nstages:\n  - kind: slow\n    module: ${STAGE}\n    steps: 40\n    ms: 100\n`,
+    );
+    const runDir = join(dir, "int-run");
+    const child = spawn(process.execPath, [HIPPO, "run", file, "--no-progress"], { stdio: "ignore" });
+    const stepsLog = join(runDir, "01-slow", "steps.log");
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const n = existsSync(stepsLog) ? (await readFile(stepsLog, "utf8")).trim().split("\n").length : 0;
+      if (n >= 5) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill("SIGINT");
+    const code = await new Promise((r) => child.once("exit", r));
+    expect(code).not.toBe(0);
+    const stopped = await readManifest(runDir);
+    expect(stopped?.stages.map((s) => s.status)).toEqual(["interrupted"]);
+    expect(stopped?.status).toBe("failed");
+
+    const r = spawnSync(process.execPath, [HIPPO, "run", file, "--no-progress"], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain("[slow] resuming interrupted stage");
+    const steps = (await readFile(stepsLog, "utf8")).trim().split("\n").map(Number);
+    expect(steps).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect((await readManifest(runDir))?.stages.map((s) => [s.status, s.attempts])).toEqual([["done", 2]]);
+  });
 });
