@@ -13,7 +13,7 @@ export function registerMiniature(program: Command): void {
   program
     .command("miniature")
     .description(
-      "Hippo in miniature: a fictional medical knowledge base through base -> CPT -> SFT -> DPO and base -> SFT, evaluated at each stage, offline, in about a minute",
+      "Hippo in miniature: a fictional medical knowledge base through base -> CPT -> SFT -> DPO and base -> SFT, evaluated at each stage, offline, in one to two minutes",
     )
     .option("--out <dir>", "folder for the data, tokenizer, base model and run", "runs/miniature")
     .option("--seed <n>", "seed of the knowledge base and the base model", parseIntArg("--seed"), 1234)
