@@ -197,99 +197,126 @@ export function extractPrompt<T extends string | ChatMessage[]>(
   };
 }
 
+function objectOf(kind: TrainingDataKind, raw: RawRecord): Record<string, unknown> {
+  if (isPlainObject(raw.value)) return raw.value;
+  throw new HippoError("INVALID_RECORD", "a record must be an object", {
+    file: raw.loc.file,
+    ...(raw.loc.line !== undefined ? { line: raw.loc.line } : { row: raw.loc.row }),
+    expected: EXPECTED[kind],
+    got: describeValue(raw.value),
+  });
+}
+
+/** The format keys a record has (null counts as absent, as a missing CSV/Parquet value). */
+const formatKeys = (value: Record<string, unknown>) =>
+  FORMAT_KEYS.filter((k) => value[k] !== undefined && value[k] !== null);
+
+function parseTextRecord(raw: RawRecord): TextRecord {
+  if (!same(formatKeys(objectOf("cpt", raw)), ["text"])) throw noFormat("cpt", raw);
+  return validateRecord(schemas.text, raw);
+}
+
+function parseSftRecord(raw: RawRecord): SftRecord {
+  const value = objectOf("sft", raw);
+  const found = formatKeys(value);
+  if (same(found, ["text"])) return validateRecord(schemas.text, raw);
+  if (same(found, ["messages"])) {
+    const r = validateRecord(schemas.messages, raw);
+    if (!r.messages.some((m) => m.role === "assistant"))
+      throw recordError(raw, "messages", "a conversation without an assistant turn has nothing to learn");
+    return r;
+  }
+  if (same(found, ["prompt", "completion"])) {
+    if (Array.isArray(value.prompt) !== Array.isArray(value.completion))
+      throw noFormat("sft", raw, "prompt and completion must both be strings or both message lists");
+    if (!Array.isArray(value.prompt)) return validateRecord(schemas.promptCompletionText, raw);
+    const r = validateRecord(schemas.promptCompletionChat, raw);
+    checkPromptEnd(raw, "prompt", r.prompt);
+    checkCompletionStart(raw, "completion", r.completion);
+    return r;
+  }
+  if (
+    found.includes("instruction") &&
+    found.includes("output") &&
+    found.every((k) => ["instruction", "input", "output"].includes(k))
+  ) {
+    const r = validateRecord(schemas.alpaca, raw);
+    const conversation: ChatMessage[] = [];
+    if (r.system) conversation.push({ role: "system", content: r.system });
+    // As LLaMA-Factory and @hippocrates/data's readInstructions: instruction and input joined by a newline.
+    conversation.push({ role: "user", content: r.input ? `${r.instruction}\n${r.input}` : r.instruction });
+    conversation.push({ role: "assistant", content: r.output });
+    return { messages: conversation };
+  }
+  throw noFormat("sft", raw);
+}
+
+/** An implicit prompt made explicit, or the record's error when the two responses share none. */
+function implicitPair<T extends string | ChatMessage[]>(
+  raw: RawRecord,
+  chosen: T,
+  rejected: T,
+): { prompt: T; chosen: T; rejected: T } {
+  if (JSON.stringify(chosen) === JSON.stringify(rejected))
+    throw recordError(raw, "chosen, rejected", "chosen and rejected are identical");
+  const pair = extractPrompt(chosen, rejected);
+  if (pair.prompt.length === 0)
+    throw recordError(
+      raw,
+      "chosen, rejected",
+      "chosen and rejected share no prompt (implicit-prompt preference)",
+      "a common beginning",
+    );
+  if (pair.chosen.length === 0 || pair.rejected.length === 0)
+    throw recordError(raw, "chosen, rejected", "chosen and rejected are the same after their shared prompt");
+  return pair;
+}
+
+function parsePreferencePair(raw: RawRecord): PreferencePair {
+  const value = objectOf("dpo", raw);
+  const found = formatKeys(value);
+  const lists = (keys: string[]) => keys.map((k) => Array.isArray(value[k]));
+  if (same(found, ["prompt", "chosen", "rejected"])) {
+    const l = lists(["prompt", "chosen", "rejected"]);
+    if (l.some((x) => x !== l[0]))
+      throw noFormat("dpo", raw, "prompt, chosen and rejected must all be strings or all message lists");
+    if (!l[0]) return validateRecord(schemas.preferenceText, raw);
+    const r = validateRecord(schemas.preferenceChat, raw);
+    checkPromptEnd(raw, "prompt", r.prompt);
+    checkCompletionStart(raw, "chosen", r.chosen);
+    checkCompletionStart(raw, "rejected", r.rejected);
+    return r;
+  }
+  if (same(found, ["chosen", "rejected"])) {
+    const [chosenIsList, rejectedIsList] = lists(["chosen", "rejected"]);
+    if (chosenIsList !== rejectedIsList)
+      throw noFormat("dpo", raw, "chosen and rejected must both be strings or both message lists");
+    if (!chosenIsList) {
+      const r = validateRecord(schemas.implicitText, raw);
+      return implicitPair(raw, r.chosen, r.rejected);
+    }
+    const r = validateRecord(schemas.implicitChat, raw);
+    const pair = implicitPair(raw, r.chosen, r.rejected);
+    checkPromptEnd(raw, "chosen", pair.prompt);
+    checkCompletionStart(raw, "chosen", pair.chosen);
+    checkCompletionStart(raw, "rejected", pair.rejected);
+    return pair;
+  }
+  throw noFormat("dpo", raw);
+}
+
+const PARSERS: { [K in TrainingDataKind]: (raw: RawRecord) => TrainingRecordOf<K> } = {
+  cpt: parseTextRecord,
+  sft: parseSftRecord,
+  dpo: parsePreferencePair,
+};
+
 /** Recognise one raw record as a record of `kind`; throws a HippoError naming file, line and keys. */
 export function parseTrainingRecord<K extends TrainingDataKind>(
   kind: K,
   raw: RawRecord,
 ): TrainingRecordOf<K> {
-  const value = raw.value;
-  if (!isPlainObject(value))
-    throw new HippoError("INVALID_RECORD", "a record must be an object", {
-      file: raw.loc.file,
-      ...(raw.loc.line !== undefined ? { line: raw.loc.line } : { row: raw.loc.row }),
-      expected: EXPECTED[kind],
-      got: describeValue(value),
-    });
-  const found = FORMAT_KEYS.filter((k) => value[k] !== undefined && value[k] !== null);
-  const isList = (k: string) => Array.isArray(value[k]);
-  if (kind === "cpt") {
-    if (!same(found, ["text"])) throw noFormat(kind, raw);
-    return validateRecord(schemas.text, raw) as TrainingRecordOf<K>;
-  }
-  if (kind === "sft") {
-    if (same(found, ["text"])) return validateRecord(schemas.text, raw) as TrainingRecordOf<K>;
-    if (same(found, ["messages"])) {
-      const r = validateRecord(schemas.messages, raw);
-      if (!r.messages.some((m) => m.role === "assistant"))
-        throw recordError(raw, "messages", "a conversation without an assistant turn has nothing to learn");
-      return r as TrainingRecordOf<K>;
-    }
-    if (same(found, ["prompt", "completion"])) {
-      if (isList("prompt") !== isList("completion"))
-        throw noFormat(kind, raw, "prompt and completion must both be strings or both message lists");
-      if (!isList("prompt")) return validateRecord(schemas.promptCompletionText, raw) as TrainingRecordOf<K>;
-      const r = validateRecord(schemas.promptCompletionChat, raw);
-      checkPromptEnd(raw, "prompt", r.prompt);
-      checkCompletionStart(raw, "completion", r.completion);
-      return r as TrainingRecordOf<K>;
-    }
-    if (
-      found.includes("instruction") &&
-      found.includes("output") &&
-      found.every((k) => ["instruction", "input", "output"].includes(k))
-    ) {
-      const r = validateRecord(schemas.alpaca, raw);
-      const conversation: ChatMessage[] = [];
-      if (r.system) conversation.push({ role: "system", content: r.system });
-      // As LLaMA-Factory and @hippocrates/data's readInstructions: instruction and input joined by a newline.
-      conversation.push({ role: "user", content: r.input ? `${r.instruction}\n${r.input}` : r.instruction });
-      conversation.push({ role: "assistant", content: r.output });
-      return { messages: conversation } as TrainingRecordOf<K>;
-    }
-    throw noFormat(kind, raw);
-  }
-  // dpo
-  if (same(found, ["prompt", "chosen", "rejected"])) {
-    const lists = ["prompt", "chosen", "rejected"].map(isList);
-    if (lists.some((l) => l !== lists[0]))
-      throw noFormat(kind, raw, "prompt, chosen and rejected must all be strings or all message lists");
-    if (!lists[0]) return validateRecord(schemas.preferenceText, raw) as TrainingRecordOf<K>;
-    const r = validateRecord(schemas.preferenceChat, raw);
-    checkPromptEnd(raw, "prompt", r.prompt);
-    checkCompletionStart(raw, "chosen", r.chosen);
-    checkCompletionStart(raw, "rejected", r.rejected);
-    return r as TrainingRecordOf<K>;
-  }
-  if (same(found, ["chosen", "rejected"])) {
-    if (isList("chosen") !== isList("rejected"))
-      throw noFormat(kind, raw, "chosen and rejected must both be strings or both message lists");
-    const r = isList("chosen")
-      ? validateRecord(schemas.implicitChat, raw)
-      : validateRecord(schemas.implicitText, raw);
-    if (JSON.stringify(r.chosen) === JSON.stringify(r.rejected))
-      throw recordError(raw, "chosen, rejected", "chosen and rejected are identical");
-    const pair = extractPrompt<string | ChatMessage[]>(r.chosen, r.rejected);
-    if (pair.prompt.length === 0)
-      throw recordError(
-        raw,
-        "chosen, rejected",
-        "chosen and rejected share no prompt (implicit-prompt preference)",
-        "a common beginning",
-      );
-    if (pair.chosen.length === 0 || pair.rejected.length === 0)
-      throw recordError(
-        raw,
-        "chosen, rejected",
-        "chosen and rejected are the same after their shared prompt",
-      );
-    if (Array.isArray(pair.prompt)) {
-      checkPromptEnd(raw, "chosen", pair.prompt);
-      checkCompletionStart(raw, "chosen", pair.chosen as ChatMessage[]);
-      checkCompletionStart(raw, "rejected", pair.rejected as ChatMessage[]);
-    }
-    return pair as TrainingRecordOf<K>;
-  }
-  throw noFormat(kind, raw);
+  return PARSERS[kind](raw);
 }
 
 /** The records of a training file (any format `readRawRecords` reads), recognised for `kind`. */
@@ -379,6 +406,11 @@ const addsBos = (t: TrainingTokenizer) => (t.addBosToken ?? true) && t.bosTokenI
 // ---------------------------------------------------------------------------------------------------------
 // Tokenization.
 
+/** A standard (string) prompt-completion record or pair, as opposed to a conversational one. */
+function isStandard<R extends { prompt: string | ChatMessage[] }>(r: R): r is Extract<R, { prompt: string }> {
+  return typeof r.prompt === "string";
+}
+
 export interface SftTokenizationOptions {
   template?: TrainingTemplate;
   /** Truncate to this many tokens (from the right). */
@@ -420,7 +452,7 @@ export async function tokenizeSftRecord(
   let conversation: ChatMessage[];
   let trainFrom = 0;
   if ("messages" in record) conversation = record.messages;
-  else if (typeof record.prompt === "string" && typeof record.completion === "string") {
+  else if (isStandard(record)) {
     if (template.kind === "none") {
       const promptIds = await tokenizer.encode(record.prompt, { addSpecialTokens: true });
       const ids = [
@@ -438,9 +470,8 @@ export async function tokenizeSftRecord(
     ];
     trainFrom = 1;
   } else {
-    const prompt = record.prompt as ChatMessage[];
-    conversation = [...prompt, ...(record.completion as ChatMessage[])];
-    trainFrom = prompt.length;
+    conversation = [...record.prompt, ...record.completion];
+    trainFrom = record.prompt.length;
   }
   needsChat(template);
   return tokenizeInstruction({ id: "", source: "", messages: conversation }, tokenizer, {
@@ -470,8 +501,8 @@ export async function tokenizePreference(
   const template = options.template ?? DEFAULT_TEMPLATE;
   const eos = tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [];
   const enc = (s: string) => tokenizer.encode(s, { addSpecialTokens: false });
-  if (typeof pair.prompt === "string" && template.kind === "none") {
-    const p = pair as { prompt: string; chosen: string; rejected: string };
+  if (isStandard(pair) && template.kind === "none") {
+    const p = pair;
     return {
       promptIds: await tokenizer.encode(p.prompt, { addSpecialTokens: true }),
       chosenIds: [...(await enc(p.chosen)), ...eos],

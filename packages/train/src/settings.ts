@@ -197,18 +197,18 @@ const dpoFields = {
   label_smoothing: z.number().min(0).max(0.5),
 };
 
-export const cptSettingsComplete: z.ZodType<CptSettings> = z.strictObject({
+const cptSettingsComplete: z.ZodType<CptSettings> = z.strictObject({
   ...trainingFields,
   ...dataFields,
   lora: z.union([z.literal(false), loraComplete]),
 });
-export const sftSettingsComplete: z.ZodType<SftSettings> = z.strictObject({
+const sftSettingsComplete: z.ZodType<SftSettings> = z.strictObject({
   ...trainingFields,
   ...dataFields,
   ...templateFields,
   lora: z.union([z.literal(false), loraComplete]),
 });
-export const dpoSettingsComplete: z.ZodType<DpoSettings> = z.strictObject({
+const dpoSettingsComplete: z.ZodType<DpoSettings> = z.strictObject({
   ...trainingFields,
   ...dataFields,
   ...templateFields,
