@@ -1,11 +1,12 @@
 /**
  * 07 - A custom pipeline stage
  *
- * A pipeline config lists stages in order; any stage can be a module of your own. Here
- * `examples/stages/model-card.ts` (read it: ~40 lines) is a `PipelineStage` that writes a model card and passes
- * the model on; the pipeline runs it, then the built-in `eval` stage on four MedQA questions. We validate the
- * config and print the plan, run it with the runner of @hippocrates/cli (what `hippo run pipeline.yaml` does),
- * read the run's manifest, and run it again: finished stages are skipped.
+ * A pipeline config lists stages; any stage can be a module of your own. Here `examples/stages/model-card.ts`
+ * (read it: ~40 lines) is a `PipelineStage` with a zod schema for its settings; it writes a model card and
+ * passes the model on. The pipeline runs it, then the built-in `eval` stage on four MedQA questions. We
+ * validate the config (the stage's own schema checks its keys) and print the plan, run it with the runner of
+ * @hippocrates/cli (what `hippo run pipeline.yaml` does), read the run's manifest, and run it again: finished
+ * stages are reused.
  *
  *   pnpm exec tsx examples/07-custom-stage.ts
  */
@@ -49,7 +50,7 @@ await saveModel(base, join(work, "base"));
 base.dispose();
 
 // 2. The pipeline config. Paths are relative to the config file. A stage with `module:` is the user's; its
-//    `config:` block is handed to it as `input.config`.
+//    other keys (here `title`) are its settings: validated by its schema, handed to it as `input.config`.
 const yaml = `name: custom-stage-demo
 model: ./base
 tokenizer: ${JSON.stringify(join(DATA, "tokenizers/llama2"))}
@@ -58,8 +59,7 @@ seed: 1
 stages:
   - kind: model-card
     module: ${JSON.stringify(STAGE_MODULE)}
-    config:
-      title: Random Llama (examples/07)
+    title: Random Llama (examples/07)
   - kind: eval
     tasks: [medqa_usmle]
     limit: 4

@@ -1,14 +1,15 @@
 /**
  * A user's pipeline stage (used by examples/07-custom-stage.ts): it writes a model card for the model it
- * receives and passes the model on unchanged. Any module whose default export (or export named `stage`) is a
- * `PipelineStage` can be put in a pipeline with `module: ./path/to/it.ts`.
+ * receives and passes the model on unchanged. A module whose default export is a `PipelineStage` runs a
+ * pipeline entry with `module: ./path/to/it.ts`; under `stage_modules:` its stages are registered under
+ * their kinds (see docs/swap-a-stage.md).
  */
 import { join } from "node:path";
 import { type ModelArtifact, type PipelineStage, writeFileAtomic } from "@hippocrates/core";
 import { parameterCount, readModelConfig } from "@hippocrates/model";
 import { z } from "zod";
 
-/** The stage's own settings: the `config:` block of its entry in pipeline.yaml. */
+/** The stage's own settings: the keys of its entry in pipeline.yaml besides kind, name, from, module, seed. */
 const settings = z.strictObject({ title: z.string().optional() });
 
 /** The HF folder at the bottom of an adapter chain, and the adapters above it (innermost first). */

@@ -65,7 +65,7 @@ const EXPECTED: Record<string, RegExp[]> = {
   ],
   "07-custom-stage.ts": [
     /^ {2}1\. model-card \[model-card, module .*model-card\.ts\] to run$/m,
-    /^a config with a typo: .*typo\.yaml, key "stages\[1\]\.limt": .*unknown key$/m,
+    /^a config with a typo: .*typo\.yaml, key "stages\[1\]\.limt": .*unknown key "limt"; did you mean "limit"\?$/m,
     /^ran: model-card, eval; skipped: nothing$/m,
     /^ {2}model-card \(model-card\): done in .* metrics \{"parameters":4186944\}$/m,
     /^ {2}eval \(eval\): done in .* metrics \{"medqa_usmle\/acc":/m,

@@ -230,6 +230,10 @@ describe("hippo subcommands on a tiny model", () => {
       "0.01",
       "--lora-r",
       "4",
+      // Only the flags given change the preset (r32/alpha32 on all linear layers), so alpha is given too;
+      // HfArgumentParser's spelling is accepted beside ours.
+      "--lora_alpha",
+      "8",
       "--lora-targets",
       "q_proj,v_proj",
       "--no-progress",

@@ -1,7 +1,8 @@
 /**
  * The miniature pipeline end to end on a cut-down config (real tokenizer, real random Llama, real trainers and
  * evaluation): killed with SIGKILL during CPT, run again, it skips the finished stage and resumes CPT from its
- * checkpoint; then its HTML report is opened in headless Chromium.
+ * checkpoint, and runs the second branch (SFT on the base model); the report has the paper's five rows; then
+ * its HTML report is opened in headless Chromium.
  */
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
@@ -80,9 +81,14 @@ describe("hippo miniature (tiny config)", () => {
       .split("\n")
       .map((l) => (JSON.parse(l) as { step: number }).step);
     expect(steps).toEqual(Array.from({ length: 8 }, (_, i) => i + 1));
-    // The report table lists every stage's accuracy beside the paper's rows.
-    for (const label of ["base", "+CPT", "+CPT+SFT", "+CPT+SFT+DPO"])
-      expect(r.stdout).toContain(`| ${label}`);
+    // The second branch took the base model, and the shared stages ran once.
+    const sftBase = done?.stages.find((s) => s.id === "sft-base");
+    expect(sftBase?.from).toBe("base");
+    expect(sftBase?.input).toEqual({ kind: "hf-model", path: join(dir, "base-model") });
+    expect(done?.stages.map((s) => s.attempts)).toEqual([1, 2, 1, 1, 1, 1, 1, 1, 1, 1]);
+    // The report table lists every stage's accuracy beside the paper's rows, "+SFT" included, filled.
+    for (const label of ["base", "+CPT", "+SFT", "+CPT+SFT", "+CPT+SFT+DPO"])
+      expect(r.stdout).toMatch(new RegExp(`\\| ${label.replace(/\+/g, "\\+")} +\\| +\\d+\\.\\d \\|`));
     expect(r.stdout).toContain("Llama-2 7B (paper)");
   });
 
@@ -118,7 +124,7 @@ describe("hippo miniature (tiny config)", () => {
         const lossSeries = await page.$$eval("#loss-charts polyline.series", (els) =>
           els.map((e) => Number(e.getAttribute("data-points"))),
         );
-        expect(lossSeries.length).toBe(3);
+        expect(lossSeries.length).toBe(4);
         expect(Math.max(...lossSeries)).toBeGreaterThan(1);
         const bars = await page.$$eval("#accuracy-charts rect.bar", (els) =>
           els.map((e) => Number(e.getAttribute("data-value"))),
@@ -127,12 +133,12 @@ describe("hippo miniature (tiny config)", () => {
         expect(bars.every((v) => Number.isFinite(v) && v >= 0 && v <= 100)).toBe(true);
         // Sample browser: all samples, then only one task's.
         const all = await page.$$eval("#samples tbody tr", (rows) => rows.length);
-        expect(all).toBe(2 * 4 * 24);
+        expect(all).toBe(2 * 5 * 24);
         await page.selectOption("#task-filter", "miniature_letters");
         const tasks = await page.$$eval("#samples tbody tr", (rows) =>
           rows.map((r) => r.getAttribute("data-task")),
         );
-        expect(tasks.length).toBe(4 * 24);
+        expect(tasks.length).toBe(5 * 24);
         expect(new Set(tasks)).toEqual(new Set(["miniature_letters"]));
         await page.selectOption("#stage-filter", "+CPT+SFT");
         expect(await page.$$eval("#samples tbody tr", (rows) => rows.length)).toBe(24);

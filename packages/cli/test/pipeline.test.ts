@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { isHippoError } from "@hippocrates/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPipelineConfig } from "../src/config/load.js";
+import { writeTokenizerFolder } from "../src/miniature/tokenizer.js";
 import { readManifest } from "../src/pipeline/manifest.js";
 import { describePlan, runPipeline } from "../src/pipeline/runner.js";
 
@@ -17,7 +18,9 @@ let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "hippo-cli-pipeline-"));
   await mkdir(join(dir, "model"));
-  await writeFile(join(dir, "model", "config.json"), '{"model_type":"llama"}\n');
+  // A model folder the pre-flight checks accept: config.json with vocab_size, and a tokenizer that fits it.
+  const vocab = await writeTokenizerFolder(join(dir, "model"), ["hello world"]);
+  await writeFile(join(dir, "model", "config.json"), `{"model_type":"llama","vocab_size":${vocab}}\n`);
   await writeFile(join(dir, "train.jsonl"), '{"id":"1","source":"t","text":"hello"}\n');
 });
 afterAll(async () => {
@@ -73,14 +76,15 @@ describe("pipeline config validation", () => {
 
   it("rejects unknown keys, missing data files and YAML syntax errors", async () => {
     await expectConfigError(
-      "model: ./model\nstages:\n  - kind: sft\n    data: ./train.jsonl\n    learning_rate: 1\n",
-      "stages[0].learning_rate",
-      /unknown key/,
+      "model: ./model\nstages:\n  - kind: sft\n    data: ./train.jsonl\n    learning_rat: 1\n",
+      "stages[0].learning_rat",
+      /unknown key "learning_rat"; did you mean "learning_rate"\?/,
     );
     await expectConfigError(
       "model: ./model\nstages:\n  - kind: cpt\n    data: ./missing.jsonl\n",
       "stages[0].data",
-      /path does not exist/,
+      // The stage's own check names the file; the data package words its absence as the OS does.
+      /missing\.jsonl: .*(path does not exist|no such file or directory)/,
     );
     const file = await writeConfig("syntax.yaml", "model: ./model\nstages: [\n");
     await expect(loadPipelineConfig(file)).rejects.toThrow(/invalid YAML/);
@@ -101,7 +105,7 @@ describe("pipeline config validation", () => {
   it("--dry-run prints the plan and writes nothing", async () => {
     const file = await writeConfig(
       "plan.yaml",
-      `model: ./model\noutput_dir: ./plan-run\nstages:\n  - kind: counting\n    module: ${STAGE}\n    config: {steps: 2}\n  - kind: merge\n  - kind: eval\n    tasks: [medqa_usmle]\n    limit: 10\n`,
+      `model: ./model\noutput_dir: ./plan-run\nstages:\n  - kind: counting\n    module: ${STAGE}\n    steps: 2\n  - kind: merge\n  - kind: eval\n    tasks: [medqa_usmle]\n    limit: 10\n`,
     );
     const r = spawnSync(process.execPath, [HIPPO, "run", file, "--dry-run"], { encoding: "utf8" });
     expect(r.stderr).toBe("");
@@ -117,7 +121,7 @@ describe("pipeline runner", () => {
   it("runs user stages in order, records the manifest, and skips finished stages on a re-run", async () => {
     const file = await writeConfig(
       "two.yaml",
-      `name: two\nmodel: ./model\noutput_dir: ./two-run\nseed: 3\nstages:\n  - kind: a\n    module: ${STAGE}\n    config: {steps: 2, ms: 1}\n  - kind: b\n    module: ${STAGE}\n    config: {steps: 3, ms: 1}\n`,
+      `name: two\nmodel: ./model\noutput_dir: ./two-run\nseed: 3\nstages:\n  - kind: a\n    module: ${STAGE}\n    steps: 2\n    ms: 1\n  - kind: b\n    module: ${STAGE}\n    steps: 3\n    ms: 1\n`,
     );
     const config = await loadPipelineConfig(file);
     const first = await runPipeline(config);
@@ -138,7 +142,7 @@ describe("pipeline runner", () => {
     // A changed setting re-runs that stage and every later one.
     const changed = await writeConfig(
       "two.yaml",
-      `name: two\nmodel: ./model\noutput_dir: ./two-run\nseed: 3\nstages:\n  - kind: a\n    module: ${STAGE}\n    config: {steps: 2, ms: 1}\n  - kind: b\n    module: ${STAGE}\n    config: {steps: 4, ms: 1}\n`,
+      `name: two\nmodel: ./model\noutput_dir: ./two-run\nseed: 3\nstages:\n  - kind: a\n    module: ${STAGE}\n    steps: 2\n    ms: 1\n  - kind: b\n    module: ${STAGE}\n    steps: 4\n    ms: 1\n`,
     );
     const third = await runPipeline(await loadPipelineConfig(changed));
     expect(third.skipped).toEqual(["a"]);
@@ -152,7 +156,7 @@ describe("pipeline runner", () => {
       "badmod.yaml",
       `model: ./model\noutput_dir: ./badmod-run\nstages:\n  - kind: x\n    module: ./not-a-stage.mjs\n`,
     );
-    await expect(runPipeline(await loadPipelineConfig(file))).rejects.toThrow(
+    await expect(loadPipelineConfig(file).then((c) => runPipeline(c))).rejects.toThrow(
       /stages\[0\]\.module.*exports no PipelineStage/,
     );
     expect(existsSync(join(dir, "badmod-run"))).toBe(false);
@@ -161,7 +165,7 @@ describe("pipeline runner", () => {
   it("killed with SIGKILL mid-stage, a re-run resumes that stage and does not redo finished ones", async () => {
     const file = await writeConfig(
       "kill.yaml",
-      `name: kill\nmodel: ./model\noutput_dir: ./kill-run\nstages:\n  - kind: first\n    module: ${STAGE}\n    config: {steps: 2, ms: 1}\n  - kind: slow\n    module: ${STAGE}\n    config: {steps: 40, ms: 100}\n`,
+      `name: kill\nmodel: ./model\noutput_dir: ./kill-run\nstages:\n  - kind: first\n    module: ${STAGE}\n    steps: 2\n    ms: 1\n  - kind: slow\n    module: ${STAGE}\n    steps: 40\n    ms: 100\n`,
     );
     const runDir = join(dir, "kill-run");
     const child = spawn(process.execPath, [HIPPO, "run", file, "--no-progress"], { stdio: "ignore" });
@@ -198,5 +202,34 @@ describe("pipeline runner", () => {
     const steps = (await readFile(stepsLog, "utf8")).trim().split("\n").map(Number);
     expect(new Set(steps).size).toBe(40);
     expect(steps.length).toBeLessThanOrEqual(41);
+  });
+
+  it("stopped with SIGINT mid-stage, the stage is recorded interrupted and a re-run resumes it", async () => {
+    const file = await writeConfig(
+      "int.yaml",
+      `name: int\nmodel: ./model\noutput_dir: ./int-run\nstages:\n  - kind: slow\n    module: ${STAGE}\n    steps: 40\n    ms: 100\n`,
+    );
+    const runDir = join(dir, "int-run");
+    const child = spawn(process.execPath, [HIPPO, "run", file, "--no-progress"], { stdio: "ignore" });
+    const stepsLog = join(runDir, "01-slow", "steps.log");
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const n = existsSync(stepsLog) ? (await readFile(stepsLog, "utf8")).trim().split("\n").length : 0;
+      if (n >= 5) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill("SIGINT");
+    const code = await new Promise((r) => child.once("exit", r));
+    expect(code).not.toBe(0);
+    const stopped = await readManifest(runDir);
+    expect(stopped?.stages.map((s) => s.status)).toEqual(["interrupted"]);
+    expect(stopped?.status).toBe("failed");
+
+    const r = spawnSync(process.execPath, [HIPPO, "run", file, "--no-progress"], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain("[slow] resuming interrupted stage");
+    const steps = (await readFile(stepsLog, "utf8")).trim().split("\n").map(Number);
+    expect(steps).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect((await readManifest(runDir))?.stages.map((s) => [s.status, s.attempts])).toEqual([["done", 2]]);
   });
 });

@@ -26,8 +26,10 @@ export {
   PUBLISHED_COLUMNS,
   PUBLISHED_RESULTS,
   PUBLISHED_SOURCE,
+  PUBLISHED_STAGES,
   PUBLISHED_TASKS,
   type PublishedRow,
+  type PublishedStage,
 } from "./published.js";
 export { pyFloatRepr, pyIsoDateId, pyJsonDumps, pyStr, sanitizeModelName } from "./pyformat.js";
 export { PyRandom, type PyRandomState } from "./pyrandom.js";

@@ -130,3 +130,20 @@ export const PUBLISHED_RESULTS: readonly PublishedRow[] = [
     [32.2, 31.9],
   ]),
 ];
+
+/** The paper's zero-shot average over the six benchmarks after each stage, for both base models. */
+export interface PublishedStage {
+  /** The training stages applied to the base model: "base", "+CPT", "+SFT", "+CPT+SFT", "+CPT+SFT+DPO". */
+  label: string;
+  llama2: number;
+  mistral: number;
+}
+
+/** Per-stage zero-shot averages (same source; Hippo-λ is Llama-2 "+CPT+SFT", Hippo-μ is Mistral "+SFT"). */
+export const PUBLISHED_STAGES: readonly PublishedStage[] = [
+  { label: "base", llama2: 34.0, mistral: 39.3 },
+  { label: "+CPT", llama2: 34.4, mistral: 41.0 },
+  { label: "+SFT", llama2: 50.3, mistral: 61.6 },
+  { label: "+CPT+SFT", llama2: 53.0, mistral: 61.1 },
+  { label: "+CPT+SFT+DPO", llama2: 52.5, mistral: 59.6 },
+];

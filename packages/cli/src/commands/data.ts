@@ -4,7 +4,7 @@ import { dirname, extname, isAbsolute, resolve } from "node:path";
 import { createBarReporter, parseJsonSafe } from "@hippocrates/core";
 import type { Command } from "commander";
 import { parseYaml } from "../config/load.js";
-import { loadRunTokenizer } from "../pipeline/adapters.js";
+import { loadRunTokenizer } from "./shared.js";
 
 async function readConfig(file: string): Promise<Record<string, unknown>> {
   const abs = resolve(file);

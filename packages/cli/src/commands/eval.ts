@@ -24,8 +24,15 @@ import {
   writeFileAtomic,
 } from "@hippocrates/core";
 import { type Command, Option } from "commander";
-import { ensureBackend, loadArtifactModel, loadRunTokenizer, scoringModelFor } from "../pipeline/adapters.js";
-import { type BackendChoice, parseFloatArg, parseIntArg } from "./shared.js";
+import {
+  type BackendChoice,
+  ensureBackend,
+  loadArtifactModel,
+  loadRunTokenizer,
+  parseFloatArg,
+  parseIntArg,
+  scoringModelFor,
+} from "./shared.js";
 
 function parseShard(v: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(v);

@@ -13,7 +13,7 @@ export function registerMiniature(program: Command): void {
   program
     .command("miniature")
     .description(
-      "Hippo in miniature: a fictional medical knowledge base through CPT -> SFT -> DPO -> eval, offline, in minutes",
+      "Hippo in miniature: a fictional medical knowledge base through base -> CPT -> SFT -> DPO and base -> SFT, evaluated at each stage, offline, in one to two minutes",
     )
     .option("--out <dir>", "folder for the data, tokenizer, base model and run", "runs/miniature")
     .option("--seed <n>", "seed of the knowledge base and the base model", parseIntArg("--seed"), 1234)
@@ -54,7 +54,8 @@ export function registerMiniature(program: Command): void {
           process.stdout.write(`prepared ${out}; run it with: hippo run ${prep.pipeline}\n`);
           return;
         }
-        const config = await loadPipelineConfig(prep.pipeline);
+        // The run checks the config at its start (before anything is written).
+        const config = await loadPipelineConfig(prep.pipeline, { check: false });
         if (opts.backend !== "auto") config.backend = opts.backend;
         const controller = new AbortController();
         const onSig = () => controller.abort();

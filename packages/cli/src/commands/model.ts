@@ -3,9 +3,15 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { HippoError, parseJsonSafe } from "@hippocrates/core";
 import { type Command, Option } from "commander";
-import { copyTokenizerFiles, ensureBackend, loadArtifactModel } from "../pipeline/adapters.js";
 import { loadServeModel } from "./serve.js";
-import { type BackendChoice, parseFloatArg, parseIntArg } from "./shared.js";
+import {
+  type BackendChoice,
+  copyTokenizerFiles,
+  ensureBackend,
+  loadArtifactModel,
+  parseFloatArg,
+  parseIntArg,
+} from "./shared.js";
 
 const backendOption = () =>
   new Option("--backend <name>", "compute backend")

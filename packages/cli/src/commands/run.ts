@@ -1,6 +1,7 @@
 import { createBarReporter } from "@hippocrates/core";
 import { type Command, Option } from "commander";
 import { loadPipelineConfig } from "../config/load.js";
+import { checkPipeline } from "../pipeline/checks.js";
 import { describePlan, runPipeline } from "../pipeline/runner.js";
 import { describeBackendLazy } from "./shared.js";
 
@@ -13,15 +14,23 @@ export function registerRun(program: Command): void {
       "-o, --output <dir>",
       "run folder (default: output_dir of the config, else runs/<name> beside it)",
     )
-    .option("--dry-run", "validate the config and print the plan; write nothing")
+    .option(
+      "--dry-run",
+      "validate the config, run every pre-flight check (files, models, tokenizers, tasks) and print the plan; write nothing",
+    )
     .addOption(new Option("--no-progress", "no progress bars"))
     .addHelpText(
       "after",
-      "\nRe-running the same command skips stages the manifest records as done and resumes an interrupted one\nfrom its checkpoint.\n\nExample:\n  hippo run packages/cli/pipelines/miniature.yaml --dry-run\n",
+      "\nStages run in file order, each on its input (`from:`, default the previous stage), so one file can hold\nseveral branches. Re-running the same command reuses finished stages, resumes an interrupted one from its\ncheckpoint, and re-runs a changed stage and the stages that take its model.\n\nExample:\n  hippo run packages/cli/pipelines/miniature.yaml --dry-run\n",
     )
     .action(async (file: string, opts: { output?: string; dryRun?: boolean; progress: boolean }) => {
-      const config = await loadPipelineConfig(file, opts.output ? { outputDir: opts.output } : {});
+      // The checks run once: here for --dry-run, else at the start of the run (before anything is written).
+      const config = await loadPipelineConfig(file, {
+        check: false,
+        ...(opts.output ? { outputDir: opts.output } : {}),
+      });
       if (opts.dryRun) {
+        await checkPipeline(config);
         process.stdout.write(`${await describePlan(config)}\n`);
         return;
       }

@@ -1,5 +1,10 @@
-/** Helpers shared by the subcommands. */
-import { HippoError } from "@hippocrates/core";
+/**
+ * Helpers shared by the subcommands. The package imports are lazy, so `hippo --help` and commands that need
+ * no model never load TensorFlow.js.
+ */
+import { HippoError, type ModelArtifact, type ScoringModel } from "@hippocrates/core";
+import type { CausalLM } from "@hippocrates/model";
+import type { HfTokenizer } from "@hippocrates/tokenizer";
 
 export type BackendChoice = "auto" | "tensorflow-gpu" | "tensorflow" | "wasm" | "cpu";
 
@@ -48,4 +53,44 @@ export function parseFloatArg(name: string) {
       });
     return n;
   };
+}
+
+/** Initialise the compute backend (`@hippocrates/backend`'s `initBackend`). */
+export async function ensureBackend(settings: {
+  backend: BackendChoice;
+  threads?: number | undefined;
+  tokenizer?: string;
+}): Promise<unknown> {
+  const { initBackend } = await import("@hippocrates/backend");
+  return initBackend({
+    backend: settings.backend,
+    ...(settings.threads ? { threads: settings.threads } : {}),
+  });
+}
+
+export async function loadRunTokenizer(dir: string): Promise<HfTokenizer> {
+  const { loadTokenizer } = await import("@hippocrates/tokenizer");
+  return loadTokenizer(dir);
+}
+
+/** Copy the tokenizer files beside a model so the folder is usable on its own (`hippo serve DIR`). */
+export async function copyTokenizerFiles(from: string, to: string): Promise<void> {
+  const { copyTokenizerFiles: copy } = await import("@hippocrates/model");
+  await copy(from, to);
+}
+
+/** Load an artifact (adapters merged into their base, in order): `@hippocrates/model`'s `loadArtifact`. */
+export async function loadArtifactModel(artifact: ModelArtifact): Promise<CausalLM> {
+  const { loadArtifact } = await import("@hippocrates/model");
+  return loadArtifact(artifact);
+}
+
+/** The model package's ScoringModel (shared-context batched scoring). */
+export async function scoringModelFor(
+  model: CausalLM,
+  name: string,
+  batchSize?: number,
+): Promise<ScoringModel> {
+  const { asScoringModel } = await import("@hippocrates/model");
+  return asScoringModel(model, { name, ...(batchSize ? { batchSize } : {}) });
 }

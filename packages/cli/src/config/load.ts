@@ -1,148 +1,150 @@
 /**
- * Read `pipeline.yaml`, validate it, and resolve its paths. Nothing here writes: a config that fails any check
- * throws one HippoError that lists every problem with its key path.
+ * Read `pipeline.yaml`, validate it, resolve its graph, and bind each stage to its implementation and
+ * validated settings. Nothing here writes. Problems are gathered and thrown as one HippoError that lists each
+ * with its key path (`stages[2].learning_rate: expected number, got string`).
+ *
+ * Loading a config:
+ *   1. parses YAML (errors name file, line and column; alias bombs are stopped with the same kind of error);
+ *   2. validates the pipeline's own keys (schema.ts);
+ *   3. names the base models (`model:` is `base`, `models:` adds more) and the stages (`name`, default the
+ *      kind, numbered when it repeats), and resolves each stage's `from` (default: the previous stage) to an
+ *      earlier stage or a base model;
+ *   4. registers the stages the config needs: `stage_modules:` first, then a built-in for every kind still
+ *      missing (the registry passed in may hold a user's stages already), and per-stage `module:`s;
+ *   5. validates each stage's settings with its own `settings` schema;
+ *   6. unless `check: false`, runs the pre-flight checks (pipeline/checks.ts): files, folders, models,
+ *      tokenizers, and each stage's own `check`.
  */
-import { existsSync, statSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { basename, dirname, extname, isAbsolute, resolve } from "node:path";
-import { HippoError, parseJsonSafe } from "@hippocrates/core";
-import { parseDocument } from "yaml";
-import type { z } from "zod";
+import { dirname, extname, isAbsolute, basename as pathBasename, resolve } from "node:path";
+import {
+  HippoError,
+  isPlainObject,
+  type ModelArtifact,
+  type PipelineStage,
+  type PipelineStageOutput,
+  parseJsonSafe,
+  readTextFile,
+  type StageCheckContext,
+  type StageContext,
+  unknownNameMessage,
+} from "@hippocrates/core";
+import { LineCounter, parseDocument, visit } from "yaml";
 import {
   BUILTIN_STAGE_KINDS,
-  BUILTIN_STAGE_SCHEMAS,
-  type BuiltinStageKind,
-  customStageSchema,
-  pipelineSchema,
-  type StageConfig,
-} from "./schema.js";
+  createStageRegistry,
+  loadModuleStage,
+  loadStageModule,
+  registerBuiltin,
+  type StageRegistry,
+} from "../pipeline/registry.js";
+import { type ConfigIssue, configError, formatPath, validateWith } from "./issues.js";
+import { type Backend, pipelineSchema, STAGE_ENTRY_KEYS, stageEntrySchema } from "./schema.js";
 
+export { type ConfigIssue, formatPath } from "./issues.js";
+
+/** A model a branch starts from. */
+export interface BaseModel {
+  /** `base` for the top-level `model:`, else its key under `models:`. */
+  name: string;
+  /** Absolute path of the HF folder. */
+  model: string;
+  /** Absolute path of its tokenizer folder. */
+  tokenizer: string;
+  /** Where the pipeline file sets it, for messages: `model` or `models.mistral`. */
+  key: string;
+}
+
+/** A stage entry, resolved: its place in the graph, its settings, and its implementation bound to them. */
 export interface ResolvedStage {
   /** Unique id in the run, e.g. "sft" or "eval-2". */
   id: string;
+  /** Position in the pipeline file's `stages` list. */
+  index: number;
   kind: string;
-  /** Absolute path of the user's module, when the stage is replaced. */
+  /** Its input: an earlier stage's id or a base model's name. */
+  from: string;
+  /** The base model at the root of its branch (its tokenizer is the stage's `context.tokenizer`). */
+  base: string;
+  /** Absolute path of the entry's `module:`, when it has one. */
   module: string | undefined;
   seed: number;
-  /** The validated stage settings with paths made absolute. */
-  config: StageConfig;
+  /** The settings as the pipeline file writes them (every key but kind, name, from, module, seed). */
+  written: Record<string, unknown>;
+  /** The settings as the stage's schema returned them: what the stage receives, and what is fingerprinted. */
+  settings: unknown;
+  run(model: ModelArtifact, context: StageContext): Promise<PipelineStageOutput>;
+  check(context: StageCheckContext): Promise<void>;
 }
 
 export interface PipelineConfig {
-  /** Absolute path of the YAML file (or "<inline>"). */
+  /** Absolute path of the YAML file (or of the file that relative paths hang from). */
   file: string;
   name: string;
-  model: string;
-  tokenizer: string;
+  /** The base models, `base` first when the file has a top-level `model:`. */
+  models: BaseModel[];
   outputDir: string;
   seed: number;
-  backend: "auto" | "tensorflow-gpu" | "tensorflow" | "wasm" | "cpu";
+  backend: Backend;
   threads: number | undefined;
   stages: ResolvedStage[];
-}
-
-/** One validation problem: where and what. */
-export interface ConfigIssue {
-  path: string;
-  message: string;
-}
-
-/** `["stages", 1, "lr"]` -> `stages[1].lr`. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const part of path) {
-    if (typeof part === "number") out += `[${part}]`;
-    else out += out === "" ? String(part) : `.${String(part)}`;
-  }
-  return out || "(top level)";
-}
-
-function typeName(v: unknown): string {
-  if (v === undefined) return "nothing";
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "array";
-  return typeof v;
-}
-
-/** zod issues -> our messages: `stages[1].lr: expected number, got string`. */
-export function zodIssues(error: z.ZodError, prefix: PropertyKey[] = []): ConfigIssue[] {
-  const out: ConfigIssue[] = [];
-  for (const issue of error.issues) {
-    const path = formatPath([...prefix, ...issue.path]);
-    const input = (issue as { input?: unknown }).input;
-    switch (issue.code) {
-      case "invalid_type":
-        out.push({
-          path,
-          message:
-            input === undefined
-              ? `missing (expected ${issue.expected})`
-              : `expected ${issue.expected}, got ${typeName(input)}`,
-        });
-        break;
-      case "unrecognized_keys":
-        for (const key of issue.keys) {
-          out.push({ path: formatPath([...prefix, ...issue.path, key]), message: "unknown key" });
-        }
-        break;
-      case "invalid_value":
-        out.push({
-          path,
-          message: `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, got ${JSON.stringify(input)}`,
-        });
-        break;
-      case "too_small":
-      case "too_big":
-        out.push({ path, message: `${issue.message} (got ${JSON.stringify(input)})` });
-        break;
-      case "invalid_format":
-        out.push({ path, message: `${issue.message}, got ${JSON.stringify(input)}` });
-        break;
-      default:
-        out.push({ path, message: issue.message });
-    }
-  }
-  return out;
-}
-
-function configError(file: string, issues: ConfigIssue[]): HippoError {
-  const first = issues[0];
-  const lines = issues.map((i) => `  ${i.path}: ${i.message}`).join("\n");
-  return new HippoError(
-    "INVALID_CONFIG",
-    issues.length === 1 && first
-      ? `invalid pipeline config: ${first.path}: ${first.message}`
-      : `invalid pipeline config (${issues.length} problems):\n${lines}`,
-    { file, key: first?.path },
-  );
-}
-
-/** Parse YAML text into prototype-free plain data; syntax errors name the line. */
-export function parseYaml(text: string, file: string): unknown {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
-  const err = doc.errors[0];
-  if (err) {
-    const line = err.linePos?.[0]?.line;
-    throw new HippoError("INVALID_FORMAT", `invalid YAML: ${err.message.split("\n")[0]}`, { file, line });
-  }
-  // A JSON round trip drops anything YAML can express but JSON cannot (anchors resolved, dates as strings)
-  // and gives objects without a prototype.
-  return parseJsonSafe(JSON.stringify(doc.toJS({ maxAliasCount: 100 }) ?? null), file);
 }
 
 export interface LoadOptions {
   /** Override the run folder (`hippo run --output DIR`). */
   outputDir?: string;
-  /** Skip checks that paths exist (used by `--dry-run` of a config meant for another machine). */
-  checkPaths?: boolean;
+  /** Stages registered already (a user's, under any kind); built-ins fill in the kinds it lacks. */
+  registry?: StageRegistry;
+  /** Run the pre-flight checks (default true). `hippo run` checks at the start of the run instead. */
+  check?: boolean;
+}
+
+export const YAML_MAX_ALIASES = 100;
+
+/** Parse YAML text into prototype-free plain data. Every error names the file, line and column. */
+export function parseYaml(text: string, file: string): unknown {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, lineCounter });
+  const err = doc.errors[0];
+  if (err) {
+    const pos = lineCounter.linePos(err.pos[0]);
+    throw new HippoError(
+      "INVALID_FORMAT",
+      `invalid YAML at line ${pos.line}, column ${pos.col}: ${err.message.split("\n")[0]}`,
+      { file, line: pos.line },
+    );
+  }
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: YAML_MAX_ALIASES });
+  } catch (e) {
+    // The yaml package stops a "billion laughs" document with a ReferenceError and no position: name the
+    // first alias, where the expansion starts.
+    let offset: number | undefined;
+    visit(doc, {
+      Alias(_key, node) {
+        offset = node.range?.[0];
+        return visit.BREAK;
+      },
+    });
+    const pos = offset === undefined ? undefined : lineCounter.linePos(offset);
+    throw new HippoError(
+      "INVALID_FORMAT",
+      `invalid YAML${pos ? ` at line ${pos.line}, column ${pos.col}` : ""}: ${(e as Error).message} (at most ${YAML_MAX_ALIASES} alias expansions)`,
+      { file, ...(pos ? { line: pos.line } : {}), cause: e },
+    );
+  }
+  // A JSON round trip drops anything YAML can express but JSON cannot (dates become strings) and gives
+  // objects without a prototype.
+  return parseJsonSafe(JSON.stringify(data ?? null), file);
 }
 
 export async function loadPipelineConfig(file: string, options: LoadOptions = {}): Promise<PipelineConfig> {
   const abs = resolve(file);
   let text: string;
   try {
-    text = await readFile(abs, "utf8");
+    text = await readTextFile(abs);
   } catch (e) {
+    if (e instanceof HippoError) throw e;
     throw new HippoError("NOT_FOUND", `cannot read pipeline config: ${(e as Error).message}`, {
       file: abs,
       cause: e,
@@ -152,124 +154,193 @@ export async function loadPipelineConfig(file: string, options: LoadOptions = {}
   return resolvePipelineConfig(data, abs, options);
 }
 
-const PATH_KEYS = ["data", "eval_data", "data_dir", "module"] as const;
+/** Validate a stage's settings with its own schema and bind them to it. */
+export async function bindStage(
+  stage: PipelineStage<unknown>,
+  written: Record<string, unknown>,
+  prefix: readonly PropertyKey[],
+): Promise<
+  | { ok: true; settings: unknown; bound: Pick<ResolvedStage, "run" | "check"> }
+  | { ok: false; issues: ConfigIssue[] }
+> {
+  const v = await validateWith(stage.settings, written, prefix);
+  if (v.issues) return { ok: false, issues: v.issues };
+  const settings = v.value;
+  return {
+    ok: true,
+    settings,
+    bound: {
+      run: (model, context) => stage.run({ model, config: settings }, context),
+      check: async (context) => {
+        await stage.check?.(settings, context);
+      },
+    },
+  };
+}
 
 /** Validate already-parsed config data. `file` anchors relative paths. */
-export function resolvePipelineConfig(
+export async function resolvePipelineConfig(
   data: unknown,
   file: string,
   options: LoadOptions = {},
-): PipelineConfig {
-  const checkPaths = options.checkPaths ?? true;
-  const base = dirname(file);
-  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+): Promise<PipelineConfig> {
+  const baseDir = dirname(file);
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const issues: ConfigIssue[] = [];
+  const fail = () => configError(file, issues);
 
-  const top = pipelineSchema.safeParse(data, { reportInput: true });
-  if (!top.success) {
-    issues.push(...zodIssues(top.error));
-    // Stage-level problems are still worth listing when the stages array itself is fine.
+  const top = await validateWith(pipelineSchema, data);
+  if (top.issues) {
+    issues.push(...top.issues);
+    throw fail();
   }
-  const rawStages = (data as { stages?: unknown })?.stages;
-  const stages: ResolvedStage[] = [];
-  const ids = new Set<string>();
-  const kindCount = new Map<string, number>();
-  const topSeed = top.success ? (top.data.seed ?? 0) : 0;
+  const c = top.value;
 
-  if (Array.isArray(rawStages)) {
-    rawStages.forEach((raw, i) => {
-      const kind = (raw as { kind?: unknown })?.kind;
-      if (typeof kind !== "string") return; // reported by the top-level schema
-      const hasModule = typeof (raw as { module?: unknown }).module === "string";
-      const isBuiltin = (BUILTIN_STAGE_KINDS as string[]).includes(kind);
-      if (!isBuiltin && !hasModule) {
-        issues.push({
-          path: formatPath(["stages", i, "kind"]),
-          message: `unknown stage kind ${JSON.stringify(kind)} (expected one of ${BUILTIN_STAGE_KINDS.join(", ")}, or any name with a "module:" that exports a PipelineStage)`,
-        });
-        return;
-      }
-      // A replaced built-in keeps its built-in settings schema unless it only has free-form `config`.
-      const useCustom = !isBuiltin || (hasModule && "config" in (raw as object));
-      const schema = useCustom ? customStageSchema : BUILTIN_STAGE_SCHEMAS[kind as BuiltinStageKind];
-      const parsed = (schema as z.ZodType).safeParse(raw, { reportInput: true });
-      if (!parsed.success) {
-        issues.push(...zodIssues(parsed.error, ["stages", i]));
-        return;
-      }
-      const config = { ...(parsed.data as StageConfig) } as Record<string, unknown>;
-      for (const key of PATH_KEYS) {
-        const value = config[key];
-        if (typeof value !== "string") continue;
-        config[key] = abs(value);
-        if (checkPaths && !existsSync(config[key] as string)) {
-          issues.push({
-            path: formatPath(["stages", i, key]),
-            message: `path does not exist: ${config[key]}`,
-          });
-        }
-      }
-      // Eval tasks are names, or task files (anything that looks like a path), resolved like the other paths.
-      if (Array.isArray(config.tasks)) {
-        config.tasks = (config.tasks as string[]).map((t, j) => {
-          if (!/[\\/]|\.json$/.test(t)) return t;
-          const p = abs(t);
-          if (checkPaths && !existsSync(p))
-            issues.push({
-              path: formatPath(["stages", i, "tasks", j]),
-              message: `task file does not exist: ${p}`,
-            });
-          return p;
-        });
-      }
-      const n = (kindCount.get(kind) ?? 0) + 1;
-      kindCount.set(kind, n);
-      const id = (config.name as string | undefined) ?? (n === 1 ? kind : `${kind}-${n}`);
-      if (ids.has(id)) {
-        issues.push({
-          path: formatPath(["stages", i, "name"]),
-          message: `duplicate stage id ${JSON.stringify(id)}`,
-        });
-        return;
-      }
-      ids.add(id);
-      stages.push({
-        id,
-        kind,
-        module: typeof config.module === "string" ? config.module : undefined,
-        seed: (config.seed as number | undefined) ?? topSeed,
-        config: config as StageConfig,
+  // Base models.
+  const models: BaseModel[] = [];
+  if (c.model !== undefined)
+    models.push({ name: "base", model: abs(c.model), tokenizer: abs(c.tokenizer ?? c.model), key: "model" });
+  else if (c.tokenizer !== undefined)
+    issues.push({ path: "tokenizer", message: "a tokenizer without a `model:` (set `model:` too)" });
+  for (const [name, m] of Object.entries(c.models ?? {})) {
+    if (name === "base") {
+      issues.push({
+        path: "models.base",
+        message: '"base" is the top-level `model:`; give this one another name',
       });
-    });
+      continue;
+    }
+    models.push({ name, model: abs(m.model), tokenizer: abs(m.tokenizer ?? m.model), key: `models.${name}` });
   }
+  if (models.length === 0)
+    issues.push({
+      path: "model",
+      message: "missing (expected string): the base model's folder, or name base models under `models:`",
+    });
 
-  let model = "";
-  let tokenizer = "";
-  if (top.success) {
-    model = abs(top.data.model);
-    tokenizer = abs(top.data.tokenizer ?? top.data.model);
-    if (checkPaths) {
-      if (!existsSync(model)) issues.push({ path: "model", message: `path does not exist: ${model}` });
-      else if (!statSync(model).isDirectory())
-        issues.push({ path: "model", message: `expected a model folder, got a file: ${model}` });
-      else if (!existsSync(resolve(model, "config.json")))
-        issues.push({ path: "model", message: `not an HF model folder (no config.json): ${model}` });
-      if (model !== tokenizer && !existsSync(tokenizer))
-        issues.push({ path: "tokenizer", message: `path does not exist: ${tokenizer}` });
+  // Registry: the caller's stages, then the config's stage modules (they win), then built-ins on demand.
+  const registry = options.registry ?? createStageRegistry();
+  for (const [i, m] of (c.stage_modules ?? []).entries()) {
+    try {
+      for (const s of await loadStageModule(abs(m), `stage_modules[${i}]`)) registry.register(s);
+    } catch (e) {
+      if (!(e instanceof HippoError)) throw e;
+      issues.push({
+        path: `stage_modules[${i}]`,
+        message: `${e.reason}${e.got ? ` (${e.got})` : ""}: ${abs(m)}`,
+      });
     }
   }
 
-  if (issues.length > 0 || !top.success) throw configError(file, issues);
-  const name = top.data.name ?? basename(file).replace(/\.(ya?ml|json)$/i, "");
-  return {
+  const stages: ResolvedStage[] = [];
+  const ids = new Map<string, number>();
+  const kindCount = new Map<string, number>();
+  const baseOf = new Map<string, string>(models.map((m) => [m.name, m.name]));
+  const modelNames = models.map((m) => m.name);
+
+  for (const [i, raw] of c.stages.entries()) {
+    const entry = await validateWith(stageEntrySchema, raw, ["stages", i]);
+    if (entry.issues) {
+      issues.push(...entry.issues);
+      continue;
+    }
+    const e = entry.value;
+    const n = (kindCount.get(e.kind) ?? 0) + 1;
+    kindCount.set(e.kind, n);
+    const id = e.name ?? (n === 1 ? e.kind : `${e.kind}-${n}`);
+    if (ids.has(id) || modelNames.includes(id)) {
+      issues.push({
+        path: formatPath(["stages", i, "name"]),
+        message: ids.has(id)
+          ? `duplicate stage id ${JSON.stringify(id)} (stages[${ids.get(id)}] has it); give one a \`name:\``
+          : `stage id ${JSON.stringify(id)} is the name of a base model; give the stage a \`name:\``,
+      });
+      continue;
+    }
+
+    // The input: a named earlier stage or base model, else the previous stage (the first: `base`).
+    const previous = stages[stages.length - 1];
+    const from = e.from ?? previous?.id ?? "base";
+    let base = baseOf.get(from);
+    if (base === undefined && models.length === 0) base = "";
+    else if (base === undefined) {
+      const later = c.stages
+        .slice(i + 1)
+        .some((s) => isPlainObject(s) && (s.name === from || (s.name === undefined && s.kind === from)));
+      issues.push({
+        path: formatPath(["stages", i, e.from === undefined ? "kind" : "from"]),
+        message:
+          e.from === undefined
+            ? "the first stage has no input: set `model:` (the base model) or this stage's `from:`"
+            : later
+              ? `${JSON.stringify(from)} is a later stage; a stage takes an earlier stage's output or a base model`
+              : `${unknownNameMessage("stage or model", from, [...ids.keys(), ...modelNames])} (earlier stages: ${[...ids.keys()].join(", ") || "none"}; models: ${modelNames.join(", ") || "none"})`,
+      });
+      base = "";
+    }
+    ids.set(id, i);
+    baseOf.set(id, base);
+
+    // The implementation.
+    let impl: PipelineStage<unknown> | undefined;
+    const module = e.module === undefined ? undefined : abs(e.module);
+    try {
+      if (module) impl = await loadModuleStage(module, e.kind, formatPath(["stages", i, "module"]));
+      else if (await registerBuiltin(registry, e.kind)) impl = registry.get(e.kind);
+    } catch (err) {
+      if (!(err instanceof HippoError)) throw err;
+      issues.push({
+        path: formatPath(["stages", i, "module"]),
+        message: `${err.reason}${err.got ? ` (${err.got})` : ""}: ${module}`,
+      });
+      continue;
+    }
+    if (!impl) {
+      issues.push({
+        path: formatPath(["stages", i, "kind"]),
+        message: `${unknownNameMessage("stage kind", e.kind, new Set([...registry.kinds(), ...BUILTIN_STAGE_KINDS]))} (expected a built-in kind, a kind a \`stage_modules:\` module registers, or any name with a \`module:\`)`,
+      });
+      continue;
+    }
+
+    const written: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(e)) {
+      if (!(STAGE_ENTRY_KEYS as readonly string[]).includes(k)) written[k] = v;
+    }
+    const bound = await bindStage(impl, written, ["stages", i]);
+    if (!bound.ok) {
+      issues.push(...bound.issues);
+      continue;
+    }
+    stages.push({
+      id,
+      index: i,
+      kind: e.kind,
+      from,
+      base,
+      module,
+      seed: e.seed ?? c.seed ?? 0,
+      written,
+      settings: bound.settings,
+      ...bound.bound,
+    });
+  }
+
+  if (issues.length > 0) throw fail();
+  const name = c.name ?? pathBasename(file).replace(/\.(ya?ml|json)$/i, "");
+  const config: PipelineConfig = {
     file,
     name,
-    model,
-    tokenizer,
-    outputDir: options.outputDir ? resolve(options.outputDir) : abs(top.data.output_dir ?? `runs/${name}`),
-    seed: topSeed,
-    backend: top.data.backend ?? "auto",
-    threads: top.data.threads,
+    models,
+    outputDir: options.outputDir ? resolve(options.outputDir) : abs(c.output_dir ?? `runs/${name}`),
+    seed: c.seed ?? 0,
+    backend: c.backend ?? "auto",
+    threads: c.threads,
     stages,
   };
+  if (options.check !== false) {
+    const { checkPipeline } = await import("../pipeline/checks.js");
+    await checkPipeline(config);
+  }
+  return config;
 }

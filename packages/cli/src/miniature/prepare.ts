@@ -13,7 +13,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { HippoError, parseJsonSafe, writeFileAtomic, writeJsonAtomic } from "@hippocrates/core";
-import type { RunSettings } from "../pipeline/builtin.js";
+import type { Backend } from "../config/schema.js";
 import { allText, buildDatasets, type DatasetOptions, generateKnowledgeBase } from "./kb.js";
 import { writeTokenizerFolder } from "./tokenizer.js";
 
@@ -29,7 +29,7 @@ export interface PrepareOptions extends DatasetOptions {
   pipeline?: string;
   /** Model config JSON (default pipelines/miniature-model.json). */
   modelConfig?: string;
-  backend?: RunSettings["backend"];
+  backend?: Backend;
   log?: (m: string) => void;
 }
 

@@ -16,13 +16,22 @@ import {
   writeJsonAtomic,
 } from "@hippocrates/core";
 
-export type StageStatus = "pending" | "running" | "done" | "failed";
+/** `interrupted`: stopped by a signal; like `running` (killed), it resumes from its last checkpoint. */
+export type StageStatus = "pending" | "running" | "done" | "failed" | "interrupted";
 
 export interface StageRecord {
   id: string;
   kind: string;
   module?: string;
-  /** sha256 of the stage's settings and input; a change re-runs the stage and every stage after it. */
+  /** The stage's input: an earlier stage's id or a base model's name (`base`, or a key of `models:`). */
+  from?: string;
+  /** The base model at the root of the stage's branch. */
+  base?: string;
+  /**
+   * sha256 of the stage's kind, settings, seed and its input model's fingerprint (a base model's paths, or
+   * the stage that made the model): a change re-runs the stage and the stages that take its model, and no
+   * other branch.
+   */
   fingerprint: string;
   status: StageStatus;
   outputDir: string;
@@ -51,6 +60,19 @@ export interface RunManifest {
 }
 
 export const MANIFEST_FILE = "manifest.json";
+
+/**
+ * The folder of a stage: `<run dir>/<NN>-<id>` (NN its position in the file), or the folder an earlier run
+ * gave it, so that moving a stage in the file does not orphan its finished output.
+ */
+export function stageOutputDir(
+  runDir: string,
+  stage: { id: string; index: number },
+  old: StageRecord | undefined,
+): string {
+  if (old && dirname(old.outputDir) === runDir) return old.outputDir;
+  return join(runDir, `${String(stage.index + 1).padStart(2, "0")}-${stage.id}`);
+}
 
 export function fingerprint(value: unknown): string {
   return createHash("sha256").update(stableJson(value)).digest("hex").slice(0, 16);
@@ -101,18 +123,34 @@ export function packageVersions(): Record<string, string> {
   return out;
 }
 
+/** A manifest as this module writes it: the format tag, and stage records with an id, kind and folder. */
+function isRunManifest(data: unknown): data is RunManifest {
+  return (
+    isPlainObject(data) &&
+    data.format === "hippo-run/1" &&
+    Array.isArray(data.stages) &&
+    data.stages.every(
+      (s) =>
+        isPlainObject(s) &&
+        typeof s.id === "string" &&
+        typeof s.kind === "string" &&
+        typeof s.outputDir === "string",
+    )
+  );
+}
+
 export async function readManifest(runDir: string): Promise<RunManifest | undefined> {
   const file = join(runDir, MANIFEST_FILE);
   if (!existsSync(file)) return undefined;
   const data = await readJsonFile(file);
-  if (!isPlainObject(data) || data.format !== "hippo-run/1" || !Array.isArray(data.stages)) {
+  if (!isRunManifest(data)) {
     throw new HippoError("INVALID_FORMAT", "not a hippo run manifest", {
       file,
       key: "format",
-      expected: '"hippo-run/1"',
+      expected: '"hippo-run/1" with stage records { id, kind, outputDir, ... }',
     });
   }
-  return data as unknown as RunManifest;
+  return data;
 }
 
 export async function writeManifest(runDir: string, manifest: RunManifest): Promise<void> {

@@ -1,25 +1,29 @@
 /**
- * `hippo run`: stages in the order the config gives, each stage's output model is the next one's input.
+ * `hippo run`: the stages of a pipeline, each on its input (`from:`, default the previous stage), in file
+ * order; stages form a tree rooted at the base models, so one config holds several branches
+ * (base -> CPT -> SFT and base -> SFT), and a stage that several branches share runs once.
  *
- * Resumability comes from the manifest: a stage recorded `done` with the same fingerprint (settings + input)
- * and an output that still exists is skipped; a stage recorded `running` was interrupted and runs again in
- * the same folder, where the trainers find their last checkpoint and resume from it. Once a stage runs, every
- * later stage runs too (its input changed).
+ * Resumability comes from the manifest. Each stage has a fingerprint: its kind, settings and seed, and the
+ * fingerprint of its input model (a base model's folders, or the stage that made the model; a stage that
+ * passes its model through, like eval, passes its input's fingerprint on). A stage recorded `done` with the
+ * same fingerprint and an output that still exists is reused; a stage recorded `running` (killed) or
+ * `interrupted` (signal) with the same fingerprint runs again in the same folder, where the trainers find
+ * their last checkpoint and resume from it. A stage that runs gives a new model, so the stages that take it
+ * run too; other branches are untouched.
  */
 import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { dirname } from "node:path";
 import {
   HippoError,
+  isHippoError,
   type ModelArtifact,
-  type PipelineStage,
   type PipelineStageOutput,
   type ProgressReporter,
   silentProgress,
 } from "@hippocrates/core";
 import type { PipelineConfig, ResolvedStage } from "../config/load.js";
-import { createBuiltinStage, type RunSettings } from "./builtin.js";
+import { checkPipeline } from "./checks.js";
 import {
   fingerprint,
   machineInfo,
@@ -27,6 +31,8 @@ import {
   type RunManifest,
   readManifest,
   type StageRecord,
+  stableJson,
+  stageOutputDir,
   writeManifest,
 } from "./manifest.js";
 
@@ -34,94 +40,80 @@ export interface RunPipelineOptions {
   progress?: ProgressReporter;
   signal?: AbortSignal;
   log?: (message: string) => void;
-  /** Describe the compute backend for the manifest (the CLI initialises it before the run). */
+  /** Initialise the compute backend and describe it for the manifest (the CLI's initialises it). */
   backend?: () => Promise<unknown>;
 }
 
 export interface RunResult {
   runDir: string;
   manifest: RunManifest;
-  /** Ids of the stages that ran in this invocation (the rest were skipped). */
+  /** Ids of the stages that ran in this invocation. */
   ran: string[];
+  /** Ids of the stages reused from an earlier run. */
   skipped: string[];
 }
 
-function isPipelineStage(v: unknown): v is PipelineStage {
-  return (
-    v !== null &&
-    typeof v === "object" &&
-    typeof (v as PipelineStage).run === "function" &&
-    typeof (v as PipelineStage).kind === "string"
+/** A model in the graph: a base model or a stage's output. */
+interface Node {
+  artifact: ModelArtifact;
+  /** Identifies the model: a base's folders, or the fingerprint of the stage that made it. */
+  fingerprint: string;
+  /** The model was (re)made in this invocation, so what takes it must run too. */
+  changed: boolean;
+}
+
+type Action = "reuse" | "resume" | "run";
+
+function baseNodes(config: PipelineConfig): Map<string, Node> {
+  return new Map(
+    config.models.map((m) => [
+      m.name,
+      {
+        artifact: { kind: "hf-model", path: m.model },
+        fingerprint: fingerprint({ model: m.model, tokenizer: m.tokenizer }),
+        changed: false,
+      },
+    ]),
   );
 }
 
-/** Load a user's stage module: its default export, an export named `stage`, or its only PipelineStage export. */
-export async function loadStageModule(file: string, key: string): Promise<PipelineStage> {
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  } catch (e) {
-    throw new HippoError("INVALID_CONFIG", `cannot load stage module: ${(e as Error).message}`, {
-      file,
-      key,
-      cause: e,
-    });
-  }
-  const candidates = [mod.default, mod.stage, ...Object.values(mod)];
-  for (const c of candidates) {
-    if (isPipelineStage(c)) return c;
-    // A factory `() => PipelineStage` is accepted too.
-    if (typeof c === "function" && c.length === 0) {
-      try {
-        const made = (c as () => unknown)();
-        if (isPipelineStage(made)) return made;
-      } catch {
-        // not a factory
-      }
-    }
-  }
-  throw new HippoError("INVALID_CONFIG", "stage module exports no PipelineStage", {
-    file,
-    key,
-    expected: "an export { kind: string, run(input, context) } (default, `stage`, or a factory)",
-    got: `exports ${Object.keys(mod).join(", ") || "nothing"}`,
+function stageFingerprint(config: PipelineConfig, stage: ResolvedStage, input: Node): string {
+  return fingerprint({
+    kind: stage.kind,
+    module: stage.module,
+    seed: stage.seed,
+    settings: stage.settings,
+    // Relative paths in the settings are relative to the pipeline file's folder.
+    baseDir: dirname(config.file),
+    input: input.fingerprint,
   });
 }
 
-/** Resolve every stage's implementation before anything is written, so a bad module fails the run up front. */
-export async function resolveStages(config: PipelineConfig): Promise<Map<string, PipelineStage>> {
-  const settings: RunSettings = {
-    tokenizer: config.tokenizer,
-    backend: config.backend,
-    threads: config.threads,
-  };
-  const out = new Map<string, PipelineStage>();
-  for (const [i, stage] of config.stages.entries()) {
-    out.set(
-      stage.id,
-      stage.module
-        ? await loadStageModule(stage.module, `stages[${i}].module`)
-        : createBuiltinStage(stage, settings),
-    );
-  }
-  return out;
+function outputExists(out: StageRecord["output"]): boolean {
+  return out !== undefined && existsSync(out.model.path);
 }
 
-function stageInputConfig(stage: ResolvedStage, config: PipelineConfig): Record<string, unknown> {
-  const c = stage.config as Record<string, unknown>;
-  // User modules get their free-form `config` block (or the built-in keys they replace) and the run's tokenizer.
-  if (stage.module) {
-    const own =
-      (c.config as Record<string, unknown> | undefined) ??
-      Object.fromEntries(Object.entries(c).filter(([k]) => !["kind", "name", "module", "seed"].includes(k)));
-    return { ...own, tokenizer: config.tokenizer };
-  }
-  return c;
+function decide(input: Node, fp: string, old: StageRecord | undefined): Action {
+  if (input.changed || !old || old.fingerprint !== fp) return "run";
+  if (old.status === "done" && outputExists(old.output)) return "reuse";
+  if (old.status === "running" || old.status === "interrupted") return "resume";
+  return "run";
 }
 
-function outputExists(out: PipelineStageOutput | StageRecord["output"]): boolean {
-  if (!out) return false;
-  return existsSync(out.model.path);
+const sameArtifact = (a: ModelArtifact, b: ModelArtifact | undefined) =>
+  b !== undefined && stableJson(a) === stableJson(b);
+
+/** The model a stage leaves to the stages that take it. */
+function nodeAfter(input: Node, fp: string, model: ModelArtifact, ran: boolean): Node {
+  // A stage that passes its model through (eval, a model card) does not make a new model.
+  if (sameArtifact(model, input.artifact)) return input;
+  return { artifact: model, fingerprint: fp, changed: ran };
+}
+
+function inputOf(nodes: Map<string, Node>, stage: ResolvedStage): Node {
+  const node = nodes.get(stage.from);
+  if (!node) throw new HippoError("INTERNAL", `stage ${stage.id}: no input ${JSON.stringify(stage.from)}`);
+  return node;
 }
 
 export async function runPipeline(
@@ -131,12 +123,16 @@ export async function runPipeline(
   const log = options.log ?? (() => {});
   const progress = options.progress ?? silentProgress;
   const signal = options.signal ?? new AbortController().signal;
-  const impls = await resolveStages(config);
-
   const runDir = config.outputDir;
   const previous = await readManifest(runDir);
-  await mkdir(runDir, { recursive: true });
+  // Every check before anything is written.
+  await checkPipeline(config, previous);
+
   const now = new Date().toISOString();
+  const backend = options.backend
+    ? await options.backend()
+    : { name: "none (not initialised by the caller)" };
+  await mkdir(runDir, { recursive: true });
   const manifest: RunManifest = {
     format: "hippo-run/1",
     name: config.name,
@@ -144,58 +140,47 @@ export async function runPipeline(
     createdAt: previous?.createdAt ?? now,
     updatedAt: now,
     configFile: config.file,
-    config: {
-      ...config,
-      stages: config.stages.map((s) => ({
-        id: s.id,
-        module: s.module,
-        seed: s.seed,
-        ...s.config,
-      })),
-    },
+    config: manifestConfig(config),
     packages: packageVersions(),
-    backend: options.backend ? await options.backend() : { name: "none (not initialised by the caller)" },
+    backend,
     machine: machineInfo(),
     stages: [],
   };
 
-  let input: ModelArtifact = { kind: "hf-model", path: config.model };
-  let invalidated = false;
-  const ran: string[] = [];
-  const skipped: string[] = [];
-
   // Planned records first, so the manifest always lists the whole pipeline.
-  for (const [i, stage] of config.stages.entries()) {
+  const olds = new Map<string, StageRecord | undefined>();
+  for (const stage of config.stages) {
     const old = previous?.stages.find((s) => s.id === stage.id);
+    olds.set(stage.id, old);
     manifest.stages.push({
       id: stage.id,
       kind: stage.kind,
       ...(stage.module ? { module: stage.module } : {}),
+      from: stage.from,
+      base: stage.base,
       fingerprint: "",
-      status: old?.status === "done" || old?.status === "running" ? old.status : "pending",
-      outputDir: join(runDir, `${String(i + 1).padStart(2, "0")}-${stage.id}`),
+      status:
+        old?.status === "done" || old?.status === "running" || old?.status === "interrupted"
+          ? old.status
+          : "pending",
+      outputDir: stageOutputDir(runDir, stage, old),
       attempts: old?.attempts ?? 0,
       ...(old?.output ? { output: old.output } : {}),
     });
   }
 
+  const nodes = baseNodes(config);
+  const ran: string[] = [];
+  const skipped: string[] = [];
   for (const [i, stage] of config.stages.entries()) {
     const record = manifest.stages[i] as StageRecord;
-    const old = previous?.stages.find((s) => s.id === stage.id);
-    record.fingerprint = fingerprint({
-      kind: stage.kind,
-      module: stage.module,
-      seed: stage.seed,
-      config: stage.config,
-      input,
-    });
-    record.input = input;
-    const canSkip =
-      !invalidated &&
-      old?.status === "done" &&
-      old.fingerprint === record.fingerprint &&
-      outputExists(old.output);
-    if (canSkip && old?.output) {
+    const old = olds.get(stage.id);
+    const input = inputOf(nodes, stage);
+    const fp = stageFingerprint(config, stage, input);
+    record.fingerprint = fp;
+    record.input = input.artifact;
+    const action = decide(input, fp, old);
+    if (action === "reuse" && old?.output) {
       Object.assign(record, {
         status: "done",
         startedAt: old.startedAt,
@@ -205,14 +190,12 @@ export async function runPipeline(
       });
       log(`[${stage.id}] done in an earlier run: skipped (output ${old.output.model.path})`);
       skipped.push(stage.id);
-      input = old.output.model;
+      nodes.set(stage.id, nodeAfter(input, fp, old.output.model, false));
       continue;
     }
-    invalidated = true;
     if (signal.aborted) throw new HippoError("ABORTED", "run aborted");
-    const resumed = old?.status === "running" && old.fingerprint === record.fingerprint;
     log(
-      `[${stage.id}] ${resumed ? "resuming interrupted stage" : "running"} (${stage.kind}${stage.module ? ` from ${stage.module}` : ""})`,
+      `[${stage.id}] ${action === "resume" ? "resuming interrupted stage" : "running"} (${stage.kind}${stage.module ? ` from ${stage.module}` : ""}, on ${stage.from})`,
     );
     record.status = "running";
     record.attempts += 1;
@@ -220,35 +203,32 @@ export async function runPipeline(
     delete record.finishedAt;
     delete record.error;
     delete record.output;
-    // A stage that starts over (new settings or input) must not resume from the checkpoints of another run.
-    if (!resumed) await rm(record.outputDir, { recursive: true, force: true });
+    // A stage that starts over (new settings or input) must not resume from another run's checkpoints. Its
+    // folder is removed only when this pipeline made it (the pre-flight check refuses any other).
+    if (action === "run" && existsSync(record.outputDir)) await rm(record.outputDir, { recursive: true });
     await mkdir(record.outputDir, { recursive: true });
     await writeManifest(runDir, manifest);
     const t0 = performance.now();
-    const impl = impls.get(stage.id) as PipelineStage;
     let output: PipelineStageOutput;
     try {
-      output = await impl.run(
-        { model: input, config: stageInputConfig(stage, config) },
-        {
-          outputDir: record.outputDir,
-          runDir,
-          baseDir: dirname(config.file),
-          tokenizer: config.tokenizer,
-          seed: stage.seed,
-          progress,
-          signal,
-          log: (m) => log(`[${stage.id}] ${m}`),
-        },
-      );
+      output = await stage.run(input.artifact, {
+        outputDir: record.outputDir,
+        runDir,
+        baseDir: dirname(config.file),
+        tokenizer: config.models.find((m) => m.name === stage.base)?.tokenizer ?? "",
+        seed: stage.seed,
+        progress,
+        signal,
+        log: (m) => log(`[${stage.id}] ${m}`),
+      });
       if (!output || typeof output !== "object" || !output.model || typeof output.model.path !== "string") {
         throw new HippoError("INTERNAL", "stage returned no model artifact", {
-          key: `stages[${i}]`,
+          key: `stages[${stage.index}]`,
           expected: "{ model, metrics, files }",
         });
       }
     } catch (e) {
-      record.status = "failed";
+      record.status = isHippoError(e, "ABORTED") || signal.aborted ? "interrupted" : "failed";
       record.error = (e as Error).message;
       record.seconds = (performance.now() - t0) / 1000;
       manifest.status = "failed";
@@ -262,11 +242,34 @@ export async function runPipeline(
     await writeManifest(runDir, manifest);
     log(`[${stage.id}] done in ${record.seconds.toFixed(1)} s ${formatMetrics(record.output.metrics)}`);
     ran.push(stage.id);
-    input = output.model;
+    nodes.set(stage.id, nodeAfter(input, fp, output.model, true));
   }
   manifest.status = "done";
   await writeManifest(runDir, manifest);
   return { runDir, manifest, ran, skipped };
+}
+
+/** The resolved config as the manifest records it (settings as written; paths of the pipeline resolved). */
+function manifestConfig(config: PipelineConfig) {
+  return {
+    name: config.name,
+    file: config.file,
+    models: Object.fromEntries(
+      config.models.map((m) => [m.name, { model: m.model, tokenizer: m.tokenizer }]),
+    ),
+    output_dir: config.outputDir,
+    seed: config.seed,
+    backend: config.backend,
+    threads: config.threads,
+    stages: config.stages.map((s) => ({
+      id: s.id,
+      kind: s.kind,
+      from: s.from,
+      ...(s.module ? { module: s.module } : {}),
+      seed: s.seed,
+      ...s.written,
+    })),
+  };
 }
 
 function formatMetrics(metrics: Record<string, number>): string {
@@ -276,33 +279,72 @@ function formatMetrics(metrics: Record<string, number>): string {
   return parts.length ? `(${parts.join(" ")})` : "";
 }
 
-/** The `--dry-run` plan: what would run, in order, with what, and what would be skipped. */
+const fmtValue = (v: unknown) => (typeof v === "object" ? JSON.stringify(v) : String(v));
+
+/** The branches of the pipeline: one line per leaf, from its base model. */
+export function branches(config: PipelineConfig): string[][] {
+  const takers = new Set(config.stages.map((s) => s.from));
+  const byId = new Map(config.stages.map((s) => [s.id, s]));
+  const out: string[][] = [];
+  for (const leaf of config.stages.filter((s) => !takers.has(s.id))) {
+    const chain: string[] = [];
+    for (let s: ResolvedStage | undefined = leaf; s; s = byId.get(s.from)) {
+      chain.unshift(s.id);
+      if (!byId.has(s.from)) chain.unshift(s.from);
+    }
+    out.push(chain);
+  }
+  return out;
+}
+
+/**
+ * The `--dry-run` plan: the base models, each stage with its input and what would happen to it (reused,
+ * resumed, run), and the branches. A stage that would run is assumed to make a new model unless an earlier
+ * run saw it pass its model through.
+ */
 export async function describePlan(config: PipelineConfig): Promise<string> {
   const previous = await readManifest(config.outputDir).catch(() => undefined);
   const lines = [
     `pipeline ${config.name} (${config.file})`,
-    `  model:     ${config.model}`,
-    `  tokenizer: ${config.tokenizer}`,
+    ...config.models.map(
+      (m, i) =>
+        `  ${i === 0 ? "models:   " : "          "} ${m.name} = ${m.model}${m.tokenizer !== m.model ? ` (tokenizer ${m.tokenizer})` : ""}`,
+    ),
     `  run dir:   ${config.outputDir}`,
     `  seed:      ${config.seed}   backend: ${config.backend}${config.threads ? ` x${config.threads}` : ""}`,
     "stages:",
   ];
-  for (const [i, stage] of config.stages.entries()) {
+  const nodes = baseNodes(config);
+  for (const stage of config.stages) {
     const old = previous?.stages.find((s) => s.id === stage.id);
+    const input = inputOf(nodes, stage);
+    const fp = stageFingerprint(config, stage, input);
+    const action = decide(input, fp, old);
     const state =
-      old?.status === "done"
-        ? "done earlier (skipped unless settings or input changed)"
-        : old?.status === "running"
+      action === "reuse"
+        ? "done earlier (reused)"
+        : action === "resume"
           ? "interrupted (resumes)"
-          : "to run";
-    const settings = Object.entries(stage.config as Record<string, unknown>)
-      .filter(([k]) => k !== "kind" && k !== "name")
-      .map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
-      .join(" ");
+          : old?.status === "done"
+            ? "to run again (settings or input changed)"
+            : "to run";
     lines.push(
-      `  ${i + 1}. ${stage.id} [${stage.kind}${stage.module ? `, module ${stage.module}` : ""}] ${state}`,
+      `  ${stage.index + 1}. ${stage.id} [${stage.kind}${stage.module ? `, module ${stage.module}` : ""}] ${state}`,
     );
-    if (settings) lines.push(`       ${settings}`);
+    const settings = Object.entries(stage.written)
+      .map(([k, v]) => `${k}=${fmtValue(v)}`)
+      .join(" ");
+    lines.push(`       from ${stage.from}${settings ? `; ${settings}` : ""}`);
+    const passedThrough = old?.output !== undefined && sameArtifact(old.output.model, old.input);
+    const model: ModelArtifact =
+      action === "reuse" && old?.output
+        ? old.output.model
+        : passedThrough
+          ? input.artifact
+          : { kind: "hf-model", path: `(${stage.id} output)` };
+    nodes.set(stage.id, nodeAfter(input, fp, model, action !== "reuse"));
   }
+  lines.push("branches:");
+  for (const chain of branches(config)) lines.push(`  ${chain.join(" -> ")}`);
   return lines.join("\n");
 }

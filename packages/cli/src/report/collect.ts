@@ -1,11 +1,16 @@
 /**
  * Gather what a report shows from a run folder: the manifest, each training stage's metrics JSONL (loss
- * curves), each eval stage's results.json and per-sample JSONL. Everything is read as untrusted JSON.
+ * curves), each eval stage's results and per-sample JSONL. Everything is read as untrusted JSON.
+ *
+ * An eval's row is named by the training stages on its branch: walking its `from` chain back to the base
+ * model, the kinds cpt, sft and dpo give "+CPT", "+SFT", "+CPT+SFT", ... (the paper's rows), or "base" when
+ * there are none. With several base models the row also names its base (`mistral +SFT`).
  */
 import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join } from "node:path";
 import { HippoError, isPlainObject, readJsonFile, readJsonlObjects } from "@hippocrates/core";
+import { PUBLISHED_STAGES } from "@hippocrates/eval";
 import { type RunManifest, readManifest, type StageRecord } from "../pipeline/manifest.js";
 
 export interface CurvePoint {
@@ -23,6 +28,8 @@ export interface TaskScore {
 
 export interface EvalRow {
   stage: string;
+  /** The base model at the root of the eval's branch (`base`, or a name under `models:`). */
+  model: string;
   /** "base", "+CPT", "+CPT+SFT", ... (the training stages before this eval), or the stage's own label. */
   label: string;
   tasks: Record<string, TaskScore>;
@@ -63,18 +70,36 @@ export interface ReportData {
 
 const TRAIN_LABEL: Record<string, string> = { cpt: "CPT", sft: "SFT", dpo: "DPO" };
 
-/** The label of an eval stage from the training stages that ran before it. */
+/** The stage a record takes its model from (manifests before `from:` existed: the previous stage). */
+function inputRecord(stages: StageRecord[], index: number): StageRecord | undefined {
+  const s = stages[index];
+  if (s?.from === undefined) return index > 0 ? stages[index - 1] : undefined;
+  return stages.find((r) => r.id === s.from);
+}
+
+/** The training stages on a stage's branch, from the base model up to (not including) the stage. */
+export function branchOf(stages: StageRecord[], index: number): { base: string; chain: StageRecord[] } {
+  const chain: StageRecord[] = [];
+  let i = index;
+  let base = stages[index]?.base ?? "base";
+  for (let guard = 0; guard < stages.length; guard++) {
+    const up = inputRecord(stages, i);
+    if (!up) break;
+    chain.unshift(up);
+    base = up.base ?? base;
+    i = stages.indexOf(up);
+  }
+  return { base, chain };
+}
+
+/** The label of an eval stage from the training stages on its branch: "base", "+CPT", "+CPT+SFT", ... */
 export function stageLabel(stages: StageRecord[], index: number): string {
   const parts: string[] = [];
-  for (const s of stages.slice(0, index)) {
+  for (const s of branchOf(stages, index).chain) {
     const t = TRAIN_LABEL[s.kind];
     if (t && !parts.includes(t)) parts.push(t);
   }
   return parts.length ? `+${parts.join("+")}` : "base";
-}
-
-async function readJsonl(file: string): Promise<Record<string, unknown>[]> {
-  return (await readJsonlObjects(file)).map((r) => r.record);
 }
 
 function resolveFile(stage: StageRecord, file: string | undefined): string | undefined {
@@ -170,6 +195,32 @@ function sampleRow(r: Record<string, unknown>, task: string, stage: string, labe
   };
 }
 
+/** The per-task scores of an eval results file (see `taskScores`). */
+export async function readEvalResults(file: string): Promise<Record<string, TaskScore>> {
+  return taskScores(await readJsonFile(file));
+}
+
+async function readJsonl(file: string): Promise<Record<string, unknown>[]> {
+  return (await readJsonlObjects(file)).map((r) => r.record);
+}
+
+/** The per-sample rows of the samples files beside a results file, at most `max`. */
+export async function readEvalSamples(
+  resultsFile: string,
+  tasks: string[],
+  row: { stage: string; label: string },
+  max: number,
+): Promise<SampleRow[]> {
+  const out: SampleRow[] = [];
+  for (const { task, file } of await sampleFiles(resultsFile, tasks)) {
+    for (const r of await readJsonl(file)) {
+      if (out.length >= max) return out;
+      out.push(sampleRow(r, task, row.stage, row.label));
+    }
+  }
+  return out;
+}
+
 export async function collectReport(
   runDir: string,
   options: { maxSamples?: number } = {},
@@ -198,6 +249,7 @@ export async function collectReport(
     evals: [],
     samples: [],
   };
+  const bases = new Set(manifest.stages.map((_, i) => branchOf(manifest.stages, i).base));
   for (const [i, stage] of manifest.stages.entries()) {
     const files = stage.output?.files ?? {};
     const metricsFile = resolveFile(stage, files.metrics);
@@ -218,25 +270,37 @@ export async function collectReport(
     const recorded = resolveFile(stage, files.results);
     const resultsFile = stage.kind === "eval" && recorded ? await findEvalResults(recorded) : undefined;
     if (stage.kind === "eval" && resultsFile) {
-      const results = await readJsonFile(resultsFile);
       const configured = (manifest.config as { stages?: { label?: unknown }[] } | undefined)?.stages?.[i]
         ?.label;
       const label = typeof configured === "string" ? configured : stageLabel(manifest.stages, i);
-      const tasks = taskScores(results);
+      const model = branchOf(manifest.stages, i).base;
+      const display = bases.size > 1 ? `${model} ${label}` : label;
+      const tasks = await readEvalResults(resultsFile);
       const accs = Object.values(tasks).map((t) => t.acc);
       data.evals.push({
         stage: stage.id,
+        model,
         label,
         tasks,
         average: accs.length ? accs.reduce((a, b) => a + b, 0) / accs.length : Number.NaN,
       });
-      for (const { task, file } of await sampleFiles(resultsFile, Object.keys(tasks))) {
-        for (const r of await readJsonl(file)) {
-          if (data.samples.length >= maxSamples) break;
-          data.samples.push(sampleRow(r, task, stage.id, label));
-        }
-      }
+      data.samples.push(
+        ...(await readEvalSamples(
+          resultsFile,
+          Object.keys(tasks),
+          { stage: stage.id, label: display },
+          maxSamples - data.samples.length,
+        )),
+      );
     }
   }
+  // The paper's row order (base, +CPT, +SFT, +CPT+SFT, +CPT+SFT+DPO) within each base model; other labels
+  // after them, in run order.
+  const models = [...bases];
+  const rank = (e: EvalRow) => {
+    const p = PUBLISHED_STAGES.findIndex((s) => s.label === e.label);
+    return models.indexOf(e.model) * 1000 + (p >= 0 ? p : 100 + data.evals.indexOf(e));
+  };
+  data.evals = [...data.evals].sort((a, b) => rank(a) - rank(b));
   return data;
 }

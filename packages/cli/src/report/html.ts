@@ -3,8 +3,9 @@
  * JS for the sample browser), so it opens offline and can be mailed or archived as is. No network at view
  * time: no CDN, no fonts, no images outside the file.
  */
+import { PUBLISHED_STAGES } from "@hippocrates/eval";
 import type { ReportData, SampleRow } from "./collect.js";
-import { PUBLISHED_STAGES } from "./published.js";
+import { rowName } from "./table.js";
 
 const esc = (s: string) =>
   s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
@@ -180,23 +181,25 @@ export function renderHtmlReport(data: ReportData): string {
       return `<div data-stage="${esc(c.stage)}">${lineChart(`${c.stage}: loss`, series, "optimizer step", "loss")}</div>`;
     })
     .join("");
-  const labels = data.evals.map((e) => e.label);
+  const several = new Set(data.evals.map((e) => e.model)).size > 1;
+  const labels = data.evals.map((e) => rowName(e, several));
+  const stageLabels = data.evals.map((e) => e.label);
   const stageChart = barChart("Average accuracy per stage (%)", labels, [
     { name: "this run", values: data.evals.map((e) => pct(e.average)) },
     {
       name: "Llama-2 7B (paper)",
-      values: labels.map((l) => PUBLISHED_STAGES.find((p) => p.label === l)?.llama2 ?? null),
+      values: stageLabels.map((l) => PUBLISHED_STAGES.find((p) => p.label === l)?.llama2 ?? null),
     },
     {
       name: "Mistral 7B (paper)",
-      values: labels.map((l) => PUBLISHED_STAGES.find((p) => p.label === l)?.mistral ?? null),
+      values: stageLabels.map((l) => PUBLISHED_STAGES.find((p) => p.label === l)?.mistral ?? null),
     },
   ]);
   const tasks = [...new Set(data.evals.flatMap((e) => Object.keys(e.tasks)))];
   const taskChart = barChart(
     "Accuracy per task and stage (%)",
     tasks,
-    data.evals.map((e) => ({ name: e.label, values: tasks.map((t) => pct(e.tasks[t]?.acc)) })),
+    data.evals.map((e) => ({ name: rowName(e, several), values: tasks.map((t) => pct(e.tasks[t]?.acc)) })),
   );
   const stageRows = data.stages
     .map(
@@ -212,7 +215,7 @@ export function renderHtmlReport(data: ReportData): string {
   const accRows = data.evals
     .map((e) => {
       const pub = PUBLISHED_STAGES.find((p) => p.label === e.label);
-      return `<tr><td>${esc(e.label)}</td><td>${pct(e.average)?.toFixed(1) ?? "—"}</td>${tasks.map((t) => `<td>${pct(e.tasks[t]?.acc)?.toFixed(1) ?? "—"}${e.tasks[t]?.stderr !== undefined ? ` ± ${(100 * (e.tasks[t]?.stderr as number)).toFixed(1)}` : ""}</td>`).join("")}<td>${pub?.llama2.toFixed(1) ?? "—"}</td><td>${pub?.mistral.toFixed(1) ?? "—"}</td></tr>`;
+      return `<tr><td>${esc(rowName(e, several))}</td><td>${pct(e.average)?.toFixed(1) ?? "—"}</td>${tasks.map((t) => `<td>${pct(e.tasks[t]?.acc)?.toFixed(1) ?? "—"}${e.tasks[t]?.stderr !== undefined ? ` ± ${(100 * (e.tasks[t]?.stderr as number)).toFixed(1)}` : ""}</td>`).join("")}<td>${pub?.llama2.toFixed(1) ?? "—"}</td><td>${pub?.mistral.toFixed(1) ?? "—"}</td></tr>`;
     })
     .join("");
   const samples: SampleRow[] = data.samples;

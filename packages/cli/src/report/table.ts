@@ -1,19 +1,23 @@
 /** The report in the terminal: our per-stage accuracy beside the paper's per-stage averages, and per task. */
-import type { ReportData } from "./collect.js";
-import { PUBLISHED_ROWS, PUBLISHED_STAGES, PUBLISHED_TASK_TITLES, PUBLISHED_TASKS } from "./published.js";
+import { PUBLISHED_COLUMNS, PUBLISHED_RESULTS, PUBLISHED_STAGES, PUBLISHED_TASKS } from "@hippocrates/eval";
+import type { EvalRow, ReportData } from "./collect.js";
 
 const pct = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? "—" : (100 * v).toFixed(1));
 
-function table(header: string[], rows: string[][]): string {
+/** A markdown table: the first `textColumns` columns left-aligned (names), the rest right-aligned (numbers). */
+function table(header: string[], rows: string[][], textColumns = 1): string {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
   const line = (cells: string[]) =>
-    `| ${cells.map((x, c) => (c === 0 ? x.padEnd(widths[c] ?? 0) : x.padStart(widths[c] ?? 0))).join(" | ")} |`;
+    `| ${cells.map((x, c) => (c < textColumns ? x.padEnd(widths[c] ?? 0) : x.padStart(widths[c] ?? 0))).join(" | ")} |`;
   return [
     line(header),
-    `|${widths.map((w, c) => (c === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`,
+    `|${widths.map((w, c) => (c < textColumns ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`,
     ...rows.map(line),
   ].join("\n");
 }
+
+/** An eval's row name: its label, and its base model's name when the run has several. */
+export const rowName = (e: EvalRow, several: boolean) => (several ? `${e.model} ${e.label}` : e.label);
 
 /** Markdown tables (they read well in a terminal and paste into issues). */
 export function formatReportTable(data: ReportData): string {
@@ -25,11 +29,13 @@ export function formatReportTable(data: ReportData): string {
   out.push(
     "Accuracy per stage (%), ours beside the paper's per-stage zero-shot averages (7B models, six benchmarks):",
   );
+  const several = new Set(data.evals.map((e) => e.model)).size > 1;
   const rows: string[][] = [];
   const seen = new Set<string>();
   for (const e of data.evals) {
     const pub = PUBLISHED_STAGES.find((p) => p.label === e.label);
     rows.push([
+      ...(several ? [e.model] : []),
       e.label,
       pct(e.average),
       pub ? pub.llama2.toFixed(1) : "—",
@@ -38,8 +44,15 @@ export function formatReportTable(data: ReportData): string {
     seen.add(e.label);
   }
   for (const p of PUBLISHED_STAGES)
-    if (!seen.has(p.label)) rows.push([p.label, "—", p.llama2.toFixed(1), p.mistral.toFixed(1)]);
-  out.push(table(["stage", "this run", "Llama-2 7B (paper)", "Mistral 7B (paper)"], rows));
+    if (!seen.has(p.label))
+      rows.push([...(several ? [""] : []), p.label, "—", p.llama2.toFixed(1), p.mistral.toFixed(1)]);
+  out.push(
+    table(
+      [...(several ? ["model"] : []), "stage", "this run", "Llama-2 7B (paper)", "Mistral 7B (paper)"],
+      rows,
+      several ? 2 : 1,
+    ),
+  );
 
   const tasks = [...new Set(data.evals.flatMap((e) => Object.keys(e.tasks)))];
   if (tasks.length) {
@@ -49,7 +62,7 @@ export function formatReportTable(data: ReportData): string {
       table(
         ["stage", ...tasks],
         data.evals.map((e) => [
-          e.label,
+          rowName(e, several),
           ...tasks.map((t) => (e.tasks[t] ? `${pct(e.tasks[t]?.acc)} / ${pct(e.tasks[t]?.acc_norm)}` : "—")),
         ]),
       ),
@@ -60,14 +73,18 @@ export function formatReportTable(data: ReportData): string {
     out.push("");
     out.push("Published results (0-shot acc %), with this run's rows:");
     const ours = data.evals.map((e) => [
-      `this run ${e.label}`,
+      `this run ${rowName(e, several)}`,
       ...PUBLISHED_TASKS.map((t) => pct(e.tasks[t]?.acc)),
       pct(e.average),
     ]);
+    const published = PUBLISHED_RESULTS.map((r) => [
+      r.model,
+      ...[...PUBLISHED_TASKS, "avg" as const].map((t) => r.scores[t][0].toFixed(1)),
+    ]);
     out.push(
       table(
-        ["model", ...PUBLISHED_TASK_TITLES, "avg"],
-        [...ours, ...PUBLISHED_ROWS.map((r) => [r.model, ...r.zeroShot.map((v) => v.toFixed(1))])],
+        ["model", ...PUBLISHED_TASKS.map((t) => PUBLISHED_COLUMNS[t]), PUBLISHED_COLUMNS.avg],
+        [...ours, ...published],
       ),
     );
   }
