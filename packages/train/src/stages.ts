@@ -34,6 +34,7 @@ import {
   peftKey,
   saveAdapter,
   saveModel,
+  weightSpecs,
 } from "@hippocrates/model";
 import * as tf from "@tensorflow/tfjs-core";
 import { validateExample } from "./batch.js";
@@ -70,8 +71,8 @@ export interface StageOptions<Item> extends StageTrainingConfig {
   outputDir: string;
   /** Padding token (default: config pad_token_id, else eos_token_id, else 0). Never a target. */
   padId?: number;
-  /** Continue from the newest whole checkpoint in outputDir. */
-  resume?: boolean;
+  /** Continue from the newest whole checkpoint in outputDir (`"restart"`: drop its checkpoints; see LoopOptions). */
+  resume?: boolean | "restart";
   progress?: ProgressReporter;
   signal?: AbortSignal;
 }
@@ -114,23 +115,34 @@ export function basePathOf(artifact: ModelArtifact): string {
 
 /**
  * Select what trains: a fresh adapter named "default" (base frozen), or every base weight. Returns the variables
- * in the model's order and a stable name for each (PEFT keys for LoRA, HF names for full fine-tuning).
+ * in the model's order, a stable name for each (PEFT keys for LoRA, HF names for full fine-tuning) and whether
+ * each is held transposed relative to the layout its name promises (LoRA A/B and linear weights are).
  */
 export function prepareTrainable(
   model: LlamaModel,
   lora: LoraSettings | "full",
   seed: number,
   basePath: string,
-): { variables: tf.Variable[]; names: string[] } {
+): { variables: tf.Variable[]; names: string[]; transposed: boolean[] } {
   const nameOf = new Map<tf.Variable, string>();
+  const flipped = new Set<tf.Variable>();
   if (lora === "full") {
     model.setFullFineTuning(true);
-    for (const [k, w] of model.weights) nameOf.set(w, k);
+    const linear = new Set(
+      weightSpecs(model.config)
+        .filter((w) => w.linear)
+        .map((w) => w.name),
+    );
+    for (const [k, w] of model.weights) {
+      nameOf.set(w, k);
+      if (linear.has(k)) flipped.add(w);
+    }
   } else {
     model.setFullFineTuning(false);
     const adapter = addLoraAdapter(model, lora, { name: "default", seed, baseModelNameOrPath: basePath });
     for (const [k, a] of adapter.a) nameOf.set(a, peftKey(k, "A"));
     for (const [k, b] of adapter.b) nameOf.set(b, peftKey(k, "B"));
+    for (const v of [...adapter.a.values(), ...adapter.b.values()]) flipped.add(v);
   }
   const variables = model.trainableVariables();
   const names = variables.map((v) => {
@@ -139,7 +151,7 @@ export function prepareTrainable(
       throw new HippoError("INTERNAL", "a trainable variable has no name", { key: v.name });
     return n;
   });
-  return { variables, names };
+  return { variables, names, transposed: variables.map((v) => flipped.has(v)) };
 }
 
 function padIdOf(model: LlamaModel, padId: number | undefined): number {
@@ -170,7 +182,7 @@ async function runStage<Item>(
   evalItems: Item[] | undefined,
   evalMetrics?: () => Promise<Record<string, number>>,
 ): Promise<StageResult> {
-  const { variables, names } = prepareTrainable(model, o.lora, o.seed, basePathOf(o.model));
+  const { variables, names, transposed } = prepareTrainable(model, o.lora, o.seed, basePathOf(o.model));
   const evaluate =
     evalMetrics ??
     (evalItems && evalItems.length > 0
@@ -181,6 +193,7 @@ async function runStage<Item>(
     train,
     variables,
     names,
+    transposed,
     config: { ...o, evalSteps: o.evalSteps ?? (evaluate ? Number.MAX_SAFE_INTEGER : undefined) },
     outputDir: o.outputDir,
     resume: o.resume ?? false,
@@ -188,7 +201,7 @@ async function runStage<Item>(
     ...(o.lora !== "full"
       ? { saveExtra: (dir: string) => saveAdapter(model, dir, { name: "default" }) }
       : {}),
-    trainerState: { stage, base_model: o.model },
+    facts: { stage, base_model: o.model },
     ...(o.progress ? { progress: o.progress } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
     name: stage,
@@ -204,7 +217,11 @@ async function runStage<Item>(
   return {
     model: artifact,
     metrics,
-    files: { trainer_state: loop.trainerStatePath, metrics: loop.metricsPath },
+    files: {
+      trainer_state: loop.trainerStatePath,
+      hippo_state: loop.hippoStatePath,
+      metrics: loop.metricsPath,
+    },
     loop,
   };
 }
