@@ -29,6 +29,7 @@ interface TrainFlags {
   saveEvery?: number;
   gradientCheckpointing?: boolean;
   seed: number;
+  restart?: boolean;
   backend: BackendChoice;
   progress: boolean;
 }
@@ -77,6 +78,10 @@ export function registerTrain(program: Command): void {
         "recompute each layer in the backward pass: far less memory (fits the 4 GiB wasm heap), about the same speed",
       )
       .option("--seed <n>", "seed", parseIntArg("--seed"), 42)
+      .option(
+        "--restart",
+        "drop the checkpoints in --output and start at step 0 (an interrupted run otherwise resumes; with every checkpoint corrupt it stops)",
+      )
       .addOption(
         new Option("--backend <name>", "compute backend")
           .choices(["auto", "tensorflow-gpu", "tensorflow", "wasm", "cpu"])
@@ -91,7 +96,7 @@ export function registerTrain(program: Command): void {
     if (kind === "dpo") cmd.option("--beta <x>", "DPO beta", parseFloatArg("--beta"));
     cmd.addHelpText(
       "after",
-      `\nAn interrupted run resumes from its last checkpoint when run again with the same --output.\n\nExample:\n  hippo train ${kind} --model models/base --data data/${kind}.jsonl --output out/${kind} --max-steps 100\n`,
+      `\nAn interrupted run resumes from its last checkpoint when run again with the same --output (a corrupt newest\ncheckpoint is skipped with a notice; when every one is corrupt the run stops: --restart starts over).\n\nExample:\n  hippo train ${kind} --model models/base --data data/${kind}.jsonl --output out/${kind} --max-steps 100\n`,
     );
     cmd.action(async (f: TrainFlags) => {
       const lora =
@@ -151,7 +156,7 @@ export function registerTrain(program: Command): void {
           signal: new AbortController().signal,
           log: (m) => process.stderr.write(`${m}\n`),
         },
-        { tokenizer: config.tokenizer, backend: f.backend, threads: undefined },
+        { tokenizer: config.tokenizer, backend: f.backend, threads: undefined, restart: f.restart === true },
       );
       process.stdout.write(
         `${JSON.stringify({ model: out.model, metrics: out.metrics, files: out.files }, null, 2)}\n`,

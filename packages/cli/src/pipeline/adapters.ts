@@ -235,7 +235,7 @@ export async function runTrainingStage(
     seed: ctx.seed,
     model: input.model,
     outputDir: ctx.outputDir,
-    resume: true,
+    resume: settings.restart ? ("restart" as const) : true,
     progress: ctx.progress,
     signal: ctx.signal,
     ...(tok.padTokenId !== null ? { padId: tok.padTokenId } : {}),

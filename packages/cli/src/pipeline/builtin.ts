@@ -11,6 +11,8 @@ export interface RunSettings {
   tokenizer: string;
   backend: "auto" | "tensorflow-gpu" | "tensorflow" | "wasm" | "cpu";
   threads: number | undefined;
+  /** Training stages drop the checkpoints of their output folder and start at step 0 (`hippo train --restart`). */
+  restart?: boolean;
 }
 
 export function createBuiltinStage(stage: ResolvedStage, settings: RunSettings): PipelineStage {
