@@ -9,12 +9,13 @@ import { existsSync, readdirSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { readManifest } from "../src/pipeline/manifest.js";
 
 const HIPPO = fileURLToPath(new URL("../bin/hippo.mjs", import.meta.url));
 const TINY = fileURLToPath(new URL("./fixtures/miniature-tiny.yaml", import.meta.url));
+const FREEZE = fileURLToPath(new URL("./fixtures/freeze-on-rename.mjs", import.meta.url));
 const CHROMIUM = "/usr/bin/chromium";
 const SCREENSHOT_DIR = fileURLToPath(new URL("../.test-output/", import.meta.url));
 
@@ -49,18 +50,26 @@ describe("hippo miniature (tiny config)", () => {
   }, async () => {
     dir = await mkdtemp(join(tmpdir(), "hippo-mini-"));
     const cptDir = join(dir, "run", "02-cpt");
-    const child = spawn(process.execPath, args(), { stdio: "ignore" });
+    // Kill the process outright once CPT has written checkpoint-2: a preloaded hook freezes it right after
+    // CPT's `latest` pointer names checkpoint-2, so the kill lands there however loaded the machine is (a poll
+    // of the folder could see CPT finish first).
+    const child = spawn(process.execPath, ["--import", pathToFileURL(FREEZE).href, ...args()], {
+      stdio: ["ignore", "pipe", "ignore"],
+      env: {
+        ...process.env,
+        HIPPO_TEST_FREEZE_SUFFIX: join("run", "02-cpt", "latest"),
+        HIPPO_TEST_FREEZE_CONTENT: "checkpoint-2",
+      },
+    });
     const exited = new Promise((r) => child.once("exit", r));
-    const deadline = Date.now() + 240_000;
-    // Wait until CPT has written a checkpoint past the first one, then kill the process outright.
-    while (Date.now() < deadline) {
-      const ckpts = existsSync(cptDir) ? readdirSync(cptDir).filter((n) => /^checkpoint-\d+$/.test(n)) : [];
-      if (ckpts.some((n) => Number(n.split("-")[1]) >= 2)) break;
-      if (child.exitCode !== null) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    child.kill("SIGKILL");
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d;
+      if (out.includes("FROZEN\n")) child.kill("SIGKILL");
+    });
     await exited;
+    expect(out).toContain("FROZEN");
+    expect(readdirSync(cptDir).filter((n) => /^checkpoint-\d+$/.test(n))).toEqual(["checkpoint-2"]);
     const killed = await readManifest(join(dir, "run"));
     expect(killed?.stages.map((s) => s.status).slice(0, 2)).toEqual(["done", "running"]);
     const baseFinished = killed?.stages[0]?.finishedAt;

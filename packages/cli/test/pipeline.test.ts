@@ -168,16 +168,21 @@ describe("pipeline runner", () => {
       `name: kill\nmodel: ./model\noutput_dir: ./kill-run\nstages:\n  - kind: first\n    module: ${STAGE}\n    steps: 2\n    ms: 1\n  - kind: slow\n    module: ${STAGE}\n    steps: 40\n    ms: 100\n`,
     );
     const runDir = join(dir, "kill-run");
-    const child = spawn(process.execPath, [HIPPO, "run", file, "--no-progress"], { stdio: "ignore" });
+    // The slow stage freezes itself after step 5 (HIPPO_TEST_FREEZE_AT, read by the stage fixture): the kill
+    // lands there however loaded the machine is (a poll of steps.log could see the stage finish first).
+    const child = spawn(process.execPath, [HIPPO, "run", file, "--no-progress"], {
+      stdio: ["ignore", "pipe", "ignore"],
+      env: { ...process.env, HIPPO_TEST_FREEZE_AT: "5" },
+    });
     const stepsLog = join(runDir, "02-slow", "steps.log");
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      const n = existsSync(stepsLog) ? (await readFile(stepsLog, "utf8")).trim().split("\n").length : 0;
-      if (n >= 5) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    child.kill("SIGKILL");
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d;
+      // The first stage (2 steps) never reaches step 5; the slow one freezes there.
+      if (out.includes("FROZEN 5\n")) child.kill("SIGKILL");
+    });
     await new Promise((r) => child.once("exit", r));
+    expect(out).toContain("FROZEN 5");
     const killed = await readManifest(runDir);
     expect(killed?.stages.map((s) => s.status)).toEqual(["done", "running"]);
     const stepsBefore = (await readFile(stepsLog, "utf8")).trim().split("\n").length;

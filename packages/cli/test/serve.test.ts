@@ -312,7 +312,9 @@ describe("OpenAI-compatible server (official openai client over loopback)", () =
     const { port } = await s.listen(0);
     const c = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "x", maxRetries: 0 });
     const inflight = c.completions.create({ model: "toy", prompt: PROMPT, max_tokens: 20, temperature: 0 });
-    await new Promise((r) => setTimeout(r, 100));
+    // Close once the request is being generated (not after a fixed 100 ms, which a loaded machine can spend
+    // before the request even arrives, so that it is refused instead of finished).
+    while (slow.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
     const closed = s.close();
     const after = await fetch(`http://127.0.0.1:${port}/v1/models`).catch((e: unknown) => e);
     expect(after).toBeInstanceOf(Error);

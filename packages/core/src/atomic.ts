@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { type FileHandle, mkdir, open, rename, rm } from "node:fs/promises";
+import { type FileHandle, lstat, mkdir, open, readdir, realpath, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { HippoError } from "./errors.js";
 
@@ -84,30 +84,94 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
+export interface WriteDirOptions {
+  /**
+   * Whether an existing folder with something in it may be replaced. Called with the folder and its entry
+   * names before `fill` runs and again just before the swap; return to allow, throw (a HippoError saying what
+   * is there) to refuse. Without it, a folder that is not empty is refused.
+   */
+  mayReplace?: (dir: string, entries: string[]) => void | Promise<void>;
+}
+
+/** "a.txt, b, c and 12 more": a folder's entries for an error message. */
+export function describeEntries(entries: readonly string[], max = 8): string {
+  const shown = [...entries].sort().slice(0, max).join(", ");
+  return entries.length > max ? `${shown} and ${entries.length - max} more` : shown;
+}
+
+/** What is at `dir` now: nothing, a folder (with its entries), or something that is not a folder. */
+async function inspectTarget(
+  dir: string,
+): Promise<{ kind: "none" } | { kind: "dir"; entries: string[] } | { kind: "other" }> {
+  try {
+    const st = await lstat(dir);
+    if (!st.isDirectory()) return { kind: "other" };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { kind: "none" };
+    throw e;
+  }
+  return { kind: "dir", entries: await readdir(dir) };
+}
+
+/**
+ * The check writeDirAtomic makes before it writes: throws when `dir` could not be replaced under `options`
+ * (callers use it to refuse before doing expensive work). Returns whether something is there.
+ */
+export async function checkDirTarget(dir: string, options: WriteDirOptions = {}): Promise<boolean> {
+  return checkTarget(await realpath(dir).catch(() => dir), options);
+}
+
+async function checkTarget(dir: string, options: WriteDirOptions): Promise<boolean> {
+  const t = await inspectTarget(dir);
+  if (t.kind === "none") return false;
+  if (t.kind === "other")
+    throw new HippoError("INVALID_ARGUMENT", "not a folder, and an output folder never replaces it", {
+      file: dir,
+      expected: "a folder or a path that does not exist",
+    });
+  if (t.entries.length > 0) {
+    if (!options.mayReplace)
+      throw new HippoError(
+        "INVALID_ARGUMENT",
+        `refusing to replace this folder: it holds ${describeEntries(t.entries)}`,
+        {
+          file: dir,
+          expected: "an empty or absent folder",
+        },
+      );
+    await options.mayReplace(dir, t.entries);
+  }
+  return true;
+}
+
 /**
  * Build a whole directory atomically: `fill` writes into a fresh temporary directory beside `dir`, which then
- * replaces `dir` (an existing `dir` is moved aside first and removed after the swap). Used for model and
- * adapter folders and checkpoints, whose files only make sense together.
+ * takes its place. An existing `dir` is replaced only when it is an empty folder or `options.mayReplace`
+ * allows it (it is moved aside, and removed after the swap); a path that is not a folder is never replaced,
+ * and both are checked before `fill` runs, so a refused write costs nothing. A symbolic link to a folder is
+ * followed: the folder it names is replaced and the link kept. Used for dataset, tokenizer and checkpoint
+ * folders, whose files only make sense together.
  */
-export async function writeDirAtomic<T>(dir: string, fill: (tmpDir: string) => Promise<T>): Promise<T> {
-  const parent = dirname(dir);
+export async function writeDirAtomic<T>(
+  dir: string,
+  fill: (tmpDir: string) => Promise<T>,
+  options: WriteDirOptions = {},
+): Promise<T> {
+  const target = await realpath(dir).catch(() => dir);
+  await checkTarget(target, options);
+  const parent = dirname(target);
   await mkdir(parent, { recursive: true });
-  const tmp = tempPathFor(dir);
+  const tmp = tempPathFor(target);
   await mkdir(tmp);
   try {
     const result = await fill(tmp);
     await fsyncDir(tmp);
+    const exists = await checkTarget(target, options); // again: the folder may have changed while `fill` ran
     const old = `${tmp}.old`;
-    let moved = false;
-    try {
-      await rename(dir, old);
-      moved = true;
-    } catch {
-      // no previous directory
-    }
-    await rename(tmp, dir);
+    if (exists) await rename(target, old);
+    await rename(tmp, target);
     await fsyncDir(parent);
-    if (moved) await rm(old, { recursive: true, force: true });
+    if (exists) await rm(old, { recursive: true, force: true });
     return result;
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });

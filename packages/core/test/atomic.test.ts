@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -54,17 +54,78 @@ describe("atomic writes", () => {
     });
     expect(await readdir(out)).toEqual(["a.json"]);
     await expect(
-      writeDirAtomic(out, async (tmp) => {
-        await writeFile(join(tmp, "b.json"), "2");
-        throw new Error("killed");
-      }),
+      writeDirAtomic(
+        out,
+        async (tmp) => {
+          await writeFile(join(tmp, "b.json"), "2");
+          throw new Error("killed");
+        },
+        { mayReplace: () => {} },
+      ),
     ).rejects.toThrow("killed");
     expect(await readdir(out)).toEqual(["a.json"]);
     expect((await readdir(dir)).filter(isTempName)).toEqual([]);
-    await writeDirAtomic(out, async (tmp) => {
-      await writeFile(join(tmp, "c.json"), "3");
-    });
+    await writeDirAtomic(
+      out,
+      async (tmp) => {
+        await writeFile(join(tmp, "c.json"), "3");
+      },
+      { mayReplace: () => {} }, // the caller knows the folder holds its own earlier output
+    );
     expect(await readdir(out)).toEqual(["c.json"]);
     expect(await readdir(dir)).toEqual(["adapter"]);
+  });
+
+  it("refuses to replace a folder that holds files, before fill runs, unless mayReplace allows it", async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, "config.yaml"), "outDir: .");
+    await writeFile(join(dir, "input.jsonl"), "{}");
+    let filled = false;
+    const err = await writeDirAtomic(dir, async () => {
+      filled = true;
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HippoError);
+    expect((err as HippoError).message).toContain(dir);
+    expect((err as HippoError).message).toMatch(/config\.yaml, input\.jsonl/);
+    expect(filled).toBe(false);
+    expect((await readdir(dir)).sort()).toEqual(["config.yaml", "input.jsonl"]);
+    // mayReplace sees the entries and can refuse with its own reason.
+    const seen: string[][] = [];
+    await expect(
+      writeDirAtomic(dir, async () => {}, {
+        mayReplace: (_d, entries) => {
+          seen.push([...entries].sort());
+          throw new HippoError("INVALID_ARGUMENT", "not mine");
+        },
+      }),
+    ).rejects.toThrow("not mine");
+    expect(seen).toEqual([["config.yaml", "input.jsonl"]]);
+    expect((await readdir(dir)).sort()).toEqual(["config.yaml", "input.jsonl"]);
+    // An empty folder is replaced.
+    const empty = join(dir, "empty");
+    await mkdir(empty);
+    await writeDirAtomic(empty, async (tmp) => writeFile(join(tmp, "x"), "1"));
+    expect(await readdir(empty)).toEqual(["x"]);
+  });
+
+  it("never replaces a regular file with a folder, even when mayReplace would allow it", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "out");
+    await writeFile(file, "precious");
+    await expect(writeDirAtomic(file, async () => {}, { mayReplace: () => {} })).rejects.toThrow(
+      /not a folder, and an output folder never replaces it/,
+    );
+    expect(await readFile(file, "utf8")).toBe("precious");
+    expect(await readdir(dir)).toEqual(["out"]);
+  });
+
+  it("follows a symbolic link to a folder: the folder is replaced, the link kept", async () => {
+    const dir = await tempDir();
+    await mkdir(join(dir, "real"));
+    await symlink(join(dir, "real"), join(dir, "link"));
+    await writeDirAtomic(join(dir, "link"), async (tmp) => writeFile(join(tmp, "a"), "1"));
+    expect(await readdir(join(dir, "real"))).toEqual(["a"]);
+    expect((await stat(join(dir, "link"))).isDirectory()).toBe(true);
+    expect((await readdir(dir)).sort()).toEqual(["link", "real"]);
   });
 });

@@ -22,7 +22,14 @@ import {
 } from "@hippocrates/core";
 import { z } from "zod";
 import { createNgramIndex, type NgramIndex, readTestTexts } from "./decontam.js";
-import { type Manifest, type SourceManifest, writeDatasetDir } from "./output.js";
+import {
+  checkDatasetOutDir,
+  type DatasetTarget,
+  type Manifest,
+  type OutputPolicy,
+  type SourceManifest,
+  writeDatasetDir,
+} from "./output.js";
 import type { RecordFormat, RecordLocation } from "./read.js";
 import { normalizeForDedup, sha256File, sha256Hex } from "./text.js";
 import { type BadRecordPolicy, type BadRecords, createBadRecords, readValidRecords } from "./validate.js";
@@ -235,7 +242,7 @@ export async function encodeMany(tokenizer: MaybeBatchTokenizer, texts: string[]
 // ---------------------------------------------------------------------------------------------------------
 // Builder.
 
-export interface BuildCptOptions {
+export interface BuildCptOptions extends OutputPolicy {
   sources: CptSource[];
   outDir: string;
   tokenizer: MaybeBatchTokenizer;
@@ -276,6 +283,14 @@ export async function buildCptDataset(
   options: BuildCptOptions,
   progress: ProgressReporter,
 ): Promise<BuildCptSummary> {
+  const target: DatasetTarget = {
+    builder: "cpt",
+    outDir: options.outDir,
+    inputs: [...options.sources.map((s) => s.path), ...(options.decontaminateAgainst ?? [])],
+    overwrite: options.overwrite ?? false,
+    protect: options.protect ?? [],
+  };
+  await checkDatasetOutDir(target);
   const blockSize = options.blockSize ?? 1024;
   const eos = options.tokenizer.eosTokenId;
   if (eos === null)
@@ -306,7 +321,7 @@ export async function buildCptDataset(
   };
 
   let summary: Omit<BuildCptSummary, "manifest" | "outDir"> | undefined;
-  const manifest = await writeDatasetDir(options.outDir, async (tmp) => {
+  const manifest = await writeDatasetDir(target, async (tmp) => {
     const seen = new Set<string>();
     const packer = createPacker({
       blockSize,

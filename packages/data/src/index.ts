@@ -73,7 +73,11 @@ export {
 export { type DocumentedSource, medqaOnlyMixture, paperMixture } from "./mixes.js";
 // Output.
 export {
+  type Builder,
+  checkDatasetOutDir,
+  type DatasetTarget,
   type Manifest,
+  type OutputPolicy,
   type SourceManifest,
   writeDatasetDir,
 } from "./output.js";

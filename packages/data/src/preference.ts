@@ -19,7 +19,13 @@ import {
   type JudgeStats,
   openAnswerCache,
 } from "./judge.js";
-import { type Manifest, writeDatasetDir } from "./output.js";
+import {
+  checkDatasetOutDir,
+  type DatasetTarget,
+  type Manifest,
+  type OutputPolicy,
+  writeDatasetDir,
+} from "./output.js";
 import type { RecordFormat } from "./read.js";
 import { sha256File, sha256Hex } from "./text.js";
 import { type BadRecordPolicy, createBadRecords, readValidRecords } from "./validate.js";
@@ -179,7 +185,7 @@ export async function readPatientQuestions(
   return { questions: out, bad };
 }
 
-export interface BuildPreferenceOptions {
+export interface BuildPreferenceOptions extends OutputPolicy {
   /** iCliniq-style JSONL (see above). */
   input: string;
   outDir: string;
@@ -213,11 +219,19 @@ export async function buildPreferenceDataset(
   progress: ProgressReporter,
 ): Promise<BuildPreferenceSummary> {
   checkPreferenceOptions(options);
+  const cachePath = options.cachePath ?? `${options.outDir.replace(/\/+$/, "")}.judge-cache.jsonl`;
+  const target: DatasetTarget = {
+    builder: "preference",
+    outDir: options.outDir,
+    inputs: [options.input, cachePath],
+    overwrite: options.overwrite ?? false,
+    protect: options.protect ?? [],
+  };
+  await checkDatasetOutDir(target); // before any judge request is paid for
   const seed = options.seed ?? 42;
   const policy = options.pairs ?? "best-vs-rest";
   const { questions, bad } = await readPatientQuestions(options.input, options.onBadRecord ?? "fail");
   const requests = questions.map((q) => judgeRequest(q, options.model, seed, options.maxTokens));
-  const cachePath = options.cachePath ?? `${options.outDir.replace(/\/+$/, "")}.judge-cache.jsonl`;
   const cache = await openAnswerCache(cachePath);
   const client = createJudgeClient(cache, options.judge);
   const task = progress.start({ name: "judge", unit: "req", total: requests.length });
@@ -238,7 +252,7 @@ export async function buildPreferenceDataset(
   const stats = client.stats();
   let unparseable = 0;
   let pairCount = 0;
-  const manifest = await writeDatasetDir(options.outDir, async (tmp) => {
+  const manifest = await writeDatasetDir(target, async (tmp) => {
     const pairsOut = await createJsonlWriter(`${tmp}/pairs.jsonl`);
     const rejectsOut = await createJsonlWriter(`${tmp}/rejects.jsonl`);
     for (let i = 0; i < questions.length; i++) {

@@ -13,7 +13,14 @@ import {
   readTestTexts,
 } from "./decontam.js";
 import { type InstructionSource, readInstructions } from "./instructions.js";
-import { type Manifest, type SourceManifest, writeDatasetDir } from "./output.js";
+import {
+  checkDatasetOutDir,
+  type DatasetTarget,
+  type Manifest,
+  type OutputPolicy,
+  type SourceManifest,
+  writeDatasetDir,
+} from "./output.js";
 import { type SftTokenizeOptions, tokenizeInstruction } from "./sft-tokenize.js";
 import { sha256File } from "./text.js";
 import { type BadRecordPolicy, createBadRecords } from "./validate.js";
@@ -28,7 +35,7 @@ export interface MixtureSource extends InstructionSource {
   weight?: number;
 }
 
-export interface BuildSftOptions {
+export interface BuildSftOptions extends OutputPolicy {
   sources: MixtureSource[];
   outDir: string;
   seed?: number;
@@ -105,6 +112,14 @@ export async function buildSftDataset(
   options: BuildSftOptions,
   progress: ProgressReporter,
 ): Promise<BuildSftSummary> {
+  const target: DatasetTarget = {
+    builder: "sft",
+    outDir: options.outDir,
+    inputs: [...options.sources.map((s) => s.path), ...(options.decontaminateAgainst ?? [])],
+    overwrite: options.overwrite ?? false,
+    protect: options.protect ?? [],
+  };
+  await checkDatasetOutDir(target);
   const seed = options.seed ?? 42;
   const bad = createBadRecords(options.onBadRecord ?? "fail");
   const n = options.ngram ?? 13;
@@ -172,7 +187,7 @@ export async function buildSftDataset(
   rng.shuffle(mixture);
 
   let tokenized: BuildSftSummary["tokenized"];
-  const manifest = await writeDatasetDir(options.outDir, async (tmp) => {
+  const manifest = await writeDatasetDir(target, async (tmp) => {
     const out = await createJsonlWriter(`${tmp}/instructions.jsonl`);
     const tokOut = options.tokenizer ? await createJsonlWriter(`${tmp}/tokenized.jsonl`) : undefined;
     const task = progress.start({ name: "sft:write", unit: "rec", total: mixture.length });

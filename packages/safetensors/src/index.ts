@@ -13,6 +13,7 @@ export {
   DTYPES,
   type DType,
   dtypeByteSize,
+  f16BitsToFloat32Bits,
   f16ToFloat32,
   float32BitsToF16Bits,
   float32ToBF16,

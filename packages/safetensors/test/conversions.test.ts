@@ -3,7 +3,10 @@
  * NaN payload kept) and torch's bfloat16 cast, over special values, 3000 random bit patterns, weight-like
  * values and the f16 subnormal range (fixtures/make_fixtures.py -> fixtures/conversions.json). Exact bits.
  */
+import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { bf16ToFloat32, f16ToFloat32, float32ToBF16, float32ToF16 } from "../src/index.js";
 
@@ -102,5 +105,95 @@ describe("F16/BF16 -> float32", () => {
       const want = isNaNBits((h << 16) >>> 0) ? 0x7fc0 : h;
       if (back[h] !== want) expect.fail(`bf16 0x${h.toString(16)} -> 0x${back[h]!.toString(16)}`);
     }
+  });
+});
+
+/**
+ * The same conversions in each V8 tier, each in its own process: interpreted (--jitless) and compiled by
+ * TurboFan (forced with %OptimizeFunctionOnNextCall, and the optimization status checked). A conversion that
+ * carries a float through a JS number keeps NaN payloads in one tier and not in another, which made the
+ * round-trip test above pass or fail with the JIT's timing; here each tier is checked on purpose, against
+ * expectations computed from the bits alone (numpy/torch references, or integer formulas).
+ */
+describe("conversions give the same bits in every V8 tier", () => {
+  const SCRIPT = fileURLToPath(new URL("./fixtures/conversion-tiers.ts", import.meta.url));
+  const all = Array.from({ length: 65536 }, (_, h) => h);
+  const hexJoin = (values: number[]) => values.map((v) => v.toString(16)).join(" ");
+  const f32Bits = (x: number) => {
+    const v = new DataView(new ArrayBuffer(4));
+    v.setFloat32(0, x, true); // x is never a NaN here: exact
+    return v.getUint32(0, true);
+  };
+  // F16 -> float32 bits from the format's definition: a NaN's 10 payload bits move up 13 places.
+  const f16Wide = all.map((h) => {
+    const sign = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    if (e === 31) return (((h & 0x8000) << 16) | 0x7f800000 | (m << 13)) >>> 0;
+    return f32Bits(e === 0 ? sign * m * 2 ** -24 : sign * 2 ** (e - 15) * (1 + m / 1024));
+  });
+  const want: Record<string, string> = {
+    f16Widen: hexJoin(f16Wide),
+    f16RoundTrip: hexJoin(all),
+    f16Narrow: hexJoin(ref.f16),
+    bf16Widen: hexJoin(all.map((h) => (h << 16) >>> 0)),
+    bf16RoundTrip: hexJoin(all.map((h) => (isNaNBits((h << 16) >>> 0) ? 0x7fc0 : h))),
+    readerF16: hexJoin(f16Wide),
+    readerBF16: hexJoin(all.map((h) => (h << 16) >>> 0)),
+  };
+  if (ref.bf16) want.bf16Narrow = hexJoin(ref.f32.map((b, i) => (isNaNBits(b) ? 0x7fc0 : ref.bf16![i]!)));
+
+  async function runTier(flags: string[], args: string[] = []) {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [...flags, "--import", "tsx", SCRIPT, ...args],
+      { maxBuffer: 64 * 1024 * 1024 },
+    );
+    return JSON.parse(stdout) as {
+      status: Record<string, Record<string, number>>;
+      out: Record<string, string>;
+    };
+  }
+  function expectBits(out: Record<string, string>) {
+    for (const [k, bits] of Object.entries(want)) {
+      if (out[k] === bits) continue;
+      const got = out[k]?.split(" ") ?? [];
+      const exp = bits.split(" ");
+      const i = exp.findIndex((b, j) => got[j] !== b);
+      expect.fail(`${k}: element ${i} is 0x${got[i]}, want 0x${exp[i]}`);
+    }
+  }
+
+  it("interpreted (--jitless): every pattern, NaN payloads included", async () => {
+    expectBits((await runTier(["--jitless"])).out);
+  });
+
+  it("compiled by TurboFan: every pattern, NaN payloads included", async () => {
+    // Compilation on the main thread only, at points set by the program and not by the machine's load.
+    const { status, out } = await runTier(
+      [
+        "--allow-natives-syntax",
+        "--no-concurrent-recompilation",
+        "--no-concurrent-osr",
+        "--no-concurrent-sparkplug",
+      ],
+      ["optimize"],
+    );
+    // V8's OptimizationStatus bits: 16 = optimized, 64 = TurboFan code (src/runtime/runtime.h). Every run's
+    // conversions were still TurboFan code once the run was over.
+    expect(Object.keys(status).sort()).toEqual([
+      "bf16Narrow",
+      "bf16RoundTrip",
+      "bf16Widen",
+      "f16Narrow",
+      "f16RoundTrip",
+      "f16Widen",
+      "readerBF16",
+      "readerF16",
+    ]);
+    for (const [run, fns] of Object.entries(status))
+      for (const [fn, s] of Object.entries(fns))
+        expect({ run, fn, turbofan: (s & 64) !== 0 }).toEqual({ run, fn, turbofan: true });
+    expectBits(out);
   });
 });

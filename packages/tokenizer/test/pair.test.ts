@@ -27,11 +27,12 @@ describe("moveTrailingWhitespace (Python str.rstrip semantics)", () => {
     expect(moveTrailingWhitespace("a\ufeff", "b")).toEqual(["a\ufeff", "b"]);
   });
 
-  it("is linear on long runs of inner whitespace (no backtracking regex)", () => {
-    const context = `${" ".repeat(200_000)}x${" ".repeat(3)}`;
-    const start = performance.now();
+  // No wall-clock assertion (a loaded machine made a 500 ms bound flaky): a backtracking regex is quadratic,
+  // ~10^12 steps on this input, so it would not finish within this test's timeout (60 s; the linear scan takes
+  // milliseconds), and the test fails by timing out instead.
+  it("is linear on long runs of inner whitespace (no backtracking regex)", { timeout: 60_000 }, () => {
+    const context = `${" ".repeat(1_000_000)}x${" ".repeat(3)}`;
     expect(moveTrailingWhitespace(context, "y")[1]).toBe("   y");
-    expect(performance.now() - start).toBeLessThan(500);
   });
 });
 

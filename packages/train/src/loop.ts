@@ -7,7 +7,7 @@
  *     for each micro-batch: gradients of (loss summed over its units / units of the whole batch), summed
  *     clip the global norm, AdamW update with the scheduled learning rate
  *     log (JSONL + progress bar), evaluate and checkpoint every N steps, stop cleanly on abort
- *   write trainer_state.json
+ *   write trainer_state.json (transformers' TrainerState) and hippo_state.json (our facts, the run's train_loss)
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -23,11 +23,15 @@ import {
 import * as tf from "@tensorflow/tfjs-core";
 import { type AdamWConfig, createAdamW } from "./adamw.js";
 import {
-  findLatestCheckpoint,
+  HIPPO_STATE,
   type LogEntry,
   loadCheckpoint,
   type ResumeState,
+  removeCheckpoints,
   saveCheckpoint,
+  scanCheckpoints,
+  TRAINER_STATE,
+  trainerStateJson,
 } from "./checkpoint.js";
 import { clipByGlobalNorm } from "./clip.js";
 import { truncateJsonlAfterStep } from "./metrics.js";
@@ -70,16 +74,27 @@ export interface LoopOptions<Item> {
   /** Variables to train and their stable names (checkpoint keys). */
   variables: tf.Variable[];
   names: string[];
+  /**
+   * Per variable: held transposed in memory relative to the layout its name promises (PEFT/HF names: LoRA A/B
+   * and linear weights of @hippocrates/model); checkpoints store the named layout. Default: none.
+   */
+  transposed?: boolean[];
   config: LoopConfig;
   outputDir: string;
-  /** Continue from the newest whole checkpoint in outputDir, if any. */
-  resume?: boolean;
+  /**
+   * `true`: continue from the newest whole checkpoint in outputDir, if there is one (a corrupt newer one is
+   * skipped with a log line; when every checkpoint is corrupt the run stops with an error). `"restart"`: remove
+   * the checkpoints of outputDir and start from step 0. `false` (default): refuse an outputDir with checkpoints.
+   */
+  resume?: boolean | "restart";
   /** Returns metrics like { eval_loss }; called every evalSteps and at the end. */
   evaluate?: () => Promise<Record<string, number>>;
   /** Adds files to each checkpoint folder (e.g. a loadable PEFT adapter). */
   saveExtra?: (dir: string) => Promise<void>;
-  /** Stage fields recorded in trainer_state.json (stage name, base model, ...). */
-  trainerState?: Record<string, unknown>;
+  /** The stage's facts (stage name, base model, ...), recorded in hippo_state.json. */
+  facts?: Record<string, unknown>;
+  /** Where notices go (a checkpoint skipped, a restart); default: stderr. */
+  log?: (line: string) => void;
   progress?: ProgressReporter;
   signal?: AbortSignal;
   /** Name on the progress bar. */
@@ -89,11 +104,13 @@ export interface LoopOptions<Item> {
 export interface LoopResult {
   globalStep: number;
   logHistory: LogEntry[];
-  /** Mean training loss over the logged steps of this run (HF `train_loss`). */
+  /** Mean training loss over every step of the run, before and after any resume (HF `train_loss`). */
   trainLoss: number;
   /** Loss of the last step. */
   lastLoss: number;
   trainerStatePath: string;
+  /** hippo_state.json: the stage's facts, settings and train_loss. */
+  hippoStatePath: string;
   metricsPath: string;
 }
 
@@ -177,7 +194,6 @@ export async function runTrainingLoop<Item>(o: LoopOptions<Item>): Promise<LoopR
   const plan = planSteps(train.length, c);
   const schedule = scheduleOf(c, plan.totalSteps);
   const optimizer = createAdamW(variables, c.optimizer);
-  const params = { variables, names, optimizer };
   const metricsPath = join(outputDir, "metrics.jsonl");
   const shuffle = c.shuffle ?? true;
   const fp = fingerprint(c, train.length);
@@ -189,52 +205,82 @@ export async function runTrainingLoop<Item>(o: LoopOptions<Item>): Promise<LoopR
     position: 0,
     dataRngState: rng.getState(),
     tokensSeen: 0,
+    lossSum: 0,
     logHistory: [],
     stage: fp,
   };
+  const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const params = { variables, names, optimizer, ...(o.transposed ? { transposed: o.transposed } : {}) };
 
-  const existing = await findLatestCheckpoint(outputDir);
-  if (existing && !o.resume)
+  const scan = await scanCheckpoints(outputDir);
+  const found = scan.dir !== undefined || scan.rejected.length > 0;
+  if (found && !o.resume)
     throw new HippoError(
       "INVALID_ARGUMENT",
-      "the output folder holds checkpoints of an earlier run; pass resume: true to continue it, or use an empty folder",
-      {
-        file: existing,
-        key: "resume",
-      },
+      'the output folder holds checkpoints of an earlier run; pass resume: true to continue it, resume: "restart" to start over, or use an empty folder',
+      { file: scan.dir ?? outputDir, key: "resume" },
     );
-  if (!existing) await truncateJsonlAfterStep(metricsPath, 0); // a fresh run starts a fresh metrics file
-  if (o.resume) {
-    const dir = existing;
-    if (dir) {
-      const loaded = await loadCheckpoint(dir, params);
-      for (const [k, v] of Object.entries(fp))
-        if (loaded.stage?.[k] !== v)
-          throw new HippoError(
-            "INVALID_CONFIG",
-            "cannot resume: the checkpoint was made with another setting",
-            {
-              file: join(dir, "trainer_state.json"),
-              key: k,
-              expected: String(v),
-              got: String(loaded.stage?.[k]),
-            },
-          );
-      state = { ...loaded, stage: fp };
-      await truncateJsonlAfterStep(metricsPath, state.globalStep);
-    }
+  if (found && o.resume === "restart") {
+    const removed = await removeCheckpoints(outputDir);
+    log(
+      `restart: removed ${removed.length} checkpoint(s) of ${outputDir} (${removed.join(", ")}); starting at step 0`,
+    );
+  } else if (o.resume && scan.dir === undefined && scan.rejected.length > 0) {
+    throw new HippoError(
+      "INVALID_FORMAT",
+      `every checkpoint in ${outputDir} is corrupt or incomplete, so the run cannot resume: ${scan.rejected
+        .map((r) => r.reason)
+        .join("; ")}. Pass resume: "restart" (hippo train --restart) to start over from step 0`,
+      { file: outputDir, key: "resume" },
+    );
+  }
+  if (o.resume === true && scan.dir) {
+    const dir = scan.dir;
+    for (const r of scan.rejected)
+      log(`checkpoint ${r.dir} is unusable (${r.reason}); resuming from ${dir} instead`);
+    const loaded = await loadCheckpoint(dir, params);
+    for (const [k, v] of Object.entries(fp))
+      if (loaded.stage?.[k] !== v)
+        throw new HippoError(
+          "INVALID_CONFIG",
+          "cannot resume: the checkpoint was made with another setting",
+          {
+            file: join(dir, HIPPO_STATE),
+            key: k,
+            expected: String(v),
+            got: String(loaded.stage?.[k]),
+          },
+        );
+    state = {
+      globalStep: loaded.globalStep,
+      epoch: loaded.epoch,
+      position: loaded.position,
+      dataRngState: loaded.dataRngState,
+      tokensSeen: loaded.tokensSeen,
+      lossSum: loaded.lossSum,
+      logHistory: loaded.logHistory,
+      stage: fp,
+    };
+    await truncateJsonlAfterStep(metricsPath, state.globalStep);
+  } else {
+    await truncateJsonlAfterStep(metricsPath, 0); // a fresh run starts a fresh metrics file
   }
   rng.setState(state.dataRngState);
   let order = epochOrder(rng, train.length, shuffle);
 
+  const runInfo = () => ({
+    epoch: state.epoch + state.position / train.length,
+    maxSteps: plan.totalSteps,
+    loggingSteps: c.logSteps ?? 1,
+    evalSteps: c.evalSteps ?? 0,
+    saveSteps: c.saveSteps ?? 0,
+    trainBatchSize: c.microBatchSize,
+    numTrainEpochs: c.epochs,
+  });
   const checkpoint = () =>
     saveCheckpoint(outputDir, params, state, {
-      trainerState: {
-        ...o.trainerState,
-        max_steps: plan.totalSteps,
-        num_train_epochs: c.epochs,
-        train_batch_size: c.microBatchSize,
-      },
+      trainerState: trainerStateJson(state, runInfo()),
+      facts: o.facts ?? {},
       ...(o.saveExtra ? { saveExtra: o.saveExtra } : {}),
       ...(c.saveTotalLimit ? { keepLast: c.saveTotalLimit } : {}),
     });
@@ -245,7 +291,6 @@ export async function runTrainingLoop<Item>(o: LoopOptions<Item>): Promise<LoopR
     unit: "step",
     initial: state.globalStep,
   });
-  const runLosses: number[] = [];
   let lastLoss = Number.NaN;
   const maxGradNorm = c.maxGradNorm ?? 1.0;
 
@@ -285,7 +330,7 @@ export async function runTrainingLoop<Item>(o: LoopOptions<Item>): Promise<LoopR
       state.position += stepIdx.length;
       state.tokensSeen += tokens;
       lastLoss = loss;
-      runLosses.push(loss);
+      state.lossSum += loss; // in step order, so a resumed run sums exactly as an uninterrupted one
       const seconds = (performance.now() - t0) / 1000;
       const entry: LogEntry = {
         step: state.globalStep,
@@ -323,21 +368,17 @@ export async function runTrainingLoop<Item>(o: LoopOptions<Item>): Promise<LoopR
     optimizer.dispose();
   }
 
-  const trainLoss = runLosses.length ? runLosses.reduce((a, b) => a + b, 0) / runLosses.length : Number.NaN;
-  const trainerStatePath = join(outputDir, "trainer_state.json");
-  await writeJsonAtomic(trainerStatePath, {
-    ...o.trainerState,
-    global_step: state.globalStep,
-    max_steps: plan.totalSteps,
-    num_train_epochs: c.epochs,
-    epoch: state.epoch + state.position / train.length,
-    train_batch_size: c.microBatchSize,
+  const trainLoss = state.globalStep > 0 ? state.lossSum / state.globalStep : Number.NaN;
+  const trainerStatePath = join(outputDir, TRAINER_STATE);
+  const hippoStatePath = join(outputDir, HIPPO_STATE);
+  await writeJsonAtomic(trainerStatePath, trainerStateJson(state, runInfo()));
+  await writeJsonAtomic(hippoStatePath, {
+    ...o.facts,
+    train_loss: trainLoss,
     gradient_accumulation_steps: c.gradientAccumulation,
     learning_rate: c.lr,
     lr_scheduler_type: c.schedule,
     seed: c.seed,
-    num_input_tokens_seen: state.tokensSeen,
-    log_history: state.logHistory,
   });
   return {
     globalStep: state.globalStep,
@@ -345,6 +386,7 @@ export async function runTrainingLoop<Item>(o: LoopOptions<Item>): Promise<LoopR
     trainLoss,
     lastLoss,
     trainerStatePath,
+    hippoStatePath,
     metricsPath,
   };
 }

@@ -29,6 +29,7 @@ const common = {
   save_steps: 500,
   logging_steps: 1,
   gradient_checkpointing: false,
+  overwrite_output_dir: false,
   per_device_train_batch_size: 8,
   gradient_accumulation_steps: 2,
 } as const satisfies Partial<TrainingSettings>;

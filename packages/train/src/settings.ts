@@ -64,6 +64,11 @@ export interface TrainingSettings {
   max_length: number;
   /** Recompute each decoder layer in the backward pass: far less memory, the linear products replayed. */
   gradient_checkpointing: boolean;
+  /**
+   * Start at step 0, dropping the checkpoints in the output folder (HF's `overwrite_output_dir`). Otherwise an
+   * interrupted run resumes from its newest whole checkpoint, and stops when every checkpoint is corrupt.
+   */
+  overwrite_output_dir: boolean;
   /** Seed of initialisation, shuffling and dropout (a pipeline stage takes its seed from the run). */
   seed?: number;
   /** A new LoRA adapter with these settings, or `false` to train every weight (full fine-tuning). */
@@ -172,6 +177,7 @@ const trainingFields = {
   eval_steps: posInt.optional(),
   max_length: posInt,
   gradient_checkpointing: z.boolean(),
+  overwrite_output_dir: z.boolean(),
   seed: nonNegInt.optional(),
 };
 const aliasFields = {

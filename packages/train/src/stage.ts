@@ -96,7 +96,7 @@ async function prepare(s: AnySettings, kind: StageKind, model: ModelArtifact, ct
     model,
     outputDir: ctx.outputDir,
     tokenizer: ctx.tokenizer,
-    resume: true,
+    resume: s.overwrite_output_dir ? ("restart" as const) : true,
     progress: ctx.progress,
     signal: ctx.signal,
     padId: tokenizer.padTokenId ?? undefined,

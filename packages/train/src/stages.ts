@@ -46,6 +46,7 @@ import {
   peftKey,
   saveAdapter,
   saveModel,
+  weightSpecs,
 } from "@hippocrates/model";
 import * as tf from "@tensorflow/tfjs-core";
 import { validateExample } from "./batch.js";
@@ -74,8 +75,8 @@ export interface TrainOptions<Item> extends TrainingSettings {
   padId?: number;
   /** Tokenizer folder whose files are copied into the input model this writes (so it loads on its own). */
   tokenizer?: string;
-  /** Continue from the newest whole checkpoint in outputDir. */
-  resume?: boolean;
+  /** Continue from the newest whole checkpoint in outputDir (`"restart"`: drop its checkpoints; see LoopOptions). */
+  resume?: boolean | "restart";
   progress?: ProgressReporter;
   signal?: AbortSignal;
 }
@@ -126,22 +127,33 @@ export function loraConfigOf(l: PeftLoraSettings): LoraConfig {
 
 /**
  * Select what trains: a fresh adapter named "default" (base frozen), or every base weight. Returns the variables
- * in the model's order and a stable name for each (PEFT keys for LoRA, HF names for full fine-tuning).
+ * in the model's order, a stable name for each (PEFT keys for LoRA, HF names for full fine-tuning) and whether
+ * each is held transposed relative to the layout its name promises (LoRA A/B and linear weights are).
  */
 export function prepareTrainable(
   model: LlamaModel,
   lora: LoraConfig | false,
   seed: number,
-): { variables: tf.Variable[]; names: string[] } {
+): { variables: tf.Variable[]; names: string[]; transposed: boolean[] } {
   const nameOf = new Map<tf.Variable, string>();
+  const flipped = new Set<tf.Variable>();
   if (lora === false) {
     model.setFullFineTuning(true);
-    for (const [k, w] of model.weights) nameOf.set(w, k);
+    const linear = new Set(
+      weightSpecs(model.config)
+        .filter((w) => w.linear)
+        .map((w) => w.name),
+    );
+    for (const [k, w] of model.weights) {
+      nameOf.set(w, k);
+      if (linear.has(k)) flipped.add(w);
+    }
   } else {
     model.setFullFineTuning(false);
     const adapter = addLoraAdapter(model, lora, { name: "default", seed });
     for (const [k, a] of adapter.a) nameOf.set(a, peftKey(k, "A"));
     for (const [k, b] of adapter.b) nameOf.set(b, peftKey(k, "B"));
+    for (const v of [...adapter.a.values(), ...adapter.b.values()]) flipped.add(v);
   }
   const variables = model.trainableVariables();
   const names = variables.map((v) => {
@@ -150,7 +162,7 @@ export function prepareTrainable(
       throw new HippoError("INTERNAL", "a trainable variable has no name", { key: v.name });
     return n;
   });
-  return { variables, names };
+  return { variables, names, transposed: variables.map((v) => flipped.has(v)) };
 }
 
 function padIdOf(model: LlamaModel, padId: number | undefined): number {
@@ -197,7 +209,7 @@ async function runStage<Item>(
   const stage = o.name ?? "train";
   const config = loopConfigOf(o);
   const base = o.lora === false ? undefined : await writeAdapterBase(model, o);
-  const { variables, names } = prepareTrainable(
+  const { variables, names, transposed } = prepareTrainable(
     model,
     o.lora === false ? false : loraConfigOf(o.lora),
     config.seed,
@@ -213,12 +225,13 @@ async function runStage<Item>(
     train,
     variables,
     names,
+    transposed,
     config: { ...config, evalSteps: config.evalSteps ?? (evaluate ? Number.MAX_SAFE_INTEGER : undefined) },
     outputDir: o.outputDir,
     resume: o.resume ?? false,
     ...(evaluate ? { evaluate } : {}),
     ...(base !== undefined ? { saveExtra: (dir: string) => saveTrainedAdapter(model, dir, base) } : {}),
-    trainerState: { stage, base_model: o.model },
+    facts: { stage, base_model: o.model },
     ...(o.progress ? { progress: o.progress } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
     name: stage,
@@ -238,7 +251,11 @@ async function runStage<Item>(
   };
   for (const e of loop.logHistory)
     for (const [k, v] of Object.entries(e)) if (k.startsWith("eval_")) metrics[k] = v;
-  const files: Record<string, string> = { trainer_state: loop.trainerStatePath, metrics: loop.metricsPath };
+  const files: Record<string, string> = {
+    trainer_state: loop.trainerStatePath,
+    hippo_state: loop.hippoStatePath,
+    metrics: loop.metricsPath,
+  };
   if (base !== undefined && o.model.kind !== "hf-model") files.input_model = base;
   return { model: artifact, metrics, files, loop };
 }

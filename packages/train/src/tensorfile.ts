@@ -20,9 +20,11 @@ export function encodeF32Safetensors(tensors: readonly NamedArray[]): Uint8Array
     header[t.name] = { dtype: "F32", shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - (json.length % 8)) % 8); // keep the data 8-byte aligned, as the reference does
-  const headerBytes = new TextEncoder().encode(json);
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  // Pad with spaces to a multiple of 8 bytes (not UTF-16 units: a non-ASCII name would misalign the data), as
+  // the reference writer does.
+  const headerBytes = new Uint8Array(json.length + ((8 - (json.length % 8)) % 8)).fill(0x20);
+  headerBytes.set(json);
   const out = new Uint8Array(8 + headerBytes.length + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
   out.set(headerBytes, 8);

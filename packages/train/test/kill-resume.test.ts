@@ -32,22 +32,30 @@ function runToEnd(dir: string): Promise<string> {
   });
 }
 
-/** Start the script and SIGKILL it as soon as a checkpoint exists. */
-function runAndKill(dir: string): Promise<void> {
+/**
+ * Start the script, let it freeze itself once step `step` is done (checkpoints of the steps before it are on
+ * disk, this step's update only in memory), and SIGKILL it there. The kill point is a fact of the run, not of
+ * how fast the machine is: the old version polled for the first checkpoint every 5 ms and could, on a loaded
+ * machine, see the run finish first.
+ */
+function runAndKill(dir: string, step: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...NODE_ARGS, SCRIPT, dir], {
-      stdio: ["ignore", "ignore", "pipe"],
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, HIPPO_TEST_FREEZE_AT: String(step) },
     });
-    const timer = setInterval(() => {
-      if (existsSync(join(dir, "latest"))) {
-        clearInterval(timer);
-        child.kill("SIGKILL");
-      }
-    }, 5);
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      if (out.includes(`FROZEN ${step}\n`)) child.kill("SIGKILL");
+    });
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
     child.on("exit", (code, signal) => {
-      clearInterval(timer);
-      if (signal === "SIGKILL") resolve();
-      else reject(new Error(`expected a kill, got exit ${code}`));
+      if (signal === "SIGKILL" && out.includes(`FROZEN ${step}`)) resolve();
+      else reject(new Error(`expected a kill at step ${step}, got exit ${code}: ${out}${err}`));
     });
   });
 }
@@ -61,15 +69,23 @@ describe("kill -9 mid-run, then resume", () => {
     root = await mkdtemp(join(tmpdir(), "hippo-kill-"));
     const straight = join(root, "straight");
     const killed = join(root, "killed");
-    expect(await runToEnd(straight)).toMatch(/START fresh\nDONE 20/);
+    const straightLog = await runToEnd(straight);
+    expect(straightLog).toMatch(/START fresh\nDONE 20/);
 
-    await runAndKill(killed);
+    // Killed with step 7 done: checkpoints 2, 4 and 6 are on disk, step 7's update is lost with the process.
+    await runAndKill(killed, 7);
     expect(existsSync(join(killed, "trainer_state.json"))).toBe(false); // it did not finish
     const pointer = (await readFile(join(killed, "latest"), "utf8")).trim();
     expect(Number(pointer.replace("checkpoint-", ""))).toBeLessThan(20);
+    expect(pointer).toBe("checkpoint-6");
 
     const log = await runToEnd(killed);
     expect(log).toMatch(/START .*checkpoint-\d+\nDONE 20/);
+    expect(log).toContain("checkpoint-6");
+    // The run's train_loss covers all 20 steps, those before the kill too: the uninterrupted run's, exactly.
+    const trainLoss = (text: string) => /train_loss (\S+)/.exec(text)?.[1];
+    expect(trainLoss(log)).toBeDefined();
+    expect(trainLoss(log)).toBe(trainLoss(straightLog));
 
     const a = await adapterWeights(straight);
     const b = await adapterWeights(killed);
@@ -84,8 +100,13 @@ describe("kill -9 mid-run, then resume", () => {
       }
     }
     expect(maxAbs).toBeGreaterThan(1e-4); // B moved away from zero: the comparison is not vacuous
-    // Same kernels, same order, same data and dropout masks: equal to float32 rounding (1e-6 absolute).
+    // Same kernels, same order, same data and dropout masks: equal to float32 rounding (1e-6 absolute) ...
     expect(maxDiff).toBeLessThan(1e-6);
+    // ... and in fact bit for bit: the checkpoint restores every bit (its PEFT-layout transposes included).
+    for (const [k, t] of a) {
+      const u = b.get(k)?.data as Float32Array;
+      expect(Buffer.from(u.buffer, u.byteOffset, u.byteLength).equals(Buffer.from(t.data.buffer))).toBe(true);
+    }
     // The loss curves agree step by step.
     const curve = async (dir: string) =>
       (await readFile(join(dir, "metrics.jsonl"), "utf8"))

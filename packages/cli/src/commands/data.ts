@@ -28,6 +28,10 @@ function rebase(config: Record<string, unknown>, base: string): Record<string, u
   return out;
 }
 
+const OVERWRITE_HELP =
+  "replace an outDir that holds other files than an earlier output of this command (never a file, the " +
+  "current folder, or a folder holding the inputs, the config or the tokenizer)";
+
 export function registerData(program: Command): void {
   const data = program
     .command("data")
@@ -39,11 +43,12 @@ export function registerData(program: Command): void {
     )
     .argument("<config>", "YAML/JSON config (see the data package README: sources, outDir, blockSize, ...)")
     .requiredOption("--tokenizer <dir>", "tokenizer folder")
+    .option("--overwrite", OVERWRITE_HELP)
     .addHelpText(
       "after",
       "\nExample config:\n  sources: [{kind: pubmedqa, path: ../shared/data/benchmarks/pubmedqa/ori_pqal.json}]\n  outDir: data/cpt\n  blockSize: 1024\n",
     )
-    .action(async (file: string, f: { tokenizer: string }) => {
+    .action(async (file: string, f: { tokenizer: string; overwrite?: boolean }) => {
       const d = await import("@hippocrates/data");
       const config = d.parseDataConfig(
         d.cptConfigSchema,
@@ -51,7 +56,11 @@ export function registerData(program: Command): void {
         file,
       );
       const summary = await d.buildCptDataset(
-        d.cptOptionsFromConfig(config, await loadRunTokenizer(resolve(f.tokenizer))),
+        {
+          ...d.cptOptionsFromConfig(config, await loadRunTokenizer(resolve(f.tokenizer))),
+          overwrite: f.overwrite === true,
+          protect: [resolve(file), resolve(f.tokenizer)],
+        },
         createBarReporter(),
       );
       process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
@@ -63,11 +72,12 @@ export function registerData(program: Command): void {
     )
     .argument("<config>", "YAML/JSON config (sources with weights or counts, outDir, template, ...)")
     .option("--tokenizer <dir>", "also write tokenized.jsonl with this tokenizer")
+    .option("--overwrite", OVERWRITE_HELP)
     .addHelpText(
       "after",
       "\nExample config:\n  sources: [{format: medqa, path: data/medqa_train.jsonl, count: all}]\n  outDir: data/sft\n",
     )
-    .action(async (file: string, f: { tokenizer?: string }) => {
+    .action(async (file: string, f: { tokenizer?: string; overwrite?: boolean }) => {
       const d = await import("@hippocrates/data");
       const config = d.parseDataConfig(
         d.sftConfigSchema,
@@ -75,7 +85,14 @@ export function registerData(program: Command): void {
         file,
       );
       const tok = f.tokenizer ? await loadRunTokenizer(resolve(f.tokenizer)) : undefined;
-      const summary = await d.buildSftDataset(d.sftOptionsFromConfig(config, tok), createBarReporter());
+      const summary = await d.buildSftDataset(
+        {
+          ...d.sftOptionsFromConfig(config, tok),
+          overwrite: f.overwrite === true,
+          protect: [resolve(file), ...(f.tokenizer ? [resolve(f.tokenizer)] : [])],
+        },
+        createBarReporter(),
+      );
       process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     });
   data
@@ -84,11 +101,12 @@ export function registerData(program: Command): void {
       "iCliniq-style questions -> judge model over an OpenAI-compatible endpoint -> DPO pairs (cached, resumable)",
     )
     .argument("<config>", "YAML/JSON config (input, outDir, model, judge: {baseUrl, concurrency, ...})")
+    .option("--overwrite", OVERWRITE_HELP)
     .addHelpText(
       "after",
       "\nThe API key comes from $OPENAI_API_KEY. Example config:\n  input: data/icliniq.jsonl\n  outDir: data/dpo\n  model: gpt-4\n  judge: {baseUrl: http://127.0.0.1:8000/v1, concurrency: 4}\n",
     )
-    .action(async (file: string) => {
+    .action(async (file: string, f: { overwrite?: boolean }) => {
       const d = await import("@hippocrates/data");
       const config = d.parseDataConfig(
         d.preferenceConfigSchema,
@@ -96,7 +114,11 @@ export function registerData(program: Command): void {
         file,
       );
       const summary = await d.buildPreferenceDataset(
-        d.preferenceOptionsFromConfig(config),
+        {
+          ...d.preferenceOptionsFromConfig(config),
+          overwrite: f.overwrite === true,
+          protect: [resolve(file)],
+        },
         createBarReporter(),
       );
       process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);

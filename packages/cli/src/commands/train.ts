@@ -139,6 +139,12 @@ export const TRAIN_FLAGS: TrainFlag[] = [
     help: "evaluate every N steps",
   },
   {
+    key: "overwrite_output_dir",
+    flags: ["--restart", "--overwrite-output-dir", "--overwrite_output_dir"],
+    parse: "bool",
+    help: "drop the checkpoints in --output and start at step 0 (an interrupted run otherwise resumes; with every checkpoint corrupt it stops)",
+  },
+  {
     key: "gradient_checkpointing",
     flags: ["--gradient-checkpointing", "--gradient_checkpointing"],
     parse: "bool",
@@ -301,6 +307,7 @@ interface CommonFlags {
   output_dir?: string;
   full?: boolean;
   seed: number;
+  restart?: boolean;
   backend: BackendChoice;
   progress: boolean;
 }
@@ -401,7 +408,7 @@ export function registerTrain(program: Command): void {
       .option("--no-progress", "no progress bar")
       .addHelpText(
         "after",
-        `\nOnly the flags given change the preset: --lora-r 16 keeps the preset's alpha and target modules.\nAn interrupted run resumes from its last checkpoint when run again with the same --output.\n\nExamples:\n  hippo train ${kind} --model models/base --data data/${kind}.jsonl --output out/${kind} --max-steps 100\n  hippo train ${kind} --model_name_or_path models/base --data data/${kind}.jsonl --output_dir out/${kind} \\\n    --learning_rate 2e-4 --per_device_train_batch_size 4 --gradient_accumulation_steps 4 --lora_r 16\n`,
+        `\nOnly the flags given change the preset: --lora-r 16 keeps the preset's alpha and target modules.\nAn interrupted run resumes from its last checkpoint when run again with the same --output (a corrupt newest\ncheckpoint is skipped with a notice; when every one is corrupt the run stops: --restart starts over).\n\nExamples:\n  hippo train ${kind} --model models/base --data data/${kind}.jsonl --output out/${kind} --max-steps 100\n  hippo train ${kind} --model_name_or_path models/base --data data/${kind}.jsonl --output_dir out/${kind} \\\n    --learning_rate 2e-4 --per_device_train_batch_size 4 --gradient_accumulation_steps 4 --lora_r 16\n`,
       );
     cmd.action(async (f: CommonFlags, command: Command) => {
       const { settings, flagOf } = settingsFromFlags(kind, command.opts());

@@ -5,7 +5,13 @@
  * chat template. Invented names become single tokens, which keeps the model small and its vocabulary ~500.
  */
 import { join } from "node:path";
-import { writeDirAtomic, writeFileAtomic, writeJsonAtomic } from "@hippocrates/core";
+import {
+  describeEntries,
+  HippoError,
+  writeDirAtomic,
+  writeFileAtomic,
+  writeJsonAtomic,
+} from "@hippocrates/core";
 
 export const SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"] as const;
 
@@ -75,20 +81,38 @@ export function tokenizerJson(vocab: Record<string, number>): unknown {
 /** Write the tokenizer folder atomically; returns its vocabulary size. */
 export async function writeTokenizerFolder(dir: string, texts: string[], maxLength = 256): Promise<number> {
   const vocab = buildVocab(texts);
-  await writeDirAtomic(dir, async (tmp) => {
-    await writeFileAtomic(join(tmp, "tokenizer.json"), JSON.stringify(tokenizerJson(vocab)));
-    await writeJsonAtomic(join(tmp, "tokenizer_config.json"), {
-      tokenizer_class: "PreTrainedTokenizerFast",
-      bos_token: "<s>",
-      eos_token: "</s>",
-      unk_token: "<unk>",
-      pad_token: "<pad>",
-      // The exam prompts are scored without BOS, as the authors' harness did.
-      add_bos_token: false,
-      add_eos_token: false,
-      model_max_length: maxLength,
-      chat_template: MINIATURE_CHAT_TEMPLATE,
-    });
-  });
+  const files = ["tokenizer.json", "tokenizer_config.json"];
+  // A rerun replaces the folder it wrote before; a folder holding anything else is refused (writeDirAtomic).
+  const mayReplace = (d: string, entries: string[]) => {
+    const other = entries.filter((e) => !files.includes(e));
+    if (other.length > 0)
+      throw new HippoError(
+        "INVALID_ARGUMENT",
+        `refusing to replace this folder: it holds ${describeEntries(other)}`,
+        {
+          file: d,
+          expected: `only ${files.join(" and ")} (an earlier miniature tokenizer)`,
+        },
+      );
+  };
+  await writeDirAtomic(
+    dir,
+    async (tmp) => {
+      await writeFileAtomic(join(tmp, "tokenizer.json"), JSON.stringify(tokenizerJson(vocab)));
+      await writeJsonAtomic(join(tmp, "tokenizer_config.json"), {
+        tokenizer_class: "PreTrainedTokenizerFast",
+        bos_token: "<s>",
+        eos_token: "</s>",
+        unk_token: "<unk>",
+        pad_token: "<pad>",
+        // The exam prompts are scored without BOS, as the authors' harness did.
+        add_bos_token: false,
+        add_eos_token: false,
+        model_max_length: maxLength,
+        chat_template: MINIATURE_CHAT_TEMPLATE,
+      });
+    },
+    { mayReplace },
+  );
   return Object.keys(vocab).length;
 }
