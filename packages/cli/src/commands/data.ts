@@ -38,7 +38,7 @@ export function registerData(program: Command): void {
       "documents (guidelines JSONL, PMC-Patients, PubMedQA contexts, text) -> dedup -> tokens -> packed blocks",
     )
     .argument("<config>", "YAML/JSON config (see the data package README: sources, outDir, blockSize, ...)")
-    .requiredOption("--tokenizer <dir>", "tokenizer folder")
+    .requiredOption("--tokenizer <dir|id>", "tokenizer folder or Hub id (org/name[@rev])")
     .addHelpText(
       "after",
       "\nExample config:\n  sources: [{kind: pubmedqa, path: ../shared/data/benchmarks/pubmedqa/ori_pqal.json}]\n  outDir: data/cpt\n  blockSize: 1024\n",
@@ -51,7 +51,7 @@ export function registerData(program: Command): void {
         file,
       );
       const summary = await d.buildCptDataset(
-        d.cptOptionsFromConfig(config, await loadRunTokenizer(resolve(f.tokenizer))),
+        d.cptOptionsFromConfig(config, await loadRunTokenizer(f.tokenizer)),
         createBarReporter(),
       );
       process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
@@ -62,7 +62,7 @@ export function registerData(program: Command): void {
       "instruction sources (Alpaca, ShareGPT, chat, MedQA/MedMCQA/PubMedQA train) -> weighted mixture -> decontaminated JSONL",
     )
     .argument("<config>", "YAML/JSON config (sources with weights or counts, outDir, template, ...)")
-    .option("--tokenizer <dir>", "also write tokenized.jsonl with this tokenizer")
+    .option("--tokenizer <dir|id>", "also write tokenized.jsonl with this tokenizer (folder or Hub id)")
     .addHelpText(
       "after",
       "\nExample config:\n  sources: [{format: medqa, path: data/medqa_train.jsonl, count: all}]\n  outDir: data/sft\n",
@@ -74,7 +74,7 @@ export function registerData(program: Command): void {
         rebase(await readConfig(file), dirname(resolve(file))),
         file,
       );
-      const tok = f.tokenizer ? await loadRunTokenizer(resolve(f.tokenizer)) : undefined;
+      const tok = f.tokenizer ? await loadRunTokenizer(f.tokenizer) : undefined;
       const summary = await d.buildSftDataset(d.sftOptionsFromConfig(config, tok), createBarReporter());
       process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     });
