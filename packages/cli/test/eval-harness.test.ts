@@ -246,17 +246,21 @@ describe("hippo eval in lm-evaluation-harness's spelling", () => {
   });
 
   it("bad --model and --model_args get clear errors with a did-you-mean", async () => {
-    const run = (...a: string[]) => hippo(["eval", ...a, "--tasks", "medqa_usmle", "--data-dir", DATA]);
+    // Offline with an empty cache: a Hub id that is not cached is named, never fetched from the real Hub.
+    const env = { SOURCE_DATE_EPOCH: EPOCH, HF_HOME: join(dir, "empty-hf-home"), HF_HUB_OFFLINE: "1" };
+    const run = (...a: string[]) => hippo(["eval", ...a, "--tasks", "medqa_usmle", "--data-dir", DATA], env);
     const typo = await run("--model", "hf", "--model_args", "pretrianed=base");
     expect(typo.stderr).toContain(
       'unknown model_args key for --model hf "pretrianed"; did you mean "pretrained"?',
     );
     const missing = await run("--model", "hf", "--model_args", "dtype=float32");
-    expect(missing.stderr).toContain("--model hf needs pretrained=<model folder>");
+    expect(missing.stderr).toContain("--model hf needs pretrained=<model folder or Hub id>");
     const kind = await run("--model", "hff", "--model_args", "pretrained=base");
     expect(kind.stderr).toContain('unknown --model "hff"; did you mean "hf"?');
     const hub = await run("--model", "hf", "--model_args", "pretrained=meta-llama/Llama-2-7b-hf");
-    expect(hub.stderr).toContain('model "meta-llama/Llama-2-7b-hf" is not a local folder');
+    expect(hub.stderr).toContain(
+      "meta-llama/Llama-2-7b-hf is not in the Hub cache and HF_HUB_OFFLINE is set: refs/main is missing",
+    );
     for (const r of [typo, missing, kind, hub]) expect(r.status).not.toBe(0);
   });
 });

@@ -185,7 +185,9 @@ export interface GenerativeModel {
 
 /**
  * A model on disk: a full HF model (a local folder, or a Hugging Face Hub id such as
- * `meta-llama/Llama-2-7b-hf` at an optional revision), or a PEFT adapter on top of a base.
+ * `meta-llama/Llama-2-7b-hf` at an optional revision), or a PEFT adapter on top of a base. For a Hub id the
+ * pipeline writes the commit sha the revision resolved to as `revision`, so a stage, a later run and the
+ * manifest all name the same weights.
  */
 export type ModelArtifact =
   | { kind: "hf-model"; path: string; revision?: string }
@@ -226,6 +228,28 @@ export interface PipelineStageOutput {
   metrics: Record<string, number>;
   /** Named files the stage produced (metrics JSONL, results JSON, ...), relative to outputDir or absolute. */
   files: Record<string, string>;
+  /** What the stage read from the Hugging Face Hub (an eval stage's datasets), recorded in the run manifest. */
+  sources?: ResolvedSource[];
+}
+
+/** A model, tokenizer, adapter or dataset read from the Hugging Face Hub, at the commit it resolved to. */
+export interface ResolvedSource {
+  /**
+   * What it was to the stage or run: "model", "tokenizer", "adapter", or "dataset <task>/<test|train|dev>" (the
+   * task's documents or its few-shot pool; `split` names the repository's split).
+   */
+  role: string;
+  type: "model" | "dataset";
+  /** `org/name`. */
+  repo: string;
+  /** The revision asked for (a branch, tag or commit). */
+  revision: string;
+  /** The commit sha it resolved to. */
+  commit: string;
+  /** A dataset's config (`dataset_name`), "default" when it has none. */
+  config?: string;
+  /** A dataset's split in the repository (`test`, `validation`, `train`, ...). */
+  split?: string;
 }
 
 /** What a stage's `check` may use: everything known before any stage runs. */

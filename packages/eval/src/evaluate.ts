@@ -25,6 +25,7 @@ import {
   type ScoringModel,
   silentProgress,
 } from "@hippocrates/core";
+import type { HubOptions } from "@hippocrates/hub";
 import { isLogLikelihood, openRequestCache, type RequestCache, requestKey } from "./cache.js";
 import { scoreDoc } from "./metrics.js";
 import {
@@ -51,6 +52,15 @@ export interface Shard {
   count: number;
 }
 
+/** Where a model, adapter or tokenizer came from on the Hugging Face Hub (@hippocrates/hub's `HubSource`). */
+export interface HubRevision {
+  repo: string;
+  /** The revision asked for (`main` by default). */
+  revision: string;
+  /** The commit sha it resolved to. */
+  commit: string;
+}
+
 /** The model as lm-evaluation-harness names it in results (`--model`, `--model_args`, `pretrained=`). */
 export interface ModelInfo {
   /** `--model`: "hf", "local-completions", ... */
@@ -59,6 +69,12 @@ export interface ModelInfo {
   args: string;
   /** The model's name (`pretrained=`, `model=`): the results' `model_name`, sanitized into the folder name. */
   name: string;
+  /**
+   * Where the weights, the PEFT adapter and the tokenizer came from when named by a Hub id (null: a local
+   * folder). The results' `config` records them as the harness's HFLM does (`model_revision`, `model_sha`,
+   * `peft_sha`), and all three under `model_sources`.
+   */
+  hub?: { model?: HubRevision | null; peft?: HubRevision | null; tokenizer?: HubRevision | null };
 }
 
 export interface EvaluateOptions {
@@ -70,8 +86,13 @@ export interface EvaluateOptions {
   /** A count, or a fraction when < 1, as the harness's --limit. */
   limit?: number;
   profile?: Profile;
-  /** Folder laid out as ../shared/data (benchmarks/...). */
-  dataDir: string;
+  /**
+   * Folder laid out as ../shared/data (benchmarks/...): the built-in tasks read their local copies there. Without
+   * it they fetch their Hub datasets (`hub`) into the Hugging Face cache.
+   */
+  dataDir?: string;
+  /** Cache, endpoint, token, offline mode and download progress for Hub datasets (default: the environment). */
+  hub?: HubOptions;
   /** Request cache folder; a rerun after an interruption resumes from it. */
   cacheDir?: string;
   shard?: Shard;
@@ -194,7 +215,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalOutput & { fi
   const aliasOf = new Map<string, string>();
   for (const g of groups) for (const [t, a] of Object.entries(g.aliases ?? {})) aliasOf.set(t, a);
   for (const task of tasks) {
-    const data = await task.load(opts.dataDir);
+    const data = await task.load(opts.dataDir, { hub: opts.hub, numFewshot });
     const built = buildContexts(task, data, {
       profile,
       numFewshot,
@@ -248,6 +269,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalOutput & { fi
     config: {
       model: info.source,
       model_args: info.args,
+      ...modelRevisions(info),
       batch_size: batchSize,
       batch_sizes: [],
       device: null,
@@ -308,6 +330,23 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalOutput & { fi
   return output;
 }
 
+/**
+ * HFLM's `get_model_info` keys (lm_eval/models/huggingface.py, 0.4.9.1): `model_revision` (the revision asked
+ * for, "main" by default), `model_sha` (the commit, "" for a local folder, as the harness's failed
+ * `HfApi().model_info` gives), `peft_sha` with an adapter; and ours, `model_sources`, with the tokenizer too.
+ */
+function modelRevisions(info: ModelInfo): Record<string, unknown> {
+  if (info.hub === undefined) return {};
+  const { model, peft, tokenizer } = info.hub;
+  const out: Record<string, unknown> = {
+    model_revision: model?.revision ?? "main",
+    model_sha: model?.commit ?? "",
+  };
+  if (peft !== undefined) out.peft_sha = peft?.commit ?? "";
+  out.model_sources = { model: model ?? null, peft: peft ?? null, tokenizer: tokenizer ?? null };
+  return out;
+}
+
 function taskMeta(
   task: TaskDefinition,
   data: TaskData,
@@ -335,6 +374,8 @@ function taskMeta(
       profile,
       fewshot_source: task.fewshot,
       data_files: data.files ?? {},
+      // The Hub dataset each split was read from, with the commit: what makes the numbers reproducible.
+      datasets: data.sources ?? {},
       test_docs: data.test.length,
       train_docs: data.train?.length ?? null,
       dev_docs: data.dev?.length ?? null,

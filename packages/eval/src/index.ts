@@ -1,5 +1,11 @@
 export { isLogLikelihood, openRequestCache, type RequestCache, requestKey } from "./cache.js";
-export { type EvaluateOptions, evaluate, type ModelInfo, type Shard } from "./evaluate.js";
+export {
+  type EvaluateOptions,
+  evaluate,
+  type HubRevision,
+  type ModelInfo,
+  type Shard,
+} from "./evaluate.js";
 export { argmax, meanStderr, pooledStderr, pyLen, scoreDoc } from "./metrics.js";
 export { createOpenAICompletionsModel, type OpenAICompletionsOptions } from "./openai.js";
 export {
@@ -43,19 +49,27 @@ export {
   truncateRequest,
 } from "./requests.js";
 export {
+  datasetSources,
   type EvalSettings,
   evalSettingsSchema,
   evalStage,
   metricsFromResults,
 } from "./stage.js";
 export { BUILTIN_TASKS_DIR, MMLU_MEDICAL_SUBJECTS, readBuiltinTaskFiles } from "./tasks/builtin.js";
+export { type DatasetRow, fetchSplitRows, parseTaskDataset, type TaskDataset } from "./tasks/hub.js";
 export {
+  endingsDocs,
+  letterOptionsDocs,
   loadLetterOptionsJsonl,
   loadMedmcqa,
   loadMmluCsv,
   loadPubmedqa,
   loadPubmedqaFold0,
   loadPubmedqaTest500,
+  medmcqaDocs,
+  mmluDocs,
+  pubmedqaDocs,
+  type SourceRecord,
   splitPqal,
   TASK_LOADERS,
   type TaskLoader,
@@ -78,6 +92,7 @@ export {
   taskFromSpec,
 } from "./tasks/taskfile.js";
 export type {
+  DatasetSource,
   EvalDoc,
   FewshotSource,
   GroupMetric,
@@ -85,5 +100,6 @@ export type {
   TaskData,
   TaskDefinition,
   TaskGroup,
+  TaskLoadOptions,
 } from "./tasks/types.js";
 export { PROMPT_VARIANTS, type PromptVariant, v03Query, withVariant } from "./tasks/variants.js";

@@ -12,15 +12,17 @@ import { extname, join, resolve } from "node:path";
 import {
   HippoError,
   isHippoError,
+  isPlainObject,
   type PipelineStage,
   type PipelineStageOutput,
+  type ResolvedSource,
   type StageCheckContext,
   type StageContext,
   unknownKeysError,
   unknownNameMessage,
 } from "@hippocrates/core";
 import { z } from "zod";
-import { evaluate } from "./evaluate.js";
+import { evaluate, type ModelInfo } from "./evaluate.js";
 import type { ResultsJson } from "./output.js";
 import { defaultRegistry, PROFILES, type Profile } from "./tasks/registry.js";
 import { loadTaskFile } from "./tasks/taskfile.js";
@@ -35,7 +37,11 @@ export interface EvalSettings {
   limit?: number;
   /** Prompt protocol: "v0.3" (the paper's harness fork, the default) or "current" (lm-evaluation-harness 0.4). */
   profile?: Profile;
-  /** Folder with the benchmark files (laid out as ../shared/data), relative to the pipeline file. */
+  /**
+   * Folder with local copies of the benchmark files (laid out as ../shared/data), relative to the pipeline file.
+   * Without it the built-in tasks read their Hub datasets (at the revisions their task files pin) through the
+   * Hugging Face cache.
+   */
   data_dir?: string;
   /** Documents per model call, and rows per forward pass of the local model. */
   batch_size?: number;
@@ -133,6 +139,34 @@ async function resolveTask(
 }
 
 /**
+ * The Hub datasets a results file says its tasks read (`configs[task].metadata.datasets`, one per split), as the
+ * run manifest and the report record them. Read as untrusted JSON: entries of another shape are left out.
+ */
+export function datasetSources(results: unknown): ResolvedSource[] {
+  const out: ResolvedSource[] = [];
+  const configs = isPlainObject(results) && isPlainObject(results.configs) ? results.configs : {};
+  for (const [task, config] of Object.entries(configs)) {
+    const meta = isPlainObject(config) && isPlainObject(config.metadata) ? config.metadata : {};
+    const datasets = isPlainObject(meta.datasets) ? meta.datasets : {};
+    for (const [split, d] of Object.entries(datasets)) {
+      if (!isPlainObject(d)) continue;
+      const { repo, revision, commit, config: name, split: repoSplit } = d;
+      if (typeof repo !== "string" || typeof revision !== "string" || typeof commit !== "string") continue;
+      out.push({
+        role: `dataset ${task}/${split}`,
+        type: "dataset",
+        repo,
+        revision,
+        commit,
+        config: typeof name === "string" ? name : "default",
+        split: typeof repoSplit === "string" ? repoSplit : split,
+      });
+    }
+  }
+  return out;
+}
+
+/**
  * The stage's numbers for the report: `<task>/acc` and `<task>/acc_norm` of every task, and `average/acc`, the
  * unweighted mean of the tasks' accuracies. The one place that knows the results' metric keys.
  */
@@ -189,7 +223,10 @@ async function run(
       numFewshot: s.num_fewshot,
       limit: s.limit,
       profile: s.profile,
-      dataDir: s.data_dir !== undefined ? resolve(ctx.baseDir, s.data_dir) : ctx.runDir,
+      // A data folder when the pipeline names one; else the tasks' Hub datasets, never the working directory.
+      dataDir: s.data_dir !== undefined ? resolve(ctx.baseDir, s.data_dir) : undefined,
+      hub: { progress: ctx.progress, signal: ctx.signal },
+      modelInfo: { source: "hippocrates", args: "", name: input.model.path, hub: hubOf(input.model) },
       cacheDir,
       outputPath: ctx.outputDir,
       logSamples: s.log_samples,
@@ -205,7 +242,22 @@ async function run(
     model: input.model,
     metrics: metricsFromResults(output.results),
     files: { results: output.files?.results ?? ctx.outputDir },
+    sources: datasetSources(output.results),
   };
+}
+
+/**
+ * The Hub revisions of an artifact for the results' `config` (`model_sha`, `peft_sha`): a Hub model is an
+ * `hf-model` whose `revision` the pipeline set to the resolved commit; a local folder has none.
+ */
+function hubOf(model: PipelineStageOutput["model"]): ModelInfo["hub"] {
+  let base = model;
+  while (base.kind === "peft-adapter") base = base.base;
+  const commit = (a: PipelineStageOutput["model"]) =>
+    a.revision !== undefined && /^[0-9a-f]{40}$/.test(a.revision)
+      ? { repo: a.path, revision: a.revision, commit: a.revision }
+      : null;
+  return model.kind === "hf-model" ? { model: commit(model) } : { model: commit(base), peft: commit(model) };
 }
 
 /** `evalStage({ tasks: ["medqa_usmle"], profile: "current" })`: defaults a pipeline entry's own settings override. */

@@ -19,6 +19,7 @@ import {
   evaluate,
   loadPubmedqaFold0,
   MMLU_MEDICAL_SUBJECTS,
+  orderedJsonEntries,
   pyFloatRepr,
   pyIsoDateId,
   pyJsonDumps,
@@ -27,6 +28,7 @@ import {
 } from "../src/index.js";
 import { createDetModel } from "./detModel.js";
 import { DATA_DIR, dataDirWithTrainSplits } from "./helpers.js";
+import { pubmedqaFold0 } from "./hubData.js";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 // JSON.parse keeps -0.0 (a module import of the JSON would not).
@@ -74,6 +76,25 @@ describe("current profile = lm-evaluation-harness 0.4.9.1 prompts (CPython repla
     const built = buildContexts(task, await task.load(DATA_DIR), { profile: "current", numFewshot: 5 });
     const train = new Set(replay.pubmedqa_fold0.train);
     for (const b of built) for (const id of b.shotIds) expect(train.has(id)).toBe(true);
+  });
+
+  // Moved from @hippocrates/hub's tests, which held CPython's output as a second copy of the split.
+  it("splitPqal keeps PubMedQA's fold-0 split: the official test set, 50 + 450 CV items, every labelled PMID once", async () => {
+    const { train, validation, test } = await pubmedqaFold0(DATA_DIR);
+    const ori = readFileSync(join(DATA_DIR, "benchmarks/pubmedqa/ori_pqal.json"), "utf8");
+    const truth = JSON.parse(
+      readFileSync(join(DATA_DIR, "benchmarks/pubmedqa/test_ground_truth.json"), "utf8"),
+    );
+    expect([train.length, validation.length, test.length]).toEqual([450, 50, 500]);
+    expect(new Set(test)).toEqual(new Set(Object.keys(truth)));
+    expect(new Set([...train, ...validation, ...test])).toEqual(
+      new Set(orderedJsonEntries(ori).map(([id]) => id)),
+    );
+    const digest = (ids: string[]) => createHash("sha256").update(ids.join(",")).digest("hex");
+    // The orders CPython 3.11.7 gives running split_dataset.py's split() (ids joined with "," and hashed).
+    expect(digest(test)).toBe("e1861bdf18f6de68e2f092e58df8959b85e19d4dd9909fb4c673ef7bac9cda0a");
+    expect(digest(validation)).toBe("44ee9082b47cc6993a0497d23155c00f1e4923f86392041187ae169ea8582442");
+    expect(digest(train)).toBe("0761920f5a277a31e77c28f1fdfa5e27cb937ba6b6132f3669898c6bc0a2cf13");
   });
 
   it("multimedqa weighs pubmedqa by its 500 documents", async () => {

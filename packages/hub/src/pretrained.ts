@@ -23,7 +23,12 @@ import {
   type Session,
 } from "./session.js";
 
-export type PretrainedKind = "model" | "tokenizer" | "adapter";
+/**
+ * What the caller will load, which decides the files fetched: a whole `model`, a `tokenizer`, an `adapter`,
+ * or only a model's `config` (config.json and generation_config.json: what a pre-flight check reads without
+ * downloading the weights).
+ */
+export type PretrainedKind = "model" | "tokenizer" | "adapter" | "config";
 
 export interface ResolveOptions extends HubOptions {
   /** Branch, tag, `refs/pr/N` or commit sha; default `main` (or the `@rev` of the id). */
@@ -55,6 +60,7 @@ const FILES: Record<PretrainedKind, { required: string[]; optional: string[] }> 
     optional: ["tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"],
   },
   adapter: { required: ["adapter_config.json", "adapter_model.safetensors"], optional: [] },
+  config: { required: ["config.json"], optional: ["generation_config.json"] },
 };
 
 const SAFE_WEIGHTS = "model.safetensors";

@@ -168,6 +168,37 @@ async function rejection(p: Promise<unknown>): Promise<HippoError> {
 }
 
 describe("resolvePretrained from the loopback Hub", () => {
+  it("kind config fetches config.json only (no weights); a later model resolution completes the snapshot", async () => {
+    const r = await resolvePretrained("org/tiny", "config", opts());
+    expect((await readdir(r.path)).sort()).toEqual(["config.json"]);
+    const downloads = () =>
+      hub.requests
+        .filter((q) => q.url.includes("/resolve/") && q.range === undefined)
+        .map((q) => q.url.split("/").pop());
+    expect(downloads()).toEqual(["config.json"]);
+    // Offline, the cached config is enough for another "config" resolution, not for a model.
+    expect(await resolvePretrained("org/tiny", "config", opts({ offline: true }))).toEqual(r);
+    const e = await rejection(resolvePretrained("org/tiny", "model", opts({ offline: true })));
+    expect(e.message).toContain("model.safetensors is missing");
+    hub.requests.length = 0;
+    const model = await resolvePretrained("org/tiny", "model", opts());
+    expect(model.path).toBe(r.path);
+    expect(downloads()).toEqual(["model.safetensors"]);
+  });
+
+  it("a test repository serves a revision at the commit its spec gives", async () => {
+    const pinned = "17af9355ef89fba60de966eabaeba797c695f86e";
+    hub.addRepo({
+      id: "org/pinned",
+      files: [{ path: "config.json", content: "{}" }],
+      commits: { main: pinned },
+    });
+    expect(hub.commitOf("org/pinned")).toBe(pinned);
+    const r = await resolvePretrained(`org/pinned@${pinned}`, "config", opts());
+    expect(r.hub?.commit).toBe(pinned);
+    expect(() => prepareRepo({ id: "org/bad", files: [], commits: { main: "abc" } })).toThrow(/40 hex/);
+  });
+
   it("downloads only what a model loader reads, with progress in bytes, into Python's cache layout", async () => {
     const progress = recordingProgress();
     const r = await resolvePretrained("org/tiny", "model", opts({ progress: progress.reporter }));

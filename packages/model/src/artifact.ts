@@ -26,7 +26,8 @@ import { ADAPTER_CONFIG, loadAdapter, mergeAdapter } from "./lora.js";
 
 /** Load an artifact: an HF folder, or the adapters of a chain merged into their base in order. */
 export async function loadArtifact(artifact: ModelArtifact): Promise<CausalLM> {
-  if (artifact.kind === "hf-model") return loadModel(artifact.path);
+  // A Hub model or adapter is pinned by `revision` (the pipeline writes the commit it resolved to).
+  if (artifact.kind === "hf-model") return loadModel(artifact.path, { revision: artifact.revision });
   if (artifact.kind !== "peft-adapter")
     throw new HippoError("INVALID_ARGUMENT", "unknown model artifact", {
       key: "model.kind",
@@ -36,7 +37,7 @@ export async function loadArtifact(artifact: ModelArtifact): Promise<CausalLM> {
   const model = await loadArtifact(artifact.base);
   try {
     const name = `merge-${artifact.path}`;
-    await loadAdapter(model, artifact.path, { name });
+    await loadAdapter(model, artifact.path, { name, revision: artifact.revision });
     mergeAdapter(model, name);
   } catch (e) {
     model.dispose();

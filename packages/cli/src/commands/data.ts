@@ -42,7 +42,7 @@ export function registerData(program: Command): void {
       "documents (guidelines JSONL, PMC-Patients, PubMedQA contexts, text) -> dedup -> tokens -> packed blocks",
     )
     .argument("<config>", "YAML/JSON config (see the data package README: sources, outDir, blockSize, ...)")
-    .requiredOption("--tokenizer <dir>", "tokenizer folder")
+    .requiredOption("--tokenizer <dir|id>", "tokenizer folder or Hub id (org/name[@rev])")
     .option("--overwrite", OVERWRITE_HELP)
     .addHelpText(
       "after",
@@ -57,7 +57,7 @@ export function registerData(program: Command): void {
       );
       const summary = await d.buildCptDataset(
         {
-          ...d.cptOptionsFromConfig(config, await loadRunTokenizer(resolve(f.tokenizer))),
+          ...d.cptOptionsFromConfig(config, await loadRunTokenizer(f.tokenizer)),
           overwrite: f.overwrite === true,
           protect: [resolve(file), resolve(f.tokenizer)],
         },
@@ -71,7 +71,7 @@ export function registerData(program: Command): void {
       "instruction sources (Alpaca, ShareGPT, chat, MedQA/MedMCQA/PubMedQA train) -> weighted mixture -> decontaminated JSONL",
     )
     .argument("<config>", "YAML/JSON config (sources with weights or counts, outDir, template, ...)")
-    .option("--tokenizer <dir>", "also write tokenized.jsonl with this tokenizer")
+    .option("--tokenizer <dir|id>", "also write tokenized.jsonl with this tokenizer (folder or Hub id)")
     .option("--overwrite", OVERWRITE_HELP)
     .addHelpText(
       "after",
@@ -84,7 +84,7 @@ export function registerData(program: Command): void {
         rebase(await readConfig(file), dirname(resolve(file))),
         file,
       );
-      const tok = f.tokenizer ? await loadRunTokenizer(resolve(f.tokenizer)) : undefined;
+      const tok = f.tokenizer ? await loadRunTokenizer(f.tokenizer) : undefined;
       const summary = await d.buildSftDataset(
         {
           ...d.sftOptionsFromConfig(config, tok),

@@ -15,22 +15,28 @@
 import { existsSync, statSync } from "node:fs";
 import { dirname, extname, join, resolve } from "node:path";
 import {
-  createBarReporter,
   HippoError,
+  type ModelArtifact,
+  type ProgressReporter,
   readJsonFile,
   type ScoringModel,
-  silentProgress,
   unknownNameMessage,
   writeFileAtomic,
 } from "@hippocrates/core";
+import type { HubRevision, ModelInfo } from "@hippocrates/eval";
 import { type Command, Option } from "commander";
 import {
   type BackendChoice,
   ensureBackend,
+  hubProgress,
   loadArtifactModel,
   loadRunTokenizer,
+  modelArtifact,
   parseFloatArg,
   parseIntArg,
+  type Resolved,
+  resolveSource,
+  resolveTokenizer,
   scoringModelFor,
 } from "./shared.js";
 
@@ -60,7 +66,7 @@ interface EvalFlags {
   use_cache?: string;
   device?: string;
   profile: "v0.3" | "current";
-  dataDir: string;
+  dataDir?: string;
   shard?: { index: number; count: number };
   backend: BackendChoice;
   progress: boolean;
@@ -151,21 +157,6 @@ function boolArg(key: string, v: string | undefined): boolean | undefined {
   throw argError(`--model_args ${key}`, `${key} must be True or False`, "True or False", v);
 }
 
-/**
- * Where `pretrained=` (or `--model DIR`) names a model: a local folder today. The one seam for Hub ids: a
- * resolver that downloads `org/name` at `revision` into the Hub cache and returns its snapshot folder will
- * be called here.
- */
-export async function resolvePretrained(id: string, options: { revision?: string } = {}): Promise<string> {
-  const local = resolve(id);
-  if (existsSync(local) && statSync(local).isDirectory()) return local;
-  throw new HippoError("NOT_FOUND", `model ${JSON.stringify(id)} is not a local folder`, {
-    key: "pretrained",
-    expected: `an HF model folder (config.json, *.safetensors); Hub ids${options.revision ? ` at a revision` : ""} are not resolved yet: download the model and pass its folder`,
-    got: id,
-  });
-}
-
 /** `--seed N` (every seed) or `--seed a,b,c,d` (python, numpy, torch, few-shot; "None" allowed). */
 function fewshotSeedOf(seed: string | undefined): number | undefined {
   if (seed === undefined) return undefined;
@@ -195,8 +186,66 @@ interface ModelChoice {
   source: string;
   args: string;
   name: string;
-  load(): Promise<{ model: ScoringModel; tokenizerDir: string; dispose(): void; docsInFlight: number }>;
+  load(progress: ProgressReporter): Promise<{
+    model: ScoringModel;
+    tokenizerDir: string;
+    dispose(): void;
+    docsInFlight: number;
+    /** Where the weights, adapter and tokenizer came from on the Hub, for the results' `config`. */
+    hub: ModelInfo["hub"];
+  }>;
   bos?: "bos" | "none";
+}
+
+const revisionOf = (r: Resolved | undefined): HubRevision | null =>
+  r?.hub ? { repo: r.hub.repo, revision: r.hub.revision, commit: r.hub.commit } : null;
+
+/**
+ * The local model of `--model hf` (`pretrained=`, `revision=`, `peft=`, `tokenizer=`) or of the earlier
+ * `--model DIR --adapter --tokenizer`: each a folder or a Hub id, resolved through the Hugging Face cache.
+ */
+async function loadLocal(
+  o: {
+    pretrained: string;
+    revision?: string;
+    peft?: string;
+    tokenizer?: string;
+    rows?: number;
+    maxLength?: number;
+  },
+  /** What each is called in errors: the model_args key, or the earlier flag. */
+  flags: { pretrained: string; peft: string; tokenizer: string },
+  progress: ProgressReporter,
+) {
+  const base = await resolveSource(o.pretrained, "model", {
+    flag: flags.pretrained,
+    revision: o.revision,
+    progress,
+  });
+  const peft =
+    o.peft === undefined ? undefined : await resolveSource(o.peft, "adapter", { flag: flags.peft, progress });
+  const tok =
+    o.tokenizer === undefined
+      ? await resolveTokenizer(undefined, { name: o.pretrained, resolved: base }, progress)
+      : await resolveSource(o.tokenizer, "tokenizer", { flag: flags.tokenizer, progress });
+  const baseArtifact = modelArtifact(base);
+  const artifact: ModelArtifact = peft
+    ? { kind: "peft-adapter", path: peft.path, base: baseArtifact }
+    : baseArtifact;
+  const lm = await loadArtifactModel(artifact);
+  const scorer = await scoringModelFor(lm, o.pretrained, o.rows);
+  // max_length: the harness's HFLM truncates inputs to it; the eval truncates requests to the model's.
+  const model: ScoringModel =
+    o.maxLength === undefined
+      ? scorer
+      : {
+          name: scorer.name,
+          maxLength: o.maxLength,
+          logLikelihood: (r, opts) => scorer.logLikelihood(r, opts),
+        };
+  const hub: ModelInfo["hub"] = { model: revisionOf(base), tokenizer: revisionOf(tok) };
+  if (peft) hub.peft = revisionOf(peft);
+  return { model, tokenizerDir: tok.path, dispose: () => lm.dispose(), docsInFlight: o.rows ?? 1, hub };
 }
 
 async function chooseModel(f: EvalFlags & { model: string }): Promise<ModelChoice> {
@@ -229,7 +278,7 @@ async function chooseModel(f: EvalFlags & { model: string }): Promise<ModelChoic
       if (!pretrained)
         throw argError(
           "--model_args",
-          "--model hf needs pretrained=<model folder>",
+          "--model hf needs pretrained=<model folder or Hub id>",
           "pretrained=...",
           f.model_args,
         );
@@ -245,30 +294,19 @@ async function chooseModel(f: EvalFlags & { model: string }): Promise<ModelChoic
         args: f.model_args ?? "",
         name,
         ...(bos ? { bos } : {}),
-        async load() {
-          const dir = await resolvePretrained(pretrained, { revision: args.revision });
-          const artifact = args.peft
-            ? ({
-                kind: "peft-adapter",
-                path: resolve(args.peft),
-                base: { kind: "hf-model", path: dir },
-              } as const)
-            : ({ kind: "hf-model", path: dir } as const);
-          const lm = await loadArtifactModel(artifact);
-          const max = intArg("max_length", args.max_length);
-          const scorer = await scoringModelFor(lm, dir, rows);
-          // max_length: the harness's HFLM truncates inputs to it; the eval truncates requests to the model's.
-          const model: ScoringModel =
-            max === undefined
-              ? scorer
-              : { name: scorer.name, maxLength: max, logLikelihood: (r, o) => scorer.logLikelihood(r, o) };
-          return {
-            model,
-            tokenizerDir: args.tokenizer ? resolve(args.tokenizer) : dir,
-            dispose: () => lm.dispose(),
-            docsInFlight: rows ?? 1,
-          };
-        },
+        load: (progress) =>
+          loadLocal(
+            {
+              pretrained,
+              revision: args.revision,
+              peft: args.peft,
+              tokenizer: args.tokenizer,
+              rows,
+              maxLength: intArg("max_length", args.max_length),
+            },
+            { pretrained: "pretrained=", peft: "peft=", tokenizer: "tokenizer=" },
+            progress,
+          ),
       };
     }
     const baseUrl = args.base_url;
@@ -282,7 +320,7 @@ async function chooseModel(f: EvalFlags & { model: string }): Promise<ModelChoic
     if (!args.tokenizer)
       throw argError(
         "--model_args",
-        "--model local-completions needs tokenizer=<tokenizer folder> (requests go as token ids)",
+        "--model local-completions needs tokenizer=<tokenizer folder or Hub id> (requests go as token ids)",
         "tokenizer=...",
         f.model_args,
       );
@@ -306,8 +344,12 @@ async function chooseModel(f: EvalFlags & { model: string }): Promise<ModelChoic
       args: f.model_args ?? "",
       name: args.model ?? "",
       ...(bos ? { bos } : {}),
-      async load() {
+      async load(progress) {
         const evalPkg = await import("@hippocrates/eval");
+        const tok = await resolveSource(args.tokenizer as string, "tokenizer", {
+          flag: "tokenizer=",
+          progress,
+        });
         const url = baseUrl.replace(/\/+$/, "");
         const apiKey = f.apiKey ?? process.env.OPENAI_API_KEY;
         const model = evalPkg.createOpenAICompletionsModel({
@@ -322,9 +364,10 @@ async function chooseModel(f: EvalFlags & { model: string }): Promise<ModelChoic
         });
         return {
           model,
-          tokenizerDir: resolve(args.tokenizer as string),
+          tokenizerDir: tok.path,
           dispose: () => {},
           docsInFlight: concurrent,
+          hub: { tokenizer: revisionOf(tok) },
         };
       },
     };
@@ -336,9 +379,13 @@ async function chooseModel(f: EvalFlags & { model: string }): Promise<ModelChoic
     source: isUrl ? "local-completions" : "hf",
     args: isUrl ? `base_url=${f.model}` : `pretrained=${f.model}${f.adapter ? `,peft=${f.adapter}` : ""}`,
     name: isUrl ? "" : (f.adapter ?? f.model),
-    async load() {
+    async load(progress) {
       if (isUrl) {
         const evalPkg = await import("@hippocrates/eval");
+        const tok = await resolveSource(f.tokenizer as string, "tokenizer", {
+          flag: "--tokenizer",
+          progress,
+        });
         const url = f.model.replace(/\/+$/, "");
         const apiKey = f.apiKey ?? process.env.OPENAI_API_KEY;
         const model = evalPkg.createOpenAICompletionsModel({
@@ -350,22 +397,17 @@ async function chooseModel(f: EvalFlags & { model: string }): Promise<ModelChoic
         });
         return {
           model,
-          tokenizerDir: resolve(f.tokenizer as string),
+          tokenizerDir: tok.path,
           dispose: () => {},
           docsInFlight: batchN ?? 1,
+          hub: { tokenizer: revisionOf(tok) },
         };
       }
-      const dir = await resolvePretrained(f.model);
-      const artifact = f.adapter
-        ? ({ kind: "peft-adapter", path: resolve(f.adapter), base: { kind: "hf-model", path: dir } } as const)
-        : ({ kind: "hf-model", path: dir } as const);
-      const lm = await loadArtifactModel(artifact);
-      return {
-        model: await scoringModelFor(lm, f.model, batchN),
-        tokenizerDir: resolve(f.tokenizer ?? dir),
-        dispose: () => lm.dispose(),
-        docsInFlight: batchN ?? 1,
-      };
+      return loadLocal(
+        { pretrained: f.model, peft: f.adapter, tokenizer: f.tokenizer, rows: batchN },
+        { pretrained: "--model", peft: "--adapter", tokenizer: "--tokenizer" },
+        progress,
+      );
     },
   };
 }
@@ -410,11 +452,11 @@ export function registerEval(program: Command): void {
     // ancestor's mandatory options for its subcommands too, which made `hippo eval merge` demand --model.
     .option(
       "--model <type>",
-      "hf (a local HF model folder) or local-completions (an OpenAI-compatible server) (required)",
+      "hf (an HF model: a folder or a Hub id) or local-completions (an OpenAI-compatible server) (required)",
     )
     .option(
       "--model_args <k=v,...>",
-      "hf: pretrained=DIR,revision=,dtype=,tokenizer=,peft=,max_length=,add_bos_token=; local-completions: base_url=URL,model=,tokenizer=DIR,num_concurrent=,max_retries=,max_length=",
+      "hf: pretrained=DIR|ORG/NAME,revision=,dtype=,tokenizer=,peft=,max_length=,add_bos_token=; local-completions: base_url=URL,model=,tokenizer=DIR|ORG/NAME,num_concurrent=,max_retries=,max_length=",
     )
     .option(
       "--tasks <list>",
@@ -447,7 +489,10 @@ export function registerEval(program: Command): void {
         .choices(["v0.3", "current"])
         .default("v0.3"),
     )
-    .option("--data-dir <dir>", "folder laid out as shared/data (benchmarks/...)", "../shared/data")
+    .option(
+      "--data-dir <dir>",
+      "local copies of the benchmarks, laid out as shared/data (benchmarks/...); default: each task's Hub dataset, fetched into the Hugging Face cache",
+    )
     .option("--shard <i/n>", "score only shard i of n (merge with `hippo eval merge`)", parseShard)
     .addOption(
       new Option("--backend <name>", "compute backend")
@@ -466,7 +511,7 @@ export function registerEval(program: Command): void {
     .addOption(hidden("--concurrency <n>", "model_args num_concurrent=", parseIntArg("--concurrency")))
     .addHelpText(
       "after",
-      "\nExamples:\n  hippo eval --model hf --model_args pretrained=models/hippo --tasks medqa_usmle,medmcqa --limit 100 --output_path out --log_samples\n  hippo eval --model hf --model_args pretrained=models/hippo --tasks multimedqa --profile current --num_fewshot 5 --output_path out\n  hippo eval --model local-completions --model_args base_url=http://gpu-box:8000/v1/completions,model=hippo,tokenizer=models/hippo,num_concurrent=4 --tasks pubmedqa --shard 0/2 --output_path out/0 --log_samples\n  hippo eval merge out/0 out/1 --output_path merged --log_samples\n",
+      "\nModels, tokenizers and adapters are folders or Hugging Face Hub ids (org/name, revision=...); datasets come from the Hub\nunless --data-dir is given. HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE=1 work as for Python's tools.\n\nExamples:\n  hippo eval --model hf --model_args pretrained=meta-llama/Llama-2-7b-hf --tasks medqa_usmle,medmcqa,pubmedqa --output_path out --log_samples\n  hippo eval --model hf --model_args pretrained=models/hippo --tasks medqa_usmle,medmcqa --limit 100 --data-dir ../shared/data --output_path out\n  hippo eval --model hf --model_args pretrained=models/hippo --tasks multimedqa --profile current --num_fewshot 5 --output_path out\n  hippo eval --model local-completions --model_args base_url=http://gpu-box:8000/v1/completions,model=hippo,tokenizer=models/hippo,num_concurrent=4 --tasks pubmedqa --shard 0/2 --output_path out/0 --log_samples\n  hippo eval merge out/0 out/1 --output_path merged --log_samples\n",
     )
     .action(async (flags: EvalFlags) => {
       for (const [key, v] of [
@@ -512,7 +557,8 @@ export function registerEval(program: Command): void {
         cacheDir = join(folder, ".hippo-cache");
       }
       await ensureBackend({ backend: f.backend, threads: undefined, tokenizer: "" });
-      const loaded = await choice.load();
+      const progress = hubProgress(f.progress);
+      const loaded = await choice.load(progress);
       try {
         const tok = await loadRunTokenizer(loaded.tokenizerDir);
         const output = await evalPkg.evaluate({
@@ -523,7 +569,9 @@ export function registerEval(program: Command): void {
           numFewshot: f.num_fewshot ?? f.numFewshot,
           limit: f.limit,
           profile: f.profile,
-          dataDir: resolve(f.dataDir),
+          // A data folder when given (local copies win); else each task's Hub dataset, never the working directory.
+          dataDir: f.dataDir === undefined ? undefined : resolve(f.dataDir),
+          hub: { progress },
           cacheDir,
           outputPath: outputPath ? resolve(outputPath) : undefined,
           logSamples,
@@ -533,8 +581,8 @@ export function registerEval(program: Command): void {
           bos: choice.bos,
           // --seed sets the harness's few-shot seed (current profile); the v0.3 stream's 42 is its protocol.
           fewshotSeed,
-          modelInfo: { source: choice.source, args: choice.args, name: choice.name },
-          progress: f.progress ? createBarReporter() : silentProgress,
+          modelInfo: { source: choice.source, args: choice.args, name: choice.name, hub: loaded.hub },
+          progress,
           now: clock(),
         });
         if (f.output) await writeFileAtomic(resolve(f.output), evalPkg.resultsText(output.results));

@@ -1,16 +1,20 @@
 /** `hippo init`, `hippo merge`, `hippo generate`: small commands around the model package. */
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { HippoError, parseJsonSafe } from "@hippocrates/core";
+import { HippoError, isHippoError, parseJsonSafe } from "@hippocrates/core";
 import { type Command, Option } from "commander";
 import { loadServeModel } from "./serve.js";
 import {
   type BackendChoice,
   copyTokenizerFiles,
   ensureBackend,
+  hubProgress,
   loadArtifactModel,
+  modelArtifact,
   parseFloatArg,
   parseIntArg,
+  resolveSource,
+  resolveTokenizer,
 } from "./shared.js";
 
 const backendOption = () =>
@@ -26,7 +30,7 @@ export function registerModelCommands(program: Command): void {
     )
     .requiredOption("--config <file>", "config.json (llama or mistral)")
     .requiredOption("--output <dir>", "HF model folder to write")
-    .option("--tokenizer <dir>", "copy this tokenizer's files into the folder")
+    .option("--tokenizer <dir|id>", "copy this tokenizer's files (a folder or a Hub id) into the folder")
     .option(
       "--vocab-size <n>",
       "override vocab_size (e.g. to match a tokenizer)",
@@ -49,13 +53,20 @@ export function registerModelCommands(program: Command): void {
       }) => {
         const file = resolve(f.config);
         const config = parseJsonSafe(await readFile(file, "utf8"), file) as Record<string, unknown>;
+        const tokenizer =
+          f.tokenizer === undefined
+            ? undefined
+            : await resolveSource(f.tokenizer, "tokenizer", {
+                flag: "--tokenizer",
+                progress: hubProgress(true),
+              });
         if (f.vocabSize !== undefined) config.vocab_size = f.vocabSize;
         await ensureBackend({ backend: f.backend, threads: undefined, tokenizer: "" });
         const { createRandomModel, saveModel, parameterCount } = await import("@hippocrates/model");
         const model = createRandomModel(config, { seed: f.seed });
         try {
           await saveModel(model, resolve(f.output));
-          if (f.tokenizer) await copyTokenizerFiles(resolve(f.tokenizer), resolve(f.output));
+          if (tokenizer) await copyTokenizerFiles(tokenizer.path, resolve(f.output));
           process.stdout.write(
             `wrote ${resolve(f.output)} (${parameterCount(model.config).toLocaleString("en")} parameters)\n`,
           );
@@ -68,10 +79,11 @@ export function registerModelCommands(program: Command): void {
   program
     .command("merge")
     .description("merge a PEFT LoRA adapter into its base model and save a full HF model folder")
-    .requiredOption("--model <dir>", "base HF model folder")
+    .requiredOption("--model <dir|id>", "base HF model: a folder or a Hub id (org/name[@rev])")
+    .option("--revision <rev>", "Hub revision of the base model: branch, tag or commit (default main)")
     .requiredOption(
-      "--adapter <dir>",
-      "PEFT adapter folder (adapter_config.json + adapter_model.safetensors)",
+      "--adapter <dir|id>",
+      "PEFT adapter (adapter_config.json + adapter_model.safetensors): a folder or a Hub id",
     )
     .requiredOption("--output <dir>", "merged HF model folder")
     .addOption(
@@ -80,29 +92,46 @@ export function registerModelCommands(program: Command): void {
     .addOption(backendOption())
     .addHelpText(
       "after",
-      "\nExample:\n  hippo merge --model models/base --adapter out/sft --output models/sft-merged\n",
+      "\nExamples:\n  hippo merge --model models/base --adapter out/sft --output models/sft-merged\n  hippo merge --model meta-llama/Llama-2-7b-hf --adapter org/llama2-medical-lora --output models/merged\n",
     )
     .action(
       async (f: {
         model: string;
+        revision?: string;
         adapter: string;
         output: string;
         dtype: "F32" | "BF16" | "F16";
         backend: BackendChoice;
       }) => {
+        const progress = hubProgress(true);
+        const base = await resolveSource(f.model, "model", {
+          flag: "--model",
+          revision: f.revision,
+          progress,
+        });
+        const adapter = await resolveSource(f.adapter, "adapter", { flag: "--adapter", progress });
+        const tokenizer = await resolveTokenizer(
+          undefined,
+          { name: f.model, resolved: base },
+          progress,
+        ).catch((e: unknown) => {
+          // A base whose repository has no tokenizer.json: the merged folder is written without one.
+          if (isHippoError(e, "NOT_FOUND") && base.hub) return undefined;
+          throw e;
+        });
         await ensureBackend({ backend: f.backend, threads: undefined, tokenizer: "" });
         const { saveModel } = await import("@hippocrates/model");
         const model = await loadArtifactModel({
           kind: "peft-adapter",
-          path: resolve(f.adapter),
-          base: { kind: "hf-model", path: resolve(f.model) },
+          path: adapter.path,
+          base: modelArtifact(base),
         });
         try {
           await saveModel(model, resolve(f.output), { dtype: f.dtype });
         } finally {
           model.dispose();
         }
-        await copyTokenizerFiles(resolve(f.model), resolve(f.output));
+        if (tokenizer) await copyTokenizerFiles(tokenizer.path, resolve(f.output));
         process.stdout.write(`wrote ${resolve(f.output)}\n`);
       },
     );
@@ -110,10 +139,11 @@ export function registerModelCommands(program: Command): void {
   program
     .command("generate")
     .description("generate text from a prompt (greedy by default), streaming tokens to stdout")
-    .argument("<model-dir>", "HF model folder")
+    .argument("<model>", "HF model: a folder or a Hub id (org/name[@rev])")
     .requiredOption("-p, --prompt <text>", "prompt text")
-    .option("--adapter <dir>", "PEFT adapter merged at load")
-    .option("--tokenizer <dir>", "tokenizer folder (default: the model folder)")
+    .option("--revision <rev>", "Hub revision of the model: branch, tag or commit (default main)")
+    .option("--adapter <dir|id>", "PEFT adapter (folder or Hub id) merged at load")
+    .option("--tokenizer <dir|id>", "tokenizer folder or Hub id (default: the model's)")
     .option("--chat", "wrap the prompt in the tokenizer's chat template")
     .option("--max-tokens <n>", "tokens to generate", parseIntArg("--max-tokens"), 64)
     .option("--temperature <x>", "0 = greedy", parseFloatArg("--temperature"), 0)
@@ -126,9 +156,10 @@ export function registerModelCommands(program: Command): void {
     )
     .action(
       async (
-        dir: string,
+        nameOrPath: string,
         f: {
           prompt: string;
+          revision?: string;
           adapter?: string;
           tokenizer?: string;
           chat?: boolean;
@@ -139,9 +170,10 @@ export function registerModelCommands(program: Command): void {
           backend: BackendChoice;
         },
       ) => {
-        const { model, dispose } = await loadServeModel(dir, {
-          ...(f.adapter ? { adapter: f.adapter } : {}),
-          ...(f.tokenizer ? { tokenizer: f.tokenizer } : {}),
+        const { model, dispose } = await loadServeModel(nameOrPath, {
+          adapter: f.adapter,
+          tokenizer: f.tokenizer,
+          revision: f.revision,
           backend: f.backend,
         });
         try {

@@ -3,7 +3,7 @@ import { type Command, Option } from "commander";
 import { loadPipelineConfig } from "../config/load.js";
 import { checkPipeline } from "../pipeline/checks.js";
 import { describePlan, runPipeline } from "../pipeline/runner.js";
-import { describeBackendLazy } from "./shared.js";
+import { describeBackendLazy, hubProgress } from "./shared.js";
 
 export function registerRun(program: Command): void {
   program
@@ -21,7 +21,7 @@ export function registerRun(program: Command): void {
     .addOption(new Option("--no-progress", "no progress bars"))
     .addHelpText(
       "after",
-      "\nStages run in file order, each on its input (`from:`, default the previous stage), so one file can hold\nseveral branches. Re-running the same command reuses finished stages, resumes an interrupted one from its\ncheckpoint, and re-runs a changed stage and the stages that take its model.\n\nExample:\n  hippo run packages/cli/pipelines/miniature.yaml --dry-run\n",
+      "\nStages run in file order, each on its input (`from:`, default the previous stage), so one file can hold\nseveral branches. Re-running the same command reuses finished stages, resumes an interrupted one from its\ncheckpoint, and re-runs a changed stage and the stages that take its model.\n\n`model:` and `tokenizer:` are folders or Hugging Face Hub ids (`org/name`, `revision:`); the manifest records the\ncommit each resolved to.\n\nExample:\n  hippo run packages/cli/pipelines/miniature.yaml --dry-run\n",
     )
     .action(async (file: string, opts: { output?: string; dryRun?: boolean; progress: boolean }) => {
       // The checks run once: here for --dry-run, else at the start of the run (before anything is written).
@@ -30,7 +30,7 @@ export function registerRun(program: Command): void {
         ...(opts.output ? { outputDir: opts.output } : {}),
       });
       if (opts.dryRun) {
-        await checkPipeline(config);
+        await checkPipeline(config, undefined, { progress: hubProgress(opts.progress) });
         process.stdout.write(`${await describePlan(config)}\n`);
         return;
       }

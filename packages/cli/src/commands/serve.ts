@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
-import { HippoError } from "@hippocrates/core";
+import { basename, join } from "node:path";
+import { HippoError, type ModelArtifact, type ProgressReporter } from "@hippocrates/core";
 import { type Command, Option } from "commander";
 import { localPromptScorer } from "../serve/local.js";
 import {
@@ -11,37 +11,60 @@ import {
   type ServeOptions,
 } from "../serve/server.js";
 import type { ServeModel } from "../serve/types.js";
-import { type BackendChoice, parseIntArg } from "./shared.js";
+import {
+  type BackendChoice,
+  hubProgress,
+  modelArtifact,
+  parseIntArg,
+  type Resolved,
+  resolveSource,
+  resolveTokenizer,
+} from "./shared.js";
 
 export interface LoadServeOptions {
   tokenizer?: string;
   adapter?: string;
+  /** Hub revision of the model (branch, tag, commit), as `org/name@rev`. */
+  revision?: string;
   name?: string;
   backend?: BackendChoice;
   maxLength?: number;
+  /** Download progress of Hub files (default: a bar on stderr). */
+  progress?: ProgressReporter;
 }
 
 /**
- * Load an HF folder (optionally with a PEFT adapter merged) as the server's model. A tokenizer with more
- * tokens than the model's `vocab_size` is refused here: its ids past the embedding table would fail every
- * request that contains them.
+ * Load an HF model (a folder or a Hub id; optionally with a PEFT adapter merged) as the server's model. A
+ * tokenizer with more tokens than the model's `vocab_size` is refused here: its ids past the embedding table
+ * would fail every request that contains them.
  */
 export async function loadServeModel(
-  dir: string,
+  nameOrPath: string,
   o: LoadServeOptions = {},
-): Promise<{ model: ServeModel; dispose: () => void }> {
+): Promise<{
+  model: ServeModel;
+  dispose: () => void;
+  sources: { model: Resolved; tokenizer: Resolved; adapter?: Resolved };
+}> {
+  const progress = o.progress ?? hubProgress(true);
+  const base = await resolveSource(nameOrPath, "model", { flag: "model", revision: o.revision, progress });
+  const adapter =
+    o.adapter === undefined
+      ? undefined
+      : await resolveSource(o.adapter, "adapter", { flag: "--adapter", progress });
+  // The tokenizer: --tokenizer, else the model's own, else (a local model folder without one) the adapter's.
+  const tok =
+    o.tokenizer === undefined && !base.hub && !existsSync(join(base.path, "tokenizer.json")) && adapter
+      ? adapter
+      : await resolveTokenizer(o.tokenizer, { name: nameOrPath, resolved: base }, progress);
   const { initBackend } = await import("@hippocrates/backend");
   await initBackend({ backend: o.backend ?? "auto" });
   const { asGenerativeModel, loadArtifact } = await import("@hippocrates/model");
   const { loadTokenizer } = await import("@hippocrates/tokenizer");
-  const artifact = o.adapter
-    ? ({
-        kind: "peft-adapter",
-        path: resolve(o.adapter),
-        base: { kind: "hf-model", path: resolve(dir) },
-      } as const)
-    : ({ kind: "hf-model", path: resolve(dir) } as const);
-  const tokDir = resolve(o.tokenizer ?? (existsSync(join(dir, "tokenizer.json")) ? dir : (o.adapter ?? dir)));
+  const artifact: ModelArtifact = adapter
+    ? { kind: "peft-adapter", path: adapter.path, base: modelArtifact(base) }
+    : modelArtifact(base);
+  const tokDir = tok.path;
   const tokenizer = await loadTokenizer(tokDir);
   const lm = await loadArtifact(artifact);
   if (tokenizer.vocabSize > lm.config.vocab_size) {
@@ -50,7 +73,7 @@ export async function loadServeModel(
       "INVALID_CONFIG",
       `the tokenizer in ${tokDir} has ${tokenizer.vocabSize} tokens, more than the model's vocab_size: ids past ${lm.config.vocab_size - 1} have no embedding (is --tokenizer the model's own?)`,
       {
-        file: join(resolve(dir), "config.json"),
+        file: join(base.path, "config.json"),
         key: "vocab_size",
         expected: `>= ${tokenizer.vocabSize}`,
         got: String(lm.config.vocab_size),
@@ -58,7 +81,8 @@ export async function loadServeModel(
     );
   }
   const maxLength = Math.min(o.maxLength ?? Number.POSITIVE_INFINITY, lm.config.max_position_embeddings);
-  const id = o.name ?? basename(resolve(dir));
+  // What clients send as `model`: a Hub model's id (as vLLM serves it), else the folder's name.
+  const id = o.name ?? base.hub?.repo ?? basename(base.path);
   return {
     model: {
       id,
@@ -68,6 +92,7 @@ export async function loadServeModel(
       maxLength,
     },
     dispose: () => lm.dispose(),
+    sources: { model: base, tokenizer: tok, ...(adapter ? { adapter } : {}) },
   };
 }
 
@@ -84,6 +109,7 @@ const FLAGS: Partial<Record<keyof ServeOptions, string>> = {
 interface ServeFlags {
   tokenizer?: string;
   adapter?: string;
+  revision?: string;
   name?: string;
   host: string;
   port: number;
@@ -129,12 +155,13 @@ export function registerServe(program: Command): void {
       "serve a model over an OpenAI-compatible HTTP API (/v1/models, /v1/completions, /v1/chat/completions)",
     )
     .argument(
-      "<model-dir>",
-      "HF model folder (config.json + safetensors; tokenizer files here or --tokenizer)",
+      "<model>",
+      "HF model folder (config.json + safetensors; tokenizer files here or --tokenizer) or Hub id (org/name[@rev])",
     )
-    .option("--tokenizer <dir>", "tokenizer folder (default: the model folder)")
-    .option("--adapter <dir>", "PEFT adapter folder merged into the model at load")
-    .option("--name <id>", "model id clients send (default: the folder name)")
+    .option("--revision <rev>", "Hub revision of the model: branch, tag or commit (default main)")
+    .option("--tokenizer <dir|id>", "tokenizer folder or Hub id (default: the model's)")
+    .option("--adapter <dir|id>", "PEFT adapter (folder or Hub id) merged into the model at load")
+    .option("--name <id>", "model id clients send (default: the Hub id, or the folder name)")
     .option("--host <host>", "address to listen on (anything but loopback needs an API key)", "127.0.0.1")
     .option("--port <n>", "port", parseIntArg("--port"), 8000)
     .addOption(
@@ -171,11 +198,11 @@ export function registerServe(program: Command): void {
     .option("--quiet", "no request log")
     .addHelpText(
       "after",
-      '\nSIGTERM or Ctrl-C stops accepting connections and finishes the requests in flight.\n\nExamples:\n  hippo serve runs/miniature/run/07-merge/model --port 8000\n  curl localhost:8000/v1/completions -H \'content-type: application/json\' -d \'{"prompt":"Question:","max_tokens":8}\'\n  HIPPO_API_KEY=$(openssl rand -hex 24) hippo serve models/hippo --host 0.0.0.0\n',
+      '\nSIGTERM or Ctrl-C stops accepting connections and finishes the requests in flight.\n\nExamples:\n  hippo serve meta-llama/Llama-2-7b-hf --port 8000\n  hippo serve runs/miniature/run/07-merge/model --port 8000\n  curl localhost:8000/v1/completions -H \'content-type: application/json\' -d \'{"prompt":"Question:","max_tokens":8}\'\n  HIPPO_API_KEY=$(openssl rand -hex 24) hippo serve models/hippo --host 0.0.0.0\n',
     )
-    .action(async (dir: string, opts: ServeFlags) => {
+    .action(async (nameOrPath: string, opts: ServeFlags) => {
       const limits = checkFlags(opts);
-      const { model, dispose } = await loadServeModel(dir, opts);
+      const { model, dispose, sources } = await loadServeModel(nameOrPath, opts);
       const server = createServer(model, {
         ...limits,
         apiKey: opts.apiKey,
@@ -183,8 +210,9 @@ export function registerServe(program: Command): void {
       });
       const addr = await server.listen(opts.port, opts.host);
       const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+      const hub = sources.model.hub;
       process.stderr.write(
-        `serving ${model.id} (max length ${model.maxLength}) on http://${host}:${addr.port}/v1 (${opts.apiKey !== undefined ? "API key required" : "no API key: loopback only"})\n`,
+        `serving ${model.id}${hub ? ` (${hub.repo}@${hub.commit})` : ""} (max length ${model.maxLength}) on http://${host}:${addr.port}/v1 (${opts.apiKey !== undefined ? "API key required" : "no API key: loopback only"})\n`,
       );
       await new Promise<void>((done) => {
         const stop = () => {

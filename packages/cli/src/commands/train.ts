@@ -12,19 +12,22 @@
  * pasted from a TRL recipe works.
  */
 import { resolve } from "node:path";
-import {
-  createBarReporter,
-  HippoError,
-  type ModelArtifact,
-  type PipelineStageOutput,
-  silentProgress,
-} from "@hippocrates/core";
+import { HippoError, type ModelArtifact, type PipelineStageOutput } from "@hippocrates/core";
 import { type Command, Option } from "commander";
 import type { ConfigIssue } from "../config/issues.js";
 import { bindStage } from "../config/load.js";
 import { folderProblem } from "../pipeline/checks.js";
 import { createStageRegistry, registerBuiltin } from "../pipeline/registry.js";
-import { type BackendChoice, parseFloatArg, parseIntArg } from "./shared.js";
+import {
+  type BackendChoice,
+  hubProgress,
+  modelArtifact,
+  parseFloatArg,
+  parseIntArg,
+  resolveSource,
+  resolveTokenizer,
+  sourceRecord,
+} from "./shared.js";
 
 type Kind = "cpt" | "sft" | "dpo";
 type Parse = "int" | "float" | "string" | "list" | "bool";
@@ -300,6 +303,8 @@ function flagIssues(issues: ConfigIssue[], flagOf: Map<string, string>): HippoEr
 interface CommonFlags {
   model?: string;
   model_name_or_path?: string;
+  revision?: string;
+  model_revision?: string;
   adapter?: string;
   tokenizer?: string;
   data: string;
@@ -318,7 +323,11 @@ const DESCRIPTIONS: Record<Kind, string> = {
   dpo: "DPO on TRL's preference formats ({prompt, chosen, rejected}, or chosen/rejected conversations), reference = the input model (preset: beta 0.1, lr 1e-5, new LoRA on q/v)",
 };
 
-/** Run one stage of `kind` on `model` with `settings` in `outputDir`, as a pipeline would. */
+/**
+ * Run one stage of `kind` on `model` with `settings` in `outputDir`, as a pipeline would. The model, adapter and
+ * tokenizer are folders or Hub ids; a Hub model goes to the stage as its id at the resolved commit, which the
+ * output (and an adapter's base) then names.
+ */
 async function trainOnce(
   kind: Kind,
   f: CommonFlags,
@@ -326,6 +335,11 @@ async function trainOnce(
   flagOf: Map<string, string>,
 ): Promise<PipelineStageOutput> {
   const modelDir = f.model ?? f.model_name_or_path;
+  if (f.revision !== undefined && f.model_revision !== undefined && f.revision !== f.model_revision)
+    throw new HippoError("INVALID_ARGUMENT", "--revision and --model_revision disagree", {
+      key: "--revision",
+      got: `${f.revision} and ${f.model_revision}`,
+    });
   const outputDir = f.output ?? f.output_dir;
   if (!modelDir)
     throw new HippoError("INVALID_ARGUMENT", "give the input model: --model <dir>", { key: "--model" });
@@ -341,7 +355,18 @@ async function trainOnce(
   if (!stage) throw new HippoError("INTERNAL", `no ${kind} stage registered`);
   const bound = await bindStage(stage, { ...settings, data: f.data }, []);
   if (!bound.ok) throw flagIssues(bound.issues, flagOf);
-  const tokenizer = resolve(f.tokenizer ?? modelDir);
+  const progress = hubProgress(f.progress);
+  const base = await resolveSource(modelDir, "model", {
+    flag: "--model",
+    revision: f.revision ?? f.model_revision,
+    progress,
+  });
+  const adapter =
+    f.adapter === undefined
+      ? undefined
+      : await resolveSource(f.adapter, "adapter", { flag: "--adapter", progress });
+  const tok = await resolveTokenizer(f.tokenizer, { name: modelDir, resolved: base }, progress);
+  const tokenizer = tok.path;
   try {
     await bound.bound.check({ baseDir: process.cwd(), tokenizer, log: () => {} });
   } catch (e) {
@@ -350,24 +375,31 @@ async function trainOnce(
     const flag = flagOf.get(key) ?? (key ? `--${key.replace(/_/g, "-")}` : undefined);
     throw new HippoError(e.code, `${flag ? `${flag}: ` : ""}${e.message}`, { cause: e });
   }
-  const base: ModelArtifact = { kind: "hf-model", path: resolve(modelDir) };
-  const model: ModelArtifact = f.adapter ? { kind: "peft-adapter", path: resolve(f.adapter), base } : base;
+  const model: ModelArtifact = adapter
+    ? { kind: "peft-adapter", path: adapter.path, base: modelArtifact(base) }
+    : modelArtifact(base);
   const { initBackend } = await import("@hippocrates/backend");
   await initBackend({ backend: f.backend });
   const controller = new AbortController();
   const onSig = () => controller.abort();
   process.once("SIGINT", onSig);
+  const sources = [
+    sourceRecord("model", base),
+    adapter && sourceRecord("adapter", adapter),
+    sourceRecord("tokenizer", tok),
+  ].filter((x) => x !== undefined);
   try {
-    return await bound.bound.run(model, {
+    const result = await bound.bound.run(model, {
       outputDir: out,
       runDir: out,
       baseDir: process.cwd(),
       tokenizer,
       seed: f.seed,
-      progress: f.progress ? createBarReporter() : silentProgress,
+      progress,
       signal: controller.signal,
       log: (m) => process.stderr.write(`${m}\n`),
     });
+    return { ...result, sources: [...sources, ...(result.sources ?? [])] };
   } finally {
     process.off("SIGINT", onSig);
   }
@@ -381,10 +413,12 @@ export function registerTrain(program: Command): void {
     const cmd = train
       .command(kind)
       .description(DESCRIPTIONS[kind])
-      .option("--model <dir>", "input HF model folder (also --model_name_or_path)")
-      .addOption(new Option("--model_name_or_path <dir>").hideHelp())
-      .option("--adapter <dir>", "PEFT adapter of the input model (merged before training)")
-      .option("--tokenizer <dir>", "tokenizer folder (default: the model folder)")
+      .option("--model <dir|id>", "input HF model: a folder or a Hub id (also --model_name_or_path)")
+      .addOption(new Option("--model_name_or_path <dir|id>").hideHelp())
+      .option("--revision <rev>", "Hub revision of the model: branch, tag or commit (also --model_revision)")
+      .addOption(new Option("--model_revision <rev>").hideHelp())
+      .option("--adapter <dir|id>", "PEFT adapter of the input model (merged before training)")
+      .option("--tokenizer <dir|id>", "tokenizer folder or Hub id (default: the model's)")
       .requiredOption("--data <file>", "training records (JSONL, JSON, CSV or Parquet; see the description)")
       .option(
         "--output <dir>",
@@ -414,7 +448,7 @@ export function registerTrain(program: Command): void {
       const { settings, flagOf } = settingsFromFlags(kind, command.opts());
       const out = await trainOnce(kind, f, settings, flagOf);
       process.stdout.write(
-        `${JSON.stringify({ model: out.model, metrics: out.metrics, files: out.files }, null, 2)}\n`,
+        `${JSON.stringify({ model: out.model, metrics: out.metrics, files: out.files, sources: out.sources ?? [] }, null, 2)}\n`,
       );
     });
   }

@@ -15,6 +15,7 @@
  *   6. unless `check: false`, runs the pre-flight checks (pipeline/checks.ts): files, folders, models,
  *      tokenizers, and each stage's own `check`.
  */
+import { existsSync } from "node:fs";
 import { dirname, extname, isAbsolute, basename as pathBasename, resolve } from "node:path";
 import {
   HippoError,
@@ -28,6 +29,7 @@ import {
   type StageContext,
   unknownNameMessage,
 } from "@hippocrates/core";
+import { parseHubId } from "@hippocrates/hub";
 import { LineCounter, parseDocument, visit } from "yaml";
 import {
   BUILTIN_STAGE_KINDS,
@@ -46,12 +48,24 @@ export { type ConfigIssue, formatPath } from "./issues.js";
 export interface BaseModel {
   /** `base` for the top-level `model:`, else its key under `models:`. */
   name: string;
-  /** Absolute path of the HF folder. */
+  /** Absolute path of the HF folder, or a Hub id (`org/name`, `org/name@rev`) as the file writes it. */
   model: string;
-  /** Absolute path of its tokenizer folder. */
-  tokenizer: string;
+  /** The `revision:` the file gives the model (a Hub id's `@rev` stays in `model`). */
+  revision?: string;
+  /** Absolute path of its tokenizer folder, or a Hub id; absent: the model's own tokenizer. */
+  tokenizer?: string;
   /** Where the pipeline file sets it, for messages: `model` or `models.mistral`. */
   key: string;
+}
+
+/**
+ * A model or tokenizer as a pipeline file names it: a path relative to the file's folder when it exists there
+ * or does not look like a Hub id (`./base`, `/abs`, `runs/a/b`), else the Hub id itself (`org/name[@rev]`).
+ */
+export function modelRef(text: string, baseDir: string): string {
+  const path = isAbsolute(text) ? text : resolve(baseDir, text);
+  if (existsSync(path) || parseHubId(text) === null) return path;
+  return text;
 }
 
 /** A stage entry, resolved: its place in the graph, its settings, and its implementation bound to them. */
@@ -198,10 +212,24 @@ export async function resolvePipelineConfig(
 
   // Base models.
   const models: BaseModel[] = [];
+  const base = (name: string, key: string, m: { model: string; revision?: string; tokenizer?: string }) => {
+    const model: BaseModel = { name, model: modelRef(m.model, baseDir), key };
+    if (m.revision !== undefined) model.revision = m.revision;
+    if (m.tokenizer !== undefined) model.tokenizer = modelRef(m.tokenizer, baseDir);
+    if (m.revision !== undefined && model.model === resolve(baseDir, m.model))
+      issues.push({
+        path: key === "model" ? "revision" : `${key}.revision`,
+        message: `a revision needs a Hub id (org/name) as the model, not the folder ${model.model}`,
+      });
+    return model;
+  };
   if (c.model !== undefined)
-    models.push({ name: "base", model: abs(c.model), tokenizer: abs(c.tokenizer ?? c.model), key: "model" });
-  else if (c.tokenizer !== undefined)
-    issues.push({ path: "tokenizer", message: "a tokenizer without a `model:` (set `model:` too)" });
+    models.push(base("base", "model", { model: c.model, revision: c.revision, tokenizer: c.tokenizer }));
+  else if (c.tokenizer !== undefined || c.revision !== undefined)
+    issues.push({
+      path: c.tokenizer !== undefined ? "tokenizer" : "revision",
+      message: `a ${c.tokenizer !== undefined ? "tokenizer" : "revision"} without a \`model:\` (set \`model:\` too)`,
+    });
   for (const [name, m] of Object.entries(c.models ?? {})) {
     if (name === "base") {
       issues.push({
@@ -210,7 +238,7 @@ export async function resolvePipelineConfig(
       });
       continue;
     }
-    models.push({ name, model: abs(m.model), tokenizer: abs(m.tokenizer ?? m.model), key: `models.${name}` });
+    models.push(base(name, `models.${name}`, m));
   }
   if (models.length === 0)
     issues.push({

@@ -11,20 +11,24 @@ import { z } from "zod";
 const nonNegInt = z.number().int().nonnegative();
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "letters, digits, '_', '.', '-'");
 
-/** A base model a branch starts from: an HF folder and its tokenizer. */
+/** A base model a branch starts from: an HF folder or Hub id, and its tokenizer. */
 export const baseModelSchema = z.strictObject({
-  /** HF model folder (config.json + safetensors), relative to the pipeline file. */
+  /** HF model folder (config.json + safetensors), relative to the pipeline file, or a Hub id `org/name[@rev]`. */
   model: z.string().min(1),
-  /** Tokenizer folder (default: the model folder). */
+  /** Hub revision of `model` (branch, tag or commit; the same as `org/name@rev`). */
+  revision: z.string().min(1).optional(),
+  /** Tokenizer folder or Hub id (default: the model's). */
   tokenizer: z.string().min(1).optional(),
 });
 
 export const pipelineSchema = z.strictObject({
   /** Name of the run (default: the config file's name). */
   name: id.optional(),
-  /** The base model, named `base`: the first stage starts from it (`from: base`). */
+  /** The base model, named `base`: the first stage starts from it (`from: base`). A folder or a Hub id. */
   model: z.string().min(1).optional(),
-  /** Tokenizer of `model` (default: the model folder). */
+  /** Hub revision of `model` (branch, tag or commit; the same as `org/name@rev`). */
+  revision: z.string().min(1).optional(),
+  /** Tokenizer of `model`: a folder or a Hub id (default: the model's). */
   tokenizer: z.string().min(1).optional(),
   /** More base models by name, for branches that start elsewhere (`from: mistral`). */
   models: z.record(id, baseModelSchema).optional(),

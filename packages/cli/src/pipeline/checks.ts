@@ -5,17 +5,25 @@
  *
  *   - the run folder is a folder or absent (never a file, nor under a file), and no stage folder it would
  *     write exists unless an earlier run of this pipeline made it (a run never deletes what it did not make);
- *   - each base model is an HF folder with a `config.json` that states `vocab_size`, and its tokenizer loads
- *     and fits it: a tokenizer with more tokens than the model has embedding rows would fail later on the
- *     first out-of-range id;
+ *   - each base model is an HF folder (or a Hub id, whose config.json and tokenizer files are fetched, not its
+ *     weights) with a `config.json` that states `vocab_size`, and its tokenizer loads and fits it: a tokenizer
+ *     with more tokens than the model has embedding rows would fail later on the first out-of-range id;
  *   - each stage's own `check(settings, context)`: data files exist and parse, tasks are known, ...
  */
 import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { HippoError, isPlainObject, readJsonFile } from "@hippocrates/core";
+import {
+  HippoError,
+  isPlainObject,
+  type ProgressReporter,
+  readJsonFile,
+  silentProgress,
+} from "@hippocrates/core";
+import { parseHubId } from "@hippocrates/hub";
 import { type ConfigIssue, configError, formatPath } from "../config/issues.js";
 import type { BaseModel, PipelineConfig } from "../config/load.js";
 import { MANIFEST_FILE, type RunManifest, readManifest, stageOutputDir } from "./manifest.js";
+import { resolveBase } from "./models.js";
 
 /** "problem" of a HippoError without its key (the issue's path names the key). */
 function reasonOf(e: unknown): string {
@@ -42,36 +50,60 @@ export function folderProblem(path: string): string | undefined {
   return undefined;
 }
 
-async function checkBaseModel(m: BaseModel, issues: ConfigIssue[]): Promise<void> {
+/**
+ * Check a base model and its tokenizer; returns the tokenizer folder the stages' checks get ("" when it is
+ * unusable). A Hub id is resolved through the cache (config.json and the tokenizer files only: no weights are
+ * downloaded before the run), so a misspelt id, a gated model or an uncached model under HF_HUB_OFFLINE is
+ * reported here.
+ */
+async function checkBaseModel(
+  m: BaseModel,
+  issues: ConfigIssue[],
+  progress: ProgressReporter,
+): Promise<string> {
   const key = m.key === "model" ? "model" : `${m.key}.model`;
   const tokKey = m.key === "model" ? "tokenizer" : `${m.key}.tokenizer`;
+  const local = (p: string) => existsSync(p) || parseHubId(p) === null;
+  let modelDir = m.model;
+  let tokenizer = m.tokenizer ?? m.model;
+  if (!local(m.model) || (m.tokenizer !== undefined && !local(m.tokenizer))) {
+    try {
+      const r = await resolveBase(m, "config", progress);
+      modelDir = r.model.path;
+      tokenizer = r.tokenizer;
+    } catch (e) {
+      const where = e instanceof HippoError && /tokenizer/.test(e.location.key ?? "") ? tokKey : key;
+      issues.push({ path: where, message: reasonOf(e) });
+      return "";
+    }
+  }
   let vocabSize: number | undefined;
-  if (!existsSync(m.model)) issues.push({ path: key, message: `path does not exist: ${m.model}` });
-  else if (!statSync(m.model).isDirectory())
-    issues.push({ path: key, message: `expected a model folder, got a file: ${m.model}` });
-  else if (!existsSync(join(m.model, "config.json")))
-    issues.push({ path: key, message: `not an HF model folder (no config.json): ${m.model}` });
+  if (!existsSync(modelDir)) issues.push({ path: key, message: `path does not exist: ${modelDir}` });
+  else if (!statSync(modelDir).isDirectory())
+    issues.push({ path: key, message: `expected a model folder, got a file: ${modelDir}` });
+  else if (!existsSync(join(modelDir, "config.json")))
+    issues.push({ path: key, message: `not an HF model folder (no config.json): ${modelDir}` });
   else {
     try {
-      const config = await readJsonFile(join(m.model, "config.json"));
+      const config = await readJsonFile(join(modelDir, "config.json"));
       if (!isPlainObject(config) || typeof config.vocab_size !== "number")
-        issues.push({ path: key, message: `${join(m.model, "config.json")} has no numeric vocab_size` });
+        issues.push({ path: key, message: `${join(modelDir, "config.json")} has no numeric vocab_size` });
       else vocabSize = config.vocab_size;
     } catch (e) {
       issues.push({ path: key, message: reasonOf(e) });
     }
   }
-  if (!existsSync(m.tokenizer)) {
-    issues.push({ path: tokKey, message: `path does not exist: ${m.tokenizer}` });
-    return;
+  if (!existsSync(tokenizer)) {
+    issues.push({ path: tokKey, message: `path does not exist: ${tokenizer}` });
+    return "";
   }
-  if (!statSync(m.tokenizer).isDirectory() || !existsSync(join(m.tokenizer, "tokenizer.json"))) {
-    issues.push({ path: tokKey, message: `not a tokenizer folder (no tokenizer.json): ${m.tokenizer}` });
-    return;
+  if (!statSync(tokenizer).isDirectory() || !existsSync(join(tokenizer, "tokenizer.json"))) {
+    issues.push({ path: tokKey, message: `not a tokenizer folder (no tokenizer.json): ${tokenizer}` });
+    return "";
   }
   try {
     const { loadTokenizer } = await import("@hippocrates/tokenizer");
-    const tok = await loadTokenizer(m.tokenizer);
+    const tok = await loadTokenizer(tokenizer);
     if (vocabSize !== undefined && tok.vocabSize > vocabSize)
       issues.push({
         path: tokKey,
@@ -80,10 +112,15 @@ async function checkBaseModel(m: BaseModel, issues: ConfigIssue[]): Promise<void
   } catch (e) {
     issues.push({ path: tokKey, message: reasonOf(e) });
   }
+  return tokenizer;
 }
 
 /** Check everything that can be checked before work starts; throws one INVALID_CONFIG listing every problem. */
-export async function checkPipeline(config: PipelineConfig, previous?: RunManifest): Promise<void> {
+export async function checkPipeline(
+  config: PipelineConfig,
+  previous?: RunManifest,
+  options: { progress?: ProgressReporter } = {},
+): Promise<void> {
   const issues: ConfigIssue[] = [];
   const runDir = config.outputDir;
   const runDirProblem = folderProblem(runDir);
@@ -106,9 +143,11 @@ export async function checkPipeline(config: PipelineConfig, previous?: RunManife
         });
     }
   }
-  for (const m of config.models) await checkBaseModel(m, issues);
+  const tokenizers = new Map<string, string>();
+  for (const m of config.models)
+    tokenizers.set(m.name, await checkBaseModel(m, issues, options.progress ?? silentProgress));
   for (const stage of config.stages) {
-    const tokenizer = config.models.find((m) => m.name === stage.base)?.tokenizer ?? "";
+    const tokenizer = tokenizers.get(stage.base) ?? "";
     try {
       await stage.check({ baseDir: dirname(config.file), tokenizer, log: () => {} });
     } catch (e) {

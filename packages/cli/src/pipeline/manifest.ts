@@ -12,6 +12,7 @@ import {
   HippoError,
   isPlainObject,
   type ModelArtifact,
+  type ResolvedSource,
   readJsonFile,
   writeJsonAtomic,
 } from "@hippocrates/core";
@@ -40,8 +41,15 @@ export interface StageRecord {
   finishedAt?: string;
   /** Wall time of the last attempt, seconds. */
   seconds?: number;
+  /** The stage's model: a Hub model as `{ path: "org/name", revision: "<commit>" }`. */
   input?: ModelArtifact;
-  output?: { model: ModelArtifact; metrics: Record<string, number>; files: Record<string, string> };
+  output?: {
+    model: ModelArtifact;
+    metrics: Record<string, number>;
+    files: Record<string, string>;
+    /** What the stage read from the Hub at which commit (an eval stage's datasets). */
+    sources?: ResolvedSource[];
+  };
   error?: string;
 }
 
@@ -56,6 +64,8 @@ export interface RunManifest {
   packages: Record<string, string>;
   backend: unknown;
   machine: { node: string; platform: string; cpu: string; cores: number };
+  /** The base models and tokenizers read from the Hugging Face Hub, with the commits they resolved to. */
+  sources?: ResolvedSource[];
   stages: StageRecord[];
 }
 
@@ -100,7 +110,18 @@ export function machineInfo(): RunManifest["machine"] {
   };
 }
 
-const PACKAGES = ["cli", "core", "backend", "safetensors", "tokenizer", "model", "train", "data", "eval"];
+const PACKAGES = [
+  "cli",
+  "core",
+  "backend",
+  "safetensors",
+  "tokenizer",
+  "model",
+  "train",
+  "data",
+  "eval",
+  "hub",
+];
 
 /** Versions of the @hippocrates packages that are installed beside this one. */
 export function packageVersions(): Record<string, string> {

@@ -13,16 +13,18 @@
  */
 import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
-import { dirname } from "node:path";
+import { dirname, isAbsolute } from "node:path";
 import {
   HippoError,
   isHippoError,
   type ModelArtifact,
   type PipelineStageOutput,
   type ProgressReporter,
+  type ResolvedSource,
   silentProgress,
 } from "@hippocrates/core";
-import type { PipelineConfig, ResolvedStage } from "../config/load.js";
+import { parseHubId } from "@hippocrates/hub";
+import type { BaseModel, PipelineConfig, ResolvedStage } from "../config/load.js";
 import { checkPipeline } from "./checks.js";
 import {
   fingerprint,
@@ -35,6 +37,7 @@ import {
   stageOutputDir,
   writeManifest,
 } from "./manifest.js";
+import { type ResolvedBase, resolveBase } from "./models.js";
 
 export interface RunPipelineOptions {
   progress?: ProgressReporter;
@@ -64,17 +67,33 @@ interface Node {
 
 type Action = "reuse" | "resume" | "run";
 
-function baseNodes(config: PipelineConfig): Map<string, Node> {
-  return new Map(
-    config.models.map((m) => [
-      m.name,
-      {
-        artifact: { kind: "hf-model", path: m.model },
-        fingerprint: fingerprint({ model: m.model, tokenizer: m.tokenizer }),
-        changed: false,
-      },
-    ]),
-  );
+/**
+ * A base model's node. A folder is identified by its paths (as before Hub ids existed, so older run folders
+ * keep their fingerprints); a Hub model by its id and the commit it resolved to, so a new commit of a branch
+ * re-runs what takes it. Without a resolution (a `--dry-run` plan with nothing cached) the id and revision
+ * asked for stand in.
+ */
+function baseNode(m: BaseModel, resolved: ResolvedBase | undefined): Node {
+  const artifact: ModelArtifact = resolved?.artifact ?? { kind: "hf-model", path: m.model };
+  const hub = resolved?.model.hub;
+  const tokenizer = resolved?.tokenizer ?? m.tokenizer ?? m.model;
+  return {
+    artifact,
+    fingerprint: fingerprint(
+      hub
+        ? {
+            model: hub.repo,
+            commit: hub.commit,
+            tokenizer: resolved?.sources.find((x) => x.role.startsWith("tokenizer"))?.commit ?? tokenizer,
+          }
+        : { model: resolved?.model.path ?? m.model, tokenizer: m.tokenizer ?? m.model },
+    ),
+    changed: false,
+  };
+}
+
+function baseNodes(config: PipelineConfig, resolved: Map<string, ResolvedBase>): Map<string, Node> {
+  return new Map(config.models.map((m) => [m.name, baseNode(m, resolved.get(m.name))]));
 }
 
 function stageFingerprint(config: PipelineConfig, stage: ResolvedStage, input: Node): string {
@@ -89,8 +108,13 @@ function stageFingerprint(config: PipelineConfig, stage: ResolvedStage, input: N
   });
 }
 
+/** A stage's output is still there: its folder, or (a stage that passed a Hub model on) the Hub id. */
 function outputExists(out: StageRecord["output"]): boolean {
-  return out !== undefined && existsSync(out.model.path);
+  if (out === undefined) return false;
+  const m = out.model;
+  return (
+    existsSync(m.path) || (m.kind === "hf-model" && m.revision !== undefined && parseHubId(m.path) !== null)
+  );
 }
 
 function decide(input: Node, fp: string, old: StageRecord | undefined): Action {
@@ -126,7 +150,13 @@ export async function runPipeline(
   const runDir = config.outputDir;
   const previous = await readManifest(runDir);
   // Every check before anything is written.
-  await checkPipeline(config, previous);
+  await checkPipeline(config, previous, { progress });
+
+  // The base models, resolved once for the whole run: a Hub model is downloaded here (or found in the cache)
+  // and pinned to the commit it resolved to.
+  const resolved = new Map<string, ResolvedBase>();
+  for (const m of config.models) resolved.set(m.name, await resolveBase(m, "model", progress));
+  const sources: ResolvedSource[] = [...resolved.values()].flatMap((r) => r.sources);
 
   const now = new Date().toISOString();
   const backend = options.backend
@@ -144,6 +174,7 @@ export async function runPipeline(
     packages: packageVersions(),
     backend,
     machine: machineInfo(),
+    sources,
     stages: [],
   };
 
@@ -169,7 +200,7 @@ export async function runPipeline(
     });
   }
 
-  const nodes = baseNodes(config);
+  const nodes = baseNodes(config, resolved);
   const ran: string[] = [];
   const skipped: string[] = [];
   for (const [i, stage] of config.stages.entries()) {
@@ -215,7 +246,7 @@ export async function runPipeline(
         outputDir: record.outputDir,
         runDir,
         baseDir: dirname(config.file),
-        tokenizer: config.models.find((m) => m.name === stage.base)?.tokenizer ?? "",
+        tokenizer: resolved.get(stage.base)?.tokenizer ?? "",
         seed: stage.seed,
         progress,
         signal,
@@ -239,6 +270,7 @@ export async function runPipeline(
     record.finishedAt = new Date().toISOString();
     record.seconds = (performance.now() - t0) / 1000;
     record.output = { model: output.model, metrics: output.metrics ?? {}, files: output.files ?? {} };
+    if (output.sources?.length) record.output.sources = output.sources;
     await writeManifest(runDir, manifest);
     log(`[${stage.id}] done in ${record.seconds.toFixed(1)} s ${formatMetrics(record.output.metrics)}`);
     ran.push(stage.id);
@@ -255,7 +287,10 @@ function manifestConfig(config: PipelineConfig) {
     name: config.name,
     file: config.file,
     models: Object.fromEntries(
-      config.models.map((m) => [m.name, { model: m.model, tokenizer: m.tokenizer }]),
+      config.models.map((m) => [
+        m.name,
+        { model: m.model, revision: m.revision, tokenizer: m.tokenizer ?? m.model },
+      ]),
     ),
     output_dir: config.outputDir,
     seed: config.seed,
@@ -304,17 +339,34 @@ export function branches(config: PipelineConfig): string[][] {
  */
 export async function describePlan(config: PipelineConfig): Promise<string> {
   const previous = await readManifest(config.outputDir).catch(() => undefined);
+  // What the run would use, looked up in the cache only: a plan downloads nothing.
+  const resolved = new Map<string, ResolvedBase>();
+  const notCached = new Set<string>();
+  for (const m of config.models) {
+    if (isAbsolute(m.model) && (m.tokenizer === undefined || isAbsolute(m.tokenizer))) continue;
+    try {
+      resolved.set(m.name, await resolveBase(m, "config", silentProgress, { offline: true }));
+    } catch {
+      notCached.add(m.name);
+    }
+  }
+  const describe = (m: BaseModel) => {
+    const hub = resolved.get(m.name)?.model.hub;
+    const parts = [`${m.name} = ${m.model}`];
+    if (m.revision !== undefined) parts.push(`revision ${m.revision}`);
+    if (hub) parts.push(`commit ${hub.commit} (cached)`);
+    if (notCached.has(m.name)) parts.push("not in the Hugging Face cache: fetched when the run starts");
+    if (m.tokenizer !== undefined && m.tokenizer !== m.model) parts.push(`tokenizer ${m.tokenizer}`);
+    return parts.join(", ");
+  };
   const lines = [
     `pipeline ${config.name} (${config.file})`,
-    ...config.models.map(
-      (m, i) =>
-        `  ${i === 0 ? "models:   " : "          "} ${m.name} = ${m.model}${m.tokenizer !== m.model ? ` (tokenizer ${m.tokenizer})` : ""}`,
-    ),
+    ...config.models.map((m, i) => `  ${i === 0 ? "models:   " : "          "} ${describe(m)}`),
     `  run dir:   ${config.outputDir}`,
     `  seed:      ${config.seed}   backend: ${config.backend}${config.threads ? ` x${config.threads}` : ""}`,
     "stages:",
   ];
-  const nodes = baseNodes(config);
+  const nodes = baseNodes(config, resolved);
   for (const stage of config.stages) {
     const old = previous?.stages.find((s) => s.id === stage.id);
     const input = inputOf(nodes, stage);

@@ -9,6 +9,7 @@
 import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join } from "node:path";
+import type { ResolvedSource } from "@hippocrates/core";
 import { HippoError, isPlainObject, readJsonFile, readJsonlObjects } from "@hippocrates/core";
 import { PUBLISHED_STAGES } from "@hippocrates/eval";
 import { type RunManifest, readManifest, type StageRecord } from "../pipeline/manifest.js";
@@ -66,6 +67,12 @@ export interface ReportData {
   curves: { stage: string; points: CurvePoint[] }[];
   evals: EvalRow[];
   samples: SampleRow[];
+  /**
+   * The models, tokenizers and datasets read from the Hugging Face Hub, each at its commit: the run's base
+   * models (manifest `sources`) and each eval stage's datasets (its recorded sources, else its results file's
+   * `configs[task].metadata.datasets`). `stage` is empty for the run's own.
+   */
+  sources: (ResolvedSource & { stage: string })[];
 }
 
 const TRAIN_LABEL: Record<string, string> = { cpt: "CPT", sft: "SFT", dpo: "DPO" };
@@ -221,6 +228,17 @@ export async function readEvalSamples(
   return out;
 }
 
+/** A source record of a manifest (untrusted JSON): the fields a report line shows, as strings. */
+function isSource(x: unknown): x is ResolvedSource {
+  return (
+    isPlainObject(x) &&
+    typeof x.role === "string" &&
+    typeof x.repo === "string" &&
+    typeof x.revision === "string" &&
+    typeof x.commit === "string"
+  );
+}
+
 export async function collectReport(
   runDir: string,
   options: { maxSamples?: number } = {},
@@ -248,6 +266,7 @@ export async function collectReport(
     curves: [],
     evals: [],
     samples: [],
+    sources: (manifest.sources ?? []).filter(isSource).map((x) => ({ ...x, stage: "" })),
   };
   const bases = new Set(manifest.stages.map((_, i) => branchOf(manifest.stages, i).base));
   for (const [i, stage] of manifest.stages.entries()) {
@@ -275,7 +294,12 @@ export async function collectReport(
       const label = typeof configured === "string" ? configured : stageLabel(manifest.stages, i);
       const model = branchOf(manifest.stages, i).base;
       const display = bases.size > 1 ? `${model} ${label}` : label;
-      const tasks = await readEvalResults(resultsFile);
+      const results = await readJsonFile(resultsFile);
+      const tasks = taskScores(results);
+      const { datasetSources } = await import("@hippocrates/eval");
+      const recordedSources = (stage.output?.sources ?? []).filter(isSource);
+      for (const x of recordedSources.length ? recordedSources : datasetSources(results))
+        data.sources.push({ ...x, stage: stage.id });
       const accs = Object.values(tasks).map((t) => t.acc);
       data.evals.push({
         stage: stage.id,

@@ -218,6 +218,19 @@ export function renderHtmlReport(data: ReportData): string {
       return `<tr><td>${esc(rowName(e, several))}</td><td>${pct(e.average)?.toFixed(1) ?? "—"}</td>${tasks.map((t) => `<td>${pct(e.tasks[t]?.acc)?.toFixed(1) ?? "—"}${e.tasks[t]?.stderr !== undefined ? ` ± ${(100 * (e.tasks[t]?.stderr as number)).toFixed(1)}` : ""}</td>`).join("")}<td>${pub?.llama2.toFixed(1) ?? "—"}</td><td>${pub?.mistral.toFixed(1) ?? "—"}</td></tr>`;
     })
     .join("");
+  // One line per model, tokenizer or dataset read from the Hub (the same dataset read by several eval stages once).
+  const sourceLines = new Map<string, string[]>();
+  for (const x of data.sources) {
+    const what = `${x.type === "dataset" ? "dataset" : x.role.split(" ")[0]} ${x.repo}${x.config && x.config !== "default" ? ` (${x.config})` : ""} @ ${x.revision}${x.commit !== x.revision ? ` = ${x.commit}` : ""}`;
+    const roles = sourceLines.get(what) ?? [];
+    const role =
+      x.type === "dataset" ? x.role.replace(/^dataset /, "") : x.role.split(" ").slice(1).join(" ");
+    if (role && !roles.includes(role)) roles.push(role);
+    sourceLines.set(what, roles);
+  }
+  const sourcesHtml = sourceLines.size
+    ? `<ul class="meta" id="sources">${[...sourceLines].map(([what, roles]) => `<li>${esc(what)}${roles.length ? ` <span class="empty">(${esc(roles.join(", "))})</span>` : ""}</li>`).join("")}</ul>`
+    : "";
   const samples: SampleRow[] = data.samples;
   const opt = (v: string) => `<option value="${esc(v)}">${esc(v)}</option>`;
   return `<!doctype html>
@@ -227,6 +240,7 @@ export function renderHtmlReport(data: ReportData): string {
 <body>
 <h1>Hippocrates.ts run report: ${esc(data.name)}</h1>
 <div class="meta">status ${esc(data.status)} · started ${esc(data.createdAt)} · ${esc(data.machine.cpu)} (${data.machine.cores} cores) · Node ${esc(data.machine.node)} · backend ${esc(backendText(data.backend))}</div>
+${sourcesHtml}
 <h2>Accuracy per stage</h2>
 <table id="accuracy"><thead><tr><th>stage</th><th>average</th>${tasks.map((t) => `<th>${esc(t)}</th>`).join("")}<th>Llama-2 7B (paper)</th><th>Mistral 7B (paper)</th></tr></thead><tbody>${accRows}</tbody></table>
 <div class="charts" id="accuracy-charts">${stageChart}${taskChart}</div>

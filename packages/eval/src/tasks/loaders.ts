@@ -95,6 +95,12 @@ export function checkIndex(
   return value;
 }
 
+/** A record and where it is: a JSONL line, a JSON array row, a parquet row of a Hub file. */
+export interface SourceRecord {
+  record: Record<string, unknown>;
+  where: { file: string; line?: number; row?: number };
+}
+
 /**
  * `{question, options: {A: ..., B: ...}, answer_idx: "B"}` (MedQA as `augtoma/medqa_usmle` and the
  * medagents copies; the USMLE self-assessment sets, whose absent options are null and are dropped, as the
@@ -104,9 +110,15 @@ export async function loadLetterOptionsJsonl(
   path: string,
   opts: { dropNullOptions?: boolean } = {},
 ): Promise<EvalDoc[]> {
-  const records = requireRecords(await readRecords(path), path);
-  return records.map(({ line, row, record }, i) => {
-    const where = { file: path, ...(line !== undefined ? { line } : { row }) };
+  return letterOptionsDocs(requireRecords(await readRecords(path), path), opts);
+}
+
+/** Records of the `{question, options: {A..}, answer_idx}` shape (a file's or a Hub split's) as documents. */
+export function letterOptionsDocs(
+  records: readonly SourceRecord[],
+  opts: { dropNullOptions?: boolean } = {},
+): EvalDoc[] {
+  return records.map(({ record, where }, i) => {
     const question = requireString(record, "question", where);
     const rawOptions = record.options;
     if (!isPlainObject(rawOptions)) {
@@ -148,10 +160,32 @@ export async function loadLetterOptionsJsonl(
   });
 }
 
+/**
+ * `GBaker/MedQA-USMLE-4-options-hf` (lm-evaluation-harness 0.4 `medqa_4options`): `{id, sent1, sent2,
+ * ending0..ending3, label}`, which the harness's `preprocess_medqa.py` (commit 8cb0844) reads as question `sent1`,
+ * options `ending0..3`, gold `label`.
+ */
+export function endingsDocs(records: readonly SourceRecord[]): EvalDoc[] {
+  return records.map(({ record, where }, i) => {
+    const question = requireString(record, "sent1", where);
+    const options = [0, 1, 2, 3].map((k) => requireString(record, `ending${k}`, where));
+    return {
+      id: String(record.id ?? i),
+      question,
+      options,
+      gold: checkIndex(record.label, options.length, { ...where, key: "label" }),
+      raw: record,
+    };
+  });
+}
+
+/** MedQA records of either shape: the harness's `sent1`/`ending*` (GBaker) or `options` + `answer_idx`. */
+function medqaDocs(records: readonly SourceRecord[]): EvalDoc[] {
+  return records[0]?.record.sent1 !== undefined ? endingsDocs(records) : letterOptionsDocs(records);
+}
+
 /** JSONL, or a JSON array of records (how HF's `to_json` or a hand-written file may store them). */
-async function readRecords(
-  path: string,
-): Promise<{ line?: number; row?: number; record: Record<string, unknown> }[]> {
+async function readRecords(path: string): Promise<SourceRecord[]> {
   const text = await readTextFile(path);
   if (text.trimStart().startsWith("[")) {
     const arr = parseJsonSafe(text, path);
@@ -165,24 +199,37 @@ async function readRecords(
           got: describeValue(record),
         });
       }
-      return { row, record };
+      return { record, where: { file: path, row } };
     });
   }
-  return readJsonlObjects(path);
+  return (await readJsonlObjects(path)).map(({ line, record }) => ({ record, where: { file: path, line } }));
 }
 
 /**
- * MedMCQA dev as published in the shared copy: `{question, choices: ["A. text", ...], answer: 0-3}`. The
- * option text is the choice without its "A. " prefix: on the 2,816 dev items that the medagents copy (with
- * the original uuids and `options` object) also holds, this gives exactly its option texts, i.e. the original
- * `opa..opd` that `augtoma/medmcqa` stores as `options`. Records in the augtoma shape (`options` object +
- * `answer_idx` letter) are accepted too, for a training file.
+ * MedMCQA in the shapes it is published in: the shared copy of the dev set, `{question, choices: ["A. text",
+ * ...], answer: 0-3}`, whose option text is the choice without its "A. " prefix (on the 2,816 dev items that the
+ * medagents copy, with the original uuids and `options` object, also holds, this gives exactly its option texts,
+ * i.e. the original `opa..opd`); `openlifescienceai/medmcqa` (the harness 0.4's), `{id, question, opa..opd,
+ * cop: 0-3, ...}` as its `utils_medmcqa.py` reads it; and `augtoma/medmcqa` (the v0.3 fork's), an `options`
+ * object and an `answer_idx` letter.
  */
 export async function loadMedmcqa(path: string): Promise<EvalDoc[]> {
-  const records = requireRecords(await readRecords(path), path);
-  return records.map(({ line, row, record }, i) => {
-    const where = { file: path, ...(line !== undefined ? { line } : { row }) };
+  return medmcqaDocs(requireRecords(await readRecords(path), path));
+}
+
+export function medmcqaDocs(records: readonly SourceRecord[]): EvalDoc[] {
+  return records.map(({ record, where }, i) => {
     const question = requireString(record, "question", where);
+    if (record.choices === undefined && record.opa !== undefined) {
+      const options = ["opa", "opb", "opc", "opd"].map((k) => requireString(record, k, where));
+      return {
+        id: String(record.id ?? i),
+        question,
+        options,
+        gold: checkIndex(record.cop, options.length, { ...where, key: "cop" }),
+        raw: record,
+      };
+    }
     if (record.choices === undefined && isPlainObject(record.options)) {
       const options = Object.values(record.options).map((v, k) => {
         if (typeof v !== "string")
@@ -237,38 +284,43 @@ export async function loadMedmcqa(path: string): Promise<EvalDoc[]> {
 
 const PUBMEDQA_LABELS = ["yes", "no", "maybe"];
 
-function pubmedqaDoc(pmid: string, value: unknown, file: string): EvalDoc {
+function pubmedqaDoc(
+  id: string,
+  value: unknown,
+  where: { file: string; key?: string; line?: number; row?: number },
+): EvalDoc {
+  const at = (k: string) => ({ ...where, key: where.key === undefined ? k : `${where.key}.${k}` });
   if (!isPlainObject(value))
     throw new HippoError("INVALID_RECORD", "each PMID must map to an object", {
-      file,
-      key: pmid,
+      ...where,
       got: describeValue(value),
     });
-  const question = value.QUESTION;
-  const contexts = value.CONTEXTS;
+  // `pubmed_qa` / `pqa_labeled` (the v0.3 fork's): question, context.contexts; else the ori_pqal.json keys.
+  const hf = value.QUESTION === undefined && value.question !== undefined;
+  const question = hf ? value.question : value.QUESTION;
+  const context = hf && isPlainObject(value.context) ? value.context : {};
+  const contexts = hf ? context.contexts : value.CONTEXTS;
   const decision = value.final_decision;
   if (typeof question !== "string")
-    throw new HippoError("INVALID_RECORD", 'missing field "QUESTION"', {
-      file,
-      key: `${pmid}.QUESTION`,
+    throw new HippoError("INVALID_RECORD", `missing field "${hf ? "question" : "QUESTION"}"`, {
+      ...at(hf ? "question" : "QUESTION"),
       got: describeValue(question),
     });
   if (!Array.isArray(contexts) || !contexts.every((c) => typeof c === "string")) {
-    throw new HippoError("INVALID_RECORD", 'field "CONTEXTS" must be an array of strings', {
-      file,
-      key: `${pmid}.CONTEXTS`,
+    const key = hf ? "context.contexts" : "CONTEXTS";
+    throw new HippoError("INVALID_RECORD", `field "${key}" must be an array of strings`, {
+      ...at(key),
       got: describeValue(contexts),
     });
   }
   const gold = PUBMEDQA_LABELS.indexOf(decision as string);
   if (gold < 0)
     throw new HippoError("INVALID_RECORD", "final_decision must be yes, no or maybe", {
-      file,
-      key: `${pmid}.final_decision`,
+      ...at("final_decision"),
       got: describeValue(decision),
     });
   return {
-    id: pmid,
+    id,
     question,
     contexts: contexts as string[],
     options: PUBMEDQA_LABELS.slice(),
@@ -277,11 +329,26 @@ function pubmedqaDoc(pmid: string, value: unknown, file: string): EvalDoc {
   };
 }
 
+/**
+ * PubMedQA rows of a Hub split: `pubmed_qa` / `pqa_labeled` (`{pubid, question, context: {contexts, ...},
+ * final_decision}`, id the PMID) or bigbio's source schema (ori_pqal.json's fields; no PMID column, so the id is
+ * the row in the split).
+ */
+export function pubmedqaDocs(records: readonly SourceRecord[]): EvalDoc[] {
+  return records.map(({ record, where }, i) =>
+    pubmedqaDoc(
+      record.pubid !== undefined && record.pubid !== null ? String(record.pubid) : String(i),
+      record,
+      where,
+    ),
+  );
+}
+
 /** PQA-L `ori_pqal.json` in file key order (as HF's `pubmed_qa`/`pqa_labeled` "train" split, 1,000 rows). */
 export async function loadPubmedqa(path: string): Promise<EvalDoc[]> {
   const entries = orderedJsonEntries(await readTextFile(path), path);
   if (entries.length === 0) throw noDocuments(path);
-  return entries.map(([pmid, value]) => pubmedqaDoc(pmid, value, path));
+  return entries.map(([pmid, value]) => pubmedqaDoc(pmid, value, { file: path, key: pmid }));
 }
 
 /**
@@ -358,7 +425,7 @@ export function splitPqal<T>(entries: readonly [string, T][], label: (value: T) 
 export async function loadPubmedqaFold0(oriPath: string, truthPath?: string): Promise<TaskData> {
   const entries = orderedJsonEntries(await readTextFile(oriPath), oriPath);
   if (entries.length === 0) throw noDocuments(oriPath);
-  const docs = entries.map(([pmid, value]) => pubmedqaDoc(pmid, value, oriPath));
+  const docs = entries.map(([pmid, value]) => pubmedqaDoc(pmid, value, { file: oriPath, key: pmid }));
   const byId = new Map(docs.map((d) => [d.id, d]));
   const { test, train, dev } = splitPqal(
     docs.map((d) => [d.id, d] as [string, EvalDoc]),
@@ -445,6 +512,31 @@ export async function loadMmluCsv(path: string): Promise<EvalDoc[]> {
   return docs;
 }
 
+/**
+ * MMLU rows of a Hub split (`cais/mmlu`, `hails/mmlu_no_train`): `{question, subject, choices: [4 strings],
+ * answer: 0-3}`, the record the harness logs as the sample's `doc`.
+ */
+export function mmluDocs(records: readonly SourceRecord[]): EvalDoc[] {
+  return records.map(({ record, where }, i) => {
+    const question = requireString(record, "question", where);
+    const choices = record.choices;
+    if (!Array.isArray(choices) || choices.length < 2 || !choices.every((c) => typeof c === "string"))
+      throw new HippoError("INVALID_RECORD", 'field "choices" must be a list of option texts', {
+        ...where,
+        key: "choices",
+        got: describeValue(choices),
+      });
+    const options = choices as string[];
+    return {
+      id: String(i),
+      question,
+      options,
+      gold: checkIndex(record.answer, options.length, { ...where, key: "answer" }),
+      raw: record,
+    };
+  });
+}
+
 /** A benchmark file with nothing to evaluate is an error, never a run that reports `acc: null`. */
 export function noDocuments(file: string): HippoError {
   return new HippoError("INVALID_FORMAT", "no documents in the file", {
@@ -468,6 +560,11 @@ function requireRecords<T>(records: T[], path: string): T[] {
 export interface TaskLoader {
   files: readonly string[];
   load(files: Record<string, string>, missing: Record<string, string>): Promise<TaskData>;
+  /**
+   * The documents of one split of the task's Hub dataset, from its rows as the repository holds them (absent
+   * for a loader of a local-only format, such as the 500-PMID test file).
+   */
+  rows?(records: readonly SourceRecord[]): EvalDoc[];
 }
 
 async function withOptional(
@@ -495,6 +592,7 @@ export const TASK_LOADERS: Readonly<Record<string, TaskLoader>> = {
         missing,
         (p) => loadLetterOptionsJsonl(p),
       ),
+    rows: medqaDocs,
   },
   /** `augtoma/usmle_self_eval_step*`: options A..G, absent ones null (dropped). */
   usmle: {
@@ -503,6 +601,7 @@ export const TASK_LOADERS: Readonly<Record<string, TaskLoader>> = {
       test: await loadLetterOptionsJsonl(f.test as string, { dropNullOptions: true }),
       files: { test: f.test },
     }),
+    rows: (records) => letterOptionsDocs(records, { dropNullOptions: true }),
   },
   medmcqa: {
     files: ["test", "train?"],
@@ -514,11 +613,13 @@ export const TASK_LOADERS: Readonly<Record<string, TaskLoader>> = {
         missing,
         loadMedmcqa,
       ),
+    rows: medmcqaDocs,
   },
   /** All 1,000 PQA-L rows in `ori_pqal.json` order (HF `pubmed_qa` / `pqa_labeled`, split "train"). */
   pubmedqa_pqal: {
     files: ["test"],
     load: async (f) => ({ test: await loadPubmedqa(f.test as string), files: { test: f.test } }),
+    rows: pubmedqaDocs,
   },
   pubmedqa_test500: {
     files: ["pqal", "test_ground_truth"],
@@ -530,6 +631,7 @@ export const TASK_LOADERS: Readonly<Record<string, TaskLoader>> = {
   pubmedqa_fold0: {
     files: ["pqal", "test_ground_truth?"],
     load: (f) => loadPubmedqaFold0(f.pqal as string, f.test_ground_truth),
+    rows: pubmedqaDocs,
   },
   mmlu_csv: {
     files: ["test", "dev"],
@@ -538,5 +640,6 @@ export const TASK_LOADERS: Readonly<Record<string, TaskLoader>> = {
       dev: await loadMmluCsv(f.dev as string),
       files: { test: f.test, dev: f.dev },
     }),
+    rows: mmluDocs,
   },
 };

@@ -42,7 +42,16 @@ import {
   unknownNameMessage,
 } from "@hippocrates/core";
 import { parseCsv } from "../readers.js";
-import { checkIndex, fileExists, LETTERS, letterToIndex, noDocuments, TASK_LOADERS } from "./loaders.js";
+import { fetchSplitRows, fewshotSplitOf, parseTaskDataset, type TaskDataset } from "./hub.js";
+import {
+  checkIndex,
+  fileExists,
+  LETTERS,
+  letterToIndex,
+  noDocuments,
+  type SourceRecord,
+  TASK_LOADERS,
+} from "./loaders.js";
 import type {
   EvalDoc,
   FewshotSource,
@@ -51,6 +60,7 @@ import type {
   TaskData,
   TaskDefinition,
   TaskGroup,
+  TaskLoadOptions,
 } from "./types.js";
 import { PROMPT_VARIANTS, type PromptVariant } from "./variants.js";
 
@@ -166,14 +176,27 @@ async function loadRecords(
   }
   const records = await readJsonlObjects(path);
   if (records.length === 0) throw noDocuments(path);
-  return records.map(({ line, record }, i) => {
+  return fieldDocs(
+    records.map(({ line, record }) => ({ record, where: { file: path, line } })),
+    fields,
+    choices,
+  );
+}
+
+/** Records (a JSONL file's, or a Hub split's rows) as documents through the task file's `fields`. */
+function fieldDocs(
+  records: readonly SourceRecord[],
+  fields: FieldSpec,
+  choices: string[] | "options" | "letters",
+): EvalDoc[] {
+  return records.map(({ record, where }, i) => {
     for (const k of [
       fields.question,
       fields.answer,
       ...(typeof fields.options === "string" ? [fields.options] : []),
     ]) {
       if (!(k in record))
-        throw new HippoError("INVALID_RECORD", `missing field "${k}"`, { file: path, line, key: k });
+        throw new HippoError("INVALID_RECORD", `missing field "${k}"`, { ...where, key: k });
     }
     const opts =
       typeof fields.options === "string" ? record[fields.options] : fields.options.map((k) => record[k]);
@@ -185,10 +208,7 @@ async function loadRecords(
       record[fields.answer],
       ctx,
       choices,
-      {
-        file: path,
-        line,
-      },
+      where,
     );
     doc.raw = record;
     return doc;
@@ -379,18 +399,30 @@ export function taskFromSpec(spec: unknown, file: string, opts: { dataDir?: stri
       unknownNameMessage("loader", String(loaderName), Object.keys(TASK_LOADERS)),
       Object.keys(TASK_LOADERS).join(", "),
     );
-  for (const k of loader ? ["name", "files"] : ["name", "files", "fields"])
+  const dataset = parseTaskDataset(s.dataset, file);
+  if (loader && dataset && !loader.rows)
+    fail(
+      file,
+      "dataset",
+      `loader ${String(loaderName)} reads local files only; it cannot read a Hub dataset`,
+      "no dataset key",
+    );
+  // Documents come from files (`files`) or from a Hub dataset (`dataset`), or either (the built-ins).
+  for (const k of loader ? ["name"] : ["name", "fields"])
     if (s[k] === undefined) fail(file, k, `missing field "${k}"`);
+  if (s.files === undefined && !dataset)
+    fail(file, "files", 'missing field "files" (or a "dataset" with the Hub dataset\'s dataset_path)');
   const name = s.name;
   if (typeof name !== "string" || !/^[A-Za-z0-9_.-]+$/.test(name))
     fail(file, "name", "name must be letters, digits, _ . -", undefined, describeValue(name));
   const version = s.version ?? 0;
   if (!Number.isInteger(version))
     fail(file, "version", "version must be an integer", undefined, describeValue(version));
-  const files = s.files;
+  const files = s.files ?? {};
   if (!isPlainObject(files)) fail(file, "files", "files must be an object of file paths");
   const fileEntries = files as Record<string, unknown>;
-  if (loader) {
+  const hasFiles = s.files !== undefined;
+  if (loader && hasFiles) {
     const known = loader.files.map((k) => k.replace(/\?$/, ""));
     for (const k of Object.keys(fileEntries))
       if (!known.includes(k))
@@ -403,7 +435,8 @@ export function taskFromSpec(spec: unknown, file: string, opts: { dataDir?: stri
     for (const k of loader.files)
       if (!k.endsWith("?") && fileEntries[k] === undefined)
         fail(file, `files.${k}`, `missing field "files.${k}"`);
-  } else if (fileEntries.test === undefined) fail(file, "files.test", 'missing field "files.test"');
+  } else if (hasFiles && fileEntries.test === undefined)
+    fail(file, "files.test", 'missing field "files.test"');
   let f: FieldSpec | undefined;
   if (!loader) {
     const fields = s.fields;
@@ -436,10 +469,17 @@ export function taskFromSpec(spec: unknown, file: string, opts: { dataDir?: stri
   const fewshot = (s.fewshot ?? "test") as FewshotSource;
   if (!["train", "test", "dev_first_k"].includes(fewshot))
     fail(file, "fewshot", "unknown few-shot source", "train, test or dev_first_k", String(fewshot));
-  if (!loader && fewshot === "train" && fileEntries.train === undefined)
+  if (!loader && hasFiles && fewshot === "train" && fileEntries.train === undefined)
     fail(file, "files.train", 'fewshot "train" needs files.train');
-  if (!loader && fewshot === "dev_first_k" && fileEntries.dev === undefined)
+  if (!loader && hasFiles && fewshot === "dev_first_k" && fileEntries.dev === undefined)
     fail(file, "files.dev", 'fewshot "dev_first_k" needs files.dev');
+  if (dataset && fewshot !== "test" && fewshotSplitOf(dataset, fewshot) === undefined)
+    fail(
+      file,
+      "dataset.fewshot_split",
+      `fewshot "${fewshot}" needs the split its examples come from`,
+      fewshot === "train" ? "fewshot_split or training_split" : "fewshot_split or validation_split",
+    );
   const metrics = parseMetrics(s.metrics, file);
   const prompt = s.prompt ?? "v0.3";
   let template: string;
@@ -468,16 +508,25 @@ export function taskFromSpec(spec: unknown, file: string, opts: { dataDir?: stri
   if (s.doc_key !== undefined && s.doc_key !== "id")
     fail(file, "doc_key", 'doc_key must be "id"', undefined, describeValue(s.doc_key));
   if (s.source !== undefined && typeof s.source !== "string") fail(file, "source", "source must be a string");
-  const dataset = s.dataset ?? {};
-  if (!isPlainObject(dataset))
-    fail(file, "dataset", "dataset must be an object of the harness's dataset keys");
   const choices = choicesSpec as string[] | "options" | "letters";
+  const fromRows = (records: readonly SourceRecord[]): EvalDoc[] =>
+    loader?.rows ? loader.rows(records) : fieldDocs(records, f as FieldSpec, choices);
 
   const task: TaskDefinition = {
     name: name as string,
     version: version as number,
-    async load(dataDir: string): Promise<TaskData> {
-      const base = root === "dataDir" ? resolve(opts.dataDir ?? dataDir) : dirname(resolve(file));
+    async load(dataDir: string | undefined, loadOptions: TaskLoadOptions = {}): Promise<TaskData> {
+      const folder = root === "dataDir" ? (opts.dataDir ?? dataDir) : dirname(resolve(file));
+      // A data folder, when given, wins (local copies); without one a task with a Hub dataset reads it.
+      if (!hasFiles || folder === undefined) {
+        if (dataset) return loadFromHub(dataset, fewshot, fromRows, loadOptions);
+        throw new HippoError(
+          "INVALID_ARGUMENT",
+          `task ${String(name)} reads its files from a data folder and names no Hub dataset: give the folder (hippo eval --data-dir, the eval stage's data_dir)`,
+          { file, key: "dataDir", expected: "a folder laid out as ../shared/data" },
+        );
+      }
+      const base = resolve(folder);
       if (loader) {
         const present: Record<string, string> = {};
         const missing: Record<string, string> = {};
@@ -521,13 +570,40 @@ export function taskFromSpec(spec: unknown, file: string, opts: { dataDir?: stri
     source: (s.source as string | undefined) ?? `task file ${file}`,
     target: target as "index" | "text",
     harnessConfig: {
-      ...(dataset as Record<string, unknown>),
+      ...(isPlainObject(s.dataset) ? s.dataset : {}),
       doc_to_text: template,
       doc_to_choice: Array.isArray(choices) ? choices : choices === "letters" ? "letters" : "options",
     },
   };
   if (s.doc_key === "id") task.docKey = (doc) => doc.id;
   return task;
+}
+
+/**
+ * A task's documents from its Hub dataset: the evaluated split, and the few-shot split when few-shot examples
+ * are wanted (`numFewshot` > 0, or not given), each with the repository, revision and commit it was read at.
+ */
+async function loadFromHub(
+  dataset: TaskDataset,
+  fewshot: FewshotSource,
+  fromRows: (records: readonly SourceRecord[]) => EvalDoc[],
+  options: TaskLoadOptions,
+): Promise<TaskData> {
+  const test = await fetchSplitRows(dataset, dataset.evalSplit, options.hub);
+  const data: TaskData = {
+    test: fromRows(test.rows),
+    files: { test: test.file },
+    sources: { test: test.source },
+  };
+  const k = options.numFewshot;
+  if (fewshot === "test" || k === 0) return data;
+  const split = fewshotSplitOf(dataset, fewshot) as string;
+  const got = split === dataset.evalSplit ? test : await fetchSplitRows(dataset, split, options.hub);
+  const key = fewshot === "train" ? "train" : "dev";
+  data[key] = fromRows(got.rows);
+  data.files = { ...data.files, [key]: got.file };
+  data.sources = { ...data.sources, [key]: got.source };
+  return data;
 }
 
 /** Python's `str.strip()` (whitespace as `str.isspace`), for the harness's `question.strip()`. */

@@ -4,6 +4,7 @@
  * profile (see `protocol.ts`), so the same task definition serves both profiles. Built-in tasks are task
  * files (`packages/eval/tasks/*.json`) read by the same loader as a user's (`taskfile.ts`).
  */
+import type { HubOptions } from "@hippocrates/hub";
 
 /** One evaluation item, after loading. */
 export interface EvalDoc {
@@ -20,6 +21,33 @@ export interface EvalDoc {
   raw?: Record<string, unknown>;
 }
 
+/** Where one split's documents came from on the Hugging Face Hub: what the results record. */
+export interface DatasetSource {
+  /** `org/name` as the task names it (`dataset_path`). */
+  repo: string;
+  /** `dataset_name`, or "default". */
+  config: string;
+  /** The split of the repository (`test`, `validation`, `dev`, ...). */
+  split: string;
+  /** The revision asked for (`dataset_kwargs.revision`, default `main`). */
+  revision: string;
+  /** The commit sha the files were read at. */
+  commit: string;
+  /** The data files, as paths inside the repository. */
+  files: string[];
+}
+
+/** How `TaskDefinition.load` may find its documents besides the data folder. */
+export interface TaskLoadOptions {
+  /** Cache, endpoint, token, offline mode and progress for a task whose documents come from the Hub. */
+  hub?: HubOptions;
+  /**
+   * Few-shot examples per prompt: with 0 a task does not fetch its few-shot split (MedMCQA's training split is
+   * 180,000 rows). Default: every split the task has.
+   */
+  numFewshot?: number;
+}
+
 export interface TaskData {
   test: EvalDoc[];
   /** Few-shot pool when the task has training documents. */
@@ -31,6 +59,8 @@ export interface TaskData {
    * training split for 5-shot) is named here so that the error says which file to supply.
    */
   files?: { test?: string; train?: string; dev?: string };
+  /** The Hub dataset each split came from (absent for local files). */
+  sources?: { test?: DatasetSource; train?: DatasetSource; dev?: DatasetSource };
 }
 
 export type MetricName = "acc" | "acc_norm";
@@ -46,8 +76,11 @@ export type FewshotSource = "train" | "test" | "dev_first_k";
 export interface TaskDefinition {
   name: string;
   version: number;
-  /** Where the documents come from; paths relative to `dataDir` (see each built-in). */
-  load(dataDir: string): Promise<TaskData>;
+  /**
+   * Where the documents come from. A built-in task reads its benchmark files under `dataDir` (laid out as
+   * `../shared/data`) when one is given, and its Hub dataset (`options.hub`) when not.
+   */
+  load(dataDir: string | undefined, options?: TaskLoadOptions): Promise<TaskData>;
   /** The prompt of one document, without a trailing space (e.g. `Question: ...\nAnswer:`). */
   docToText(doc: EvalDoc): string;
   /** The continuations scored for a document, without the target delimiter (option texts or letters). */

@@ -11,7 +11,6 @@ import { join } from "node:path";
 import { HippoError, jsonlLine, readJsonlObjects } from "@hippocrates/core";
 import { parse as parseCsv } from "csv-parse/sync";
 import { parquetWriteBuffer } from "hyparquet-writer";
-import fold0 from "./pubmedqa-fold0.json" with { type: "json" };
 import type { RepoFileSpec, RepoSpec } from "./repo.js";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -141,13 +140,16 @@ async function readPqal(shared: string): Promise<[string, PqalItem][]> {
 }
 
 /**
- * PubMedQA's fold-0 split, in file order: `pqal_fold0/train_set.json` (450), `pqal_fold0/dev_set.json` (50) and
- * the 500-item `pqal_test_set.json`, which `bigbio/pubmed_qa`'s `pubmed_qa_labeled_fold0_source` serves as
- * train / validation / test. Made by PubMedQA's `preprocess/split_dataset.py` (random.seed(0)); the PMID lists
- * in pubmedqa-fold0.json are that script's output under CPython 3.11 (its `source` field says how).
+ * PubMedQA's fold-0 split as PMID lists in file order: `pqal_fold0/train_set.json` (450),
+ * `pqal_fold0/dev_set.json` (50) and the 500-item `pqal_test_set.json`, which `bigbio/pubmed_qa`'s
+ * `pubmed_qa_labeled_fold0_source` serves as train / validation / test. This module does not compute it (the
+ * one implementation is @hippocrates/eval's `splitPqal`, checked there against CPython's run of PubMedQA's
+ * `split_dataset.py`): the caller passes it.
  */
-export function pubmedqaFold0(): { train: string[]; validation: string[]; test: string[] } {
-  return { train: fold0.train, validation: fold0.validation, test: fold0.test };
+export interface PubmedqaFold0 {
+  train: string[];
+  validation: string[];
+  test: string[];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -339,11 +341,17 @@ export async function pubmedqaRepo(shared: string): Promise<RepoSpec> {
  * `main` (not run here), whose parquet export on `refs/convert/parquet` holds
  * `pubmed_qa_labeled_fold0_source/{train,validation,test}/0000.parquet` with the source schema (QUESTION,
  * CONTEXTS, LABELS, MESHES, YEAR, reasoning_required_pred, reasoning_free_pred, final_decision, LONG_ANSWER),
- * rows in the order of PubMedQA's fold-0 split files (see `pubmedqaFold0`).
+ * rows in the order of `fold0`, PubMedQA's fold-0 split (`PubmedqaFold0`, from the caller).
  */
-export async function bigbioPubmedqaRepo(shared: string): Promise<RepoSpec> {
+export async function bigbioPubmedqaRepo(shared: string, fold0: PubmedqaFold0): Promise<RepoSpec> {
   const byId = new Map(await readPqal(shared));
-  const { train, validation, test } = pubmedqaFold0();
+  const { train, validation, test } = fold0;
+  for (const id of [...train, ...validation, ...test])
+    if (!byId.has(id))
+      throw new HippoError("INVALID_RECORD", "a fold-0 PMID is not in ori_pqal.json", {
+        file: join(shared, "benchmarks/pubmedqa/ori_pqal.json"),
+        key: id,
+      });
   const columns = [
     str("QUESTION"),
     stringList("CONTEXTS"),
@@ -423,15 +431,22 @@ export async function mmluRepo(shared: string, id = "hails/mmlu_no_train"): Prom
   };
 }
 
-/** Every benchmark repository buildable from `../shared/data`, for one loopback Hub. */
-export async function benchmarkRepos(shared: string): Promise<RepoSpec[]> {
+/**
+ * Every benchmark repository buildable from `../shared/data`, for one loopback Hub; `bigbio/pubmed_qa` only when
+ * the caller gives PubMedQA's fold-0 split (eval's `splitPqal` computes it).
+ */
+export async function benchmarkRepos(
+  shared: string,
+  options: { pubmedqaFold0?: PubmedqaFold0 } = {},
+): Promise<RepoSpec[]> {
+  const fold0 = options.pubmedqaFold0;
   return Promise.all([
     medqaHfRepo(shared),
     augtomaMedqaRepo(shared),
     medmcqaRepo(shared),
     augtomaMedmcqaRepo(shared),
     pubmedqaRepo(shared),
-    bigbioPubmedqaRepo(shared),
+    ...(fold0 === undefined ? [] : [bigbioPubmedqaRepo(shared, fold0)]),
     mmluRepo(shared, "hails/mmlu_no_train"),
     mmluRepo(shared, "cais/mmlu"),
   ]);

@@ -13,7 +13,7 @@ export {
   medqaHfRepo,
   mmluRepo,
   objectKeysInOrder,
-  pubmedqaFold0,
+  type PubmedqaFold0,
   pubmedqaRepo,
   writeHfParquet,
 } from "./benchmarks.js";

@@ -32,6 +32,11 @@ export interface RepoSpec {
   allowedTokens?: string[];
   /** Former ids (a renamed repository): the Hub answers them with a redirect to this one. */
   aliases?: string[];
+  /**
+   * The commit sha of a revision, e.g. `{ main: "17af93..." }` for a test of a task that pins the real
+   * repository's commit (default: a stable stand-in made from the files).
+   */
+  commits?: Record<string, string>;
 }
 
 export interface PreparedFile {
@@ -92,9 +97,12 @@ export function prepareRepo(spec: RepoSpec): PreparedRepo {
     spec.files === undefined ? { ...spec.revisions } : { main: spec.files, ...spec.revisions };
   for (const [name, files] of Object.entries(all)) {
     const prepared = files.map(prepareFile);
+    const commit = spec.commits?.[name] ?? commitSha(spec.id, name, prepared);
+    if (!/^[0-9a-f]{40}$/.test(commit))
+      throw new Error(`test repository ${spec.id}: commit of ${name} must be 40 hex digits, got ${commit}`);
     revisions.set(name, {
       name,
-      commit: commitSha(spec.id, name, prepared),
+      commit,
       files: new Map(prepared.map((f) => [f.path, f])),
     });
   }
