@@ -33,7 +33,8 @@ function niceStep(span: number, count: number): number {
   const raw = span > 0 && Number.isFinite(span) ? span / count : 1;
   const power = 10 ** Math.floor(Math.log10(raw));
   const f = raw / power;
-  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * power;
+  const eps = 1e-9; // 5e-4 / 5 is 1.0000000000000002e-4: still a step of 1e-4
+  return (f <= 1 + eps ? 1 : f <= 2 + eps ? 2 : f <= 5 + eps ? 5 : 10) * power;
 }
 
 /** Ticks at multiples of a nice step covering [lo, hi]; the axis then runs from the first to the last. */
@@ -353,7 +354,7 @@ function aboutNumbers(data: ReportData, tasks: string[]): string {
     : "";
   const same = tasks.length > 0 && tasks.every((t) => (PUBLISHED_TASKS as readonly string[]).includes(t));
   const compare = same
-    ? "This run's average is over the tasks it evaluated: compare it with the paper's only where it evaluated all six with the same protocol and shots."
+    ? `This run's average is over the tasks it evaluated (${esc(tasks.join(", "))}): compare it with the paper's only where it evaluated all six with the same protocol and shots.`
     : `This run evaluated ${esc(tasks.join(", ") || "no tasks")}: its average is not over the paper's benchmarks, so the paper's columns are context, not a comparison.`;
   return `<div class="about" id="caveat">${models}<p>${paper} ${compare}</p></div>`;
 }
