@@ -64,7 +64,7 @@ async function runFolder(name: string, task: string, samples: number): Promise<s
     jsonl([
       {
         step: 1,
-        loss: 0.6931,
+        loss: Math.LN2,
         learning_rate: 5e-4,
         "rewards/chosen": 0,
         "rewards/rejected": 0,
@@ -168,7 +168,7 @@ describe("hippo report: charts and what the page says", () => {
         points: [
           {
             step: 1,
-            loss: 0.6931,
+            loss: Math.LN2,
             learning_rate: 5e-4,
             "rewards/chosen": 0,
             "rewards/rejected": 0,
@@ -257,8 +257,8 @@ describe("hippo report: charts and what the page says", () => {
 
   it("fits axis ticks to the data with as many decimals as the step needs", () => {
     // DPO's loss from ln 2 down to 0.6913 with a 5% margin: ticks every 0.0005.
-    const lo = 0.6913 - 0.05 * (0.693147 - 0.6913);
-    const hi = 0.693147 + 0.05 * (0.693147 - 0.6913);
+    const lo = 0.6913 - 0.05 * (Math.LN2 - 0.6913);
+    const hi = Math.LN2 + 0.05 * (Math.LN2 - 0.6913);
     const ticks = niceTicks(lo, hi, 5);
     expect(tickLabels(ticks)).toEqual(["0.6910", "0.6915", "0.6920", "0.6925", "0.6930", "0.6935"]);
     expect(tickLabels(niceTicks(0, 5e-4, 5))).toEqual(["0", "1e-4", "2e-4", "3e-4", "4e-4", "5e-4"]);
