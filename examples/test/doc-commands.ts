@@ -16,6 +16,30 @@
  * form nearby where one exists; `interactive` for commands that wait for a person.
  */
 
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+
+/**
+ * The pages whose commands and snippets are checked, relative to the repository root: the root README,
+ * docs/*.md, every package's README (found by reading the folders, so a new package is covered),
+ * examples/README.md and release/README.md.
+ */
+export function docPages(root: string): string[] {
+  const md = (dir: string) =>
+    existsSync(join(root, dir))
+      ? readdirSync(join(root, dir))
+          .filter((f) => f.endsWith(".md"))
+          .sort()
+          .map((f) => `${dir}/${f}`)
+      : [];
+  const readmes = readdirSync(join(root, "packages"))
+    .sort()
+    .map((p) => `packages/${p}/README.md`);
+  return ["README.md", ...md("docs"), ...readmes, "examples/README.md", "release/README.md"].filter((f) =>
+    existsSync(join(root, f)),
+  );
+}
+
 export const MARKS = ["needs internet", "needs GPU", "long", "interactive"] as const;
 export type Mark = (typeof MARKS)[number];
 
@@ -113,4 +137,59 @@ export function extractCommands(markdown: string, file: string): DocCommand[] {
     }
   }
   return out;
+}
+
+/**
+ * A TypeScript block of a page, for type-checking. The HTML comment right above its fence (invisible on GitHub
+ * and npm) may give what the snippet assumes, as TypeScript declarations, or say why it is not checked:
+ *
+ *   <!-- typecheck: import type { CausalLM } from "@hippocrates/model"; declare const model: CausalLM; -->
+ *   <!-- typecheck: skip, imports the reader's own ./stages/my-sft.js -->
+ */
+export interface DocSnippet {
+  file: string;
+  /** 1-based line of the snippet's first code line. */
+  line: number;
+  code: string;
+  /** Declarations the snippet assumes (free names such as `model`), from its typecheck comment. */
+  context: string;
+  /** Why it is not type-checked, when its comment says `skip`. */
+  skip?: string;
+}
+
+export function extractSnippets(markdown: string, file: string): DocSnippet[] {
+  const lines = markdown.split("\n");
+  return fencedBlocks(markdown, new Set(["ts", "typescript"]))
+    .filter((block) => block.length > 0)
+    .map((block) => {
+      const fenceLine = (block[0] as { line: number }).line - 1; // 1-based line of the fence itself
+      // The comment ends on the line above the fence (blank lines between are allowed).
+      let end = fenceLine - 2;
+      while (end >= 0 && (lines[end] ?? "").trim() === "") end -= 1;
+      let comment = "";
+      if ((lines[end] ?? "").trim().endsWith("-->")) {
+        let start = end;
+        while (start >= 0 && !(lines[start] ?? "").includes("<!--")) start -= 1;
+        comment = lines
+          .slice(start, end + 1)
+          .join("\n")
+          .replace(/^[\s\S]*?<!--/, "")
+          .replace(/-->\s*$/, "")
+          .trim();
+      }
+      const snippet: DocSnippet = {
+        file,
+        line: (block[0] as { line: number }).line,
+        code: block.map((l) => l.text).join("\n"),
+        context: "",
+      };
+      const directive = /^typecheck:\s*([\s\S]*)$/.exec(comment);
+      if (directive) {
+        const body = (directive[1] as string).trim();
+        const skip = /^skip\b[,:]?\s*([\s\S]*)$/.exec(body);
+        if (skip) snippet.skip = (skip[1] as string).trim() || "no reason given";
+        else snippet.context = body;
+      }
+      return snippet;
+    });
 }

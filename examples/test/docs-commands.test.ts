@@ -21,7 +21,6 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -31,7 +30,7 @@ import { tmpdir } from "node:os";
 import { delimiter, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DocCommand, extractCommands, MARKS } from "./doc-commands.js";
+import { type DocCommand, docPages, extractCommands, extractSnippets, MARKS } from "./doc-commands.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SHARED = resolve(ROOT, "..", "shared");
@@ -39,23 +38,10 @@ const SHARED = resolve(ROOT, "..", "shared");
 const GUARD = "HIPPO_DOCS_COMMANDS";
 const nested = process.env[GUARD] === "1";
 
-/** The pages whose commands must run: found by reading the folders, so a new package's README is covered. */
+/** The pages to run (HIPPO_DOCS_PAGES narrows them while editing); `filtered: false` gives all. */
 function pages(filtered = true): string[] {
-  const md = (dir: string) =>
-    existsSync(join(ROOT, dir))
-      ? readdirSync(join(ROOT, dir))
-          .filter((f) => f.endsWith(".md"))
-          .sort()
-          .map((f) => `${dir}/${f}`)
-      : [];
-  const readmes = readdirSync(join(ROOT, "packages"))
-    .sort()
-    .map((p) => `packages/${p}/README.md`)
-    .filter((f) => existsSync(join(ROOT, f)));
   const only = filtered ? process.env.HIPPO_DOCS_PAGES?.split(",").map((f) => f.trim()) : undefined;
-  return ["README.md", ...md("docs"), ...readmes, "examples/README.md", "release/README.md"].filter(
-    (f) => existsSync(join(ROOT, f)) && (!only || only.includes(f)),
-  );
+  return docPages(ROOT).filter((f) => !only || only.includes(f));
 }
 
 const tail = (text: string, n = 4000) => (text.length > n ? `...\n${text.slice(-n)}` : text);
@@ -240,6 +226,40 @@ describe("reading the docs' commands", () => {
       [24, "node scripts/pnpm.mjs install", undefined],
     ]);
     expect(MARKS).toEqual(["needs internet", "needs GPU", "long", "interactive"]);
+  });
+
+  it("reads TypeScript snippets with the context or the reason to skip from the comment above them", () => {
+    const page = [
+      '<!-- typecheck: import type { CausalLM } from "@hippocrates/model";',
+      "     declare const model: CausalLM; -->",
+      "",
+      "```ts",
+      "model.dispose();",
+      "```",
+      "<!-- typecheck: skip, imports the reader's own file -->",
+      "```typescript",
+      'import { x } from "./mine.js";',
+      "```",
+      "```ts",
+      "const y = 1;",
+      "```",
+    ].join("\n");
+    expect(extractSnippets(page, "P.md")).toEqual([
+      {
+        file: "P.md",
+        line: 5,
+        code: "model.dispose();",
+        context: 'import type { CausalLM } from "@hippocrates/model";\n     declare const model: CausalLM;',
+      },
+      {
+        file: "P.md",
+        line: 9,
+        code: 'import { x } from "./mine.js";',
+        context: "",
+        skip: "imports the reader's own file",
+      },
+      { file: "P.md", line: 12, code: "const y = 1;", context: "" },
+    ]);
   });
 
   it("finds shell blocks in every page it covers", () => {
