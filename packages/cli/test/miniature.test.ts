@@ -102,7 +102,7 @@ describe("hippo miniature (tiny config)", () => {
   });
 
   it.skipIf(!existsSync(CHROMIUM))(
-    "the HTML report renders in headless Chromium: charts, sample filter, screenshot",
+    "the HTML report renders in headless Chromium: the miniature caveat, training and DPO reward charts, sample paging and filters, screenshots",
     async () => {
       const html = join(dir, "run", "report.html");
       expect(existsSync(html)).toBe(true);
@@ -129,32 +129,112 @@ describe("hippo miniature (tiny config)", () => {
         const requests: string[] = [];
         page.on("request", (req) => requests.push(req.url()));
         await page.goto(`file://${html}`);
+        // Beside the paper's 7B numbers, above the accuracy table: what the miniature's numbers are.
+        const caveat = (await page.textContent("#caveat")) ?? "";
+        expect(caveat).toContain("This is the miniature, a demonstration: not a medical result.");
+        expect(caveat).toMatch(/\d+K-parameter random llama \(hidden 128, 2 layers\)/);
+        expect(caveat).toContain("an invented knowledge base (6 fictional diseases");
+        expect(caveat).toContain("24 held-out questions");
+        expect(caveat).toContain("for the per-stage trend only");
+        const order = await page.$$eval("#caveat, #accuracy", (els) => els.map((e) => e.id));
+        expect(order).toEqual(["caveat", "accuracy"]);
         // Charts: one loss curve per training stage with its points, and bars with values.
-        const lossSeries = await page.$$eval("#loss-charts polyline.series", (els) =>
-          els.map((e) => Number(e.getAttribute("data-points"))),
+        const lossSeries = await page.$$eval(
+          '#training-charts svg[data-metric="loss"] polyline.series[data-series="train loss"]',
+          (els) => els.map((e) => Number(e.getAttribute("data-points"))),
         );
         expect(lossSeries.length).toBe(4);
         expect(Math.max(...lossSeries)).toBeGreaterThan(1);
+        const lrSeries = await page.$$eval(
+          '#training-charts svg[data-metric="learning_rate"] polyline.series',
+          (els) => els.map((e) => Number(e.getAttribute("data-points"))),
+        );
+        expect(lrSeries).toEqual(lossSeries);
+        // DPO (2 steps here): implicit rewards of chosen and rejected, their margin and accuracy, per step.
+        const dpo = '#training-charts section[data-kind="dpo"]';
+        const rewards = await page.$$eval(`${dpo} svg[data-metric="rewards"] polyline.series`, (els) =>
+          els.map((e) => `${e.getAttribute("data-series")}:${e.getAttribute("data-points")}`),
+        );
+        expect(rewards).toEqual(["chosen:2", "rejected:2"]);
+        for (const metric of ["rewards/margins", "rewards/accuracies"])
+          expect(
+            await page.$$eval(`${dpo} svg[data-metric="${metric}"] polyline.series`, (els) =>
+              els.map((e) => e.getAttribute("data-points")),
+            ),
+          ).toEqual(["2"]);
+        // The DPO loss axis is fitted to its values near ln 2, not stretched from 0.
+        const dpoLossTicks = await page.$$eval(`${dpo} svg[data-metric="loss"] text.tick.y`, (els) =>
+          els.map((e) => Number(e.textContent)),
+        );
+        expect(dpoLossTicks.length).toBeGreaterThanOrEqual(3);
+        expect(Math.min(...dpoLossTicks)).toBeGreaterThan(0.6);
+        expect(Math.max(...dpoLossTicks)).toBeLessThan(0.8);
+        // Steps are printed as integers, on the x axes and in the stage table.
+        const xTicks = await page.$$eval("#training-charts text.tick.x", (els) =>
+          els.map((e) => e.textContent),
+        );
+        expect(xTicks.length).toBeGreaterThan(0);
+        expect(xTicks.every((t) => /^\d+$/.test(t ?? ""))).toBe(true);
+        expect(await page.textContent("#stages")).toMatch(/global_step=8(?![.\d])/);
         const bars = await page.$$eval("#accuracy-charts rect.bar", (els) =>
           els.map((e) => Number(e.getAttribute("data-value"))),
         );
         expect(bars.length).toBeGreaterThanOrEqual(8);
         expect(bars.every((v) => Number.isFinite(v) && v >= 0 && v <= 100)).toBe(true);
-        // Sample browser: all samples, then only one task's.
-        const all = await page.$$eval("#samples tbody tr", (rows) => rows.length);
-        expect(all).toBe(2 * 5 * 24);
+        await mkdir(SCREENSHOT_DIR, { recursive: true });
+        await page.screenshot({ path: join(SCREENSHOT_DIR, "miniature-report.png"), fullPage: false });
+        await page.locator(dpo).screenshot({ path: join(SCREENSHOT_DIR, "miniature-report-dpo.png") });
+
+        // Sample browser: a page of 50 of the 240 samples (2 tasks x 5 stages x 24 questions), and pages
+        // that together hold every sample once.
+        const rowIds = () =>
+          page.$$eval("#samples tbody tr", (rows) =>
+            rows.map((r) =>
+              [...r.querySelectorAll("td")]
+                .slice(0, 3)
+                .map((c) => c.textContent)
+                .join("|"),
+            ),
+          );
+        expect(await page.textContent("#sample-count")).toBe("240 samples, showing 1–50");
+        expect(await page.textContent("#page-count")).toBe("5");
+        expect(await page.isDisabled("#page-prev")).toBe(true);
+        const seen: string[] = [];
+        for (let p = 1; p <= 5; p++) {
+          const ids = await rowIds();
+          expect(ids.length).toBe(p < 5 ? 50 : 40);
+          seen.push(...ids);
+          if (p < 5) await page.click("#page-next");
+        }
+        expect(await page.textContent("#sample-count")).toBe("240 samples, showing 201–240");
+        expect(await page.isDisabled("#page-next")).toBe(true);
+        expect(new Set(seen).size).toBe(240);
+        await page.selectOption("#page", { label: "2" });
+        expect(await page.textContent("#sample-count")).toBe("240 samples, showing 51–100");
+        await page.selectOption("#page-size", "500");
+        expect((await rowIds()).length).toBe(240);
+        await page.selectOption("#page-size", "50");
+        // Filters: only one task's samples, then one stage's, back on page 1.
         await page.selectOption("#task-filter", "miniature_letters");
         const tasks = await page.$$eval("#samples tbody tr", (rows) =>
           rows.map((r) => r.getAttribute("data-task")),
         );
-        expect(tasks.length).toBe(5 * 24);
+        expect(tasks.length).toBe(50);
         expect(new Set(tasks)).toEqual(new Set(["miniature_letters"]));
+        expect(await page.textContent("#sample-count")).toBe("120 samples, showing 1–50");
         await page.selectOption("#stage-filter", "+CPT+SFT");
         expect(await page.$$eval("#samples tbody tr", (rows) => rows.length)).toBe(24);
-        expect(await page.textContent("#sample-count")).toContain("24 samples");
-        await mkdir(SCREENSHOT_DIR, { recursive: true });
+        expect(await page.textContent("#sample-count")).toBe("24 samples, showing 1–24");
+        expect(await page.isDisabled("#page-next")).toBe(true);
         await page.selectOption("#stage-filter", "");
-        await page.screenshot({ path: join(SCREENSHOT_DIR, "miniature-report.png"), fullPage: false });
+        await page.selectOption("#task-filter", "");
+        const box = await page.locator("#samples-section").boundingBox();
+        if (box)
+          await page.screenshot({
+            path: join(SCREENSHOT_DIR, "miniature-report-samples.png"),
+            fullPage: true,
+            clip: { x: 0, y: box.y, width: 1200, height: 900 },
+          });
         // Self-contained: nothing but the file itself was requested.
         expect(requests.filter((u) => !u.startsWith("file://"))).toEqual([]);
       } finally {

@@ -14,8 +14,12 @@ export function registerReport(program: Command): void {
     .argument("<run-dir>", "run folder (the one holding manifest.json)")
     .option("--html <file>", "where to write the HTML report (default: <run-dir>/report.html)")
     .option("--no-html", "terminal table only")
-    .option("--max-samples <n>", "samples embedded in the HTML sample browser", "5000")
-    .addHelpText("after", "\nExample:\n  hippo report runs/miniature --html /tmp/report.html\n")
+    .option(
+      "--max-samples <n>",
+      "samples embedded in the HTML sample browser (the page says how many it left out)",
+      "5000",
+    )
+    .addHelpText("after", "\nExample:\n  hippo report runs/miniature/run --html /tmp/report.html\n")
     .action(async (runDir: string, opts: { html: string | boolean; maxSamples: string }) => {
       const data = await collectReport(resolve(runDir), { maxSamples: Number(opts.maxSamples) || 5000 });
       process.stdout.write(`${formatReportTable(data)}\n`);

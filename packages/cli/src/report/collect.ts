@@ -14,10 +14,44 @@ import { HippoError, isPlainObject, readJsonFile, readJsonlObjects } from "@hipp
 import { PUBLISHED_STAGES } from "@hippocrates/eval";
 import { type RunManifest, readManifest, type StageRecord } from "../pipeline/manifest.js";
 
-export interface CurvePoint {
-  step: number;
-  loss?: number;
-  eval_loss?: number;
+/**
+ * The training logs the report charts, under the names TRL's trainers log them (`log_history` in
+ * trainer_state.json, one object per line in metrics.jsonl): DPOTrainer's `rewards/*` are its implicit rewards
+ * beta * (log pi(y|x) - log pi_ref(y|x)) averaged over the step's pairs (trl 0.12+, `dpo_trainer.py`).
+ */
+export const CURVE_METRICS = [
+  "loss",
+  "eval_loss",
+  "learning_rate",
+  "rewards/chosen",
+  "rewards/rejected",
+  "rewards/margins",
+  "rewards/accuracies",
+] as const;
+export type CurveMetric = (typeof CURVE_METRICS)[number];
+
+/** One optimizer step's logged values (a train entry and an eval entry of the same step merged). */
+export type CurvePoint = { step: number } & Partial<Record<CurveMetric, number>>;
+
+/** A base model of the run, described from its config.json and weights (what the report says it is). */
+export interface ModelInfo {
+  /** `base`, or a name under the pipeline's `models:`. */
+  name: string;
+  /** The folder (or Hub id) the run took it from. */
+  path: string;
+  /** config.json's `model_type` ("llama", "mistral"), when the folder has one. */
+  modelType?: string;
+  hiddenSize?: number;
+  layers?: number;
+  vocabSize?: number;
+  /** Parameter count from the safetensors headers (exact, tied weights once). */
+  parameters?: number;
+}
+
+/** What marks a run as the miniature: its knowledge base, when the report can find it. */
+export interface MiniatureInfo {
+  /** Invented diseases in the knowledge base (data/knowledge-base.json beside the pipeline). */
+  diseases?: number;
 }
 
 export interface TaskScore {
@@ -64,8 +98,13 @@ export interface ReportData {
     seconds: number | null;
     metrics: Record<string, number>;
   }[];
-  curves: { stage: string; points: CurvePoint[] }[];
+  /** The base models the run starts from. */
+  models: ModelInfo[];
+  /** Set when the run is `hippo miniature`'s (its name or its eval tasks say so): its numbers are a demo. */
+  miniature: MiniatureInfo | undefined;
+  curves: { stage: string; kind: string; points: CurvePoint[] }[];
   evals: EvalRow[];
+  /** The samples embedded for the browser (at most `maxSamples`, in stage order). */
   samples: SampleRow[];
   /**
    * The models, tokenizers and datasets read from the Hugging Face Hub, each at its commit: the run's base
@@ -73,6 +112,8 @@ export interface ReportData {
    * `configs[task].metadata.datasets`). `stage` is empty for the run's own.
    */
   sources: (ResolvedSource & { stage: string })[];
+  /** How many samples the eval stages logged in all (more than `samples.length` when capped). */
+  samplesTotal: number;
 }
 
 const TRAIN_LABEL: Record<string, string> = { cpt: "CPT", sft: "SFT", dpo: "DPO" };
@@ -211,21 +252,114 @@ async function readJsonl(file: string): Promise<Record<string, unknown>[]> {
   return (await readJsonlObjects(file)).map((r) => r.record);
 }
 
-/** The per-sample rows of the samples files beside a results file, at most `max`. */
+/** The per-sample rows of the samples files beside a results file (at most `max`), and how many there are. */
 export async function readEvalSamples(
   resultsFile: string,
   tasks: string[],
   row: { stage: string; label: string },
   max: number,
-): Promise<SampleRow[]> {
-  const out: SampleRow[] = [];
+): Promise<{ rows: SampleRow[]; total: number }> {
+  const rows: SampleRow[] = [];
+  let total = 0;
   for (const { task, file } of await sampleFiles(resultsFile, tasks)) {
     for (const r of await readJsonl(file)) {
-      if (out.length >= max) return out;
-      out.push(sampleRow(r, task, row.stage, row.label));
+      total += 1;
+      if (rows.length < max) rows.push(sampleRow(r, task, row.stage, row.label));
     }
   }
-  return out;
+  return { rows, total };
+}
+
+/**
+ * A training stage's logged steps: its metrics.jsonl, or (a stage folder without one) the `log_history` of its
+ * trainer_state.json. Entries of the same step are merged (the trainer logs the eval loss as its own entry,
+ * and a resumed stage may log a step again: the later value wins).
+ */
+async function readCurve(
+  files: Record<string, string>,
+  stage: StageRecord,
+): Promise<CurvePoint[] | undefined> {
+  const metricsFile = resolveFile(stage, files.metrics);
+  const stateFile = resolveFile(stage, files.trainer_state);
+  let entries: unknown[];
+  if (metricsFile && existsSync(metricsFile)) entries = await readJsonl(metricsFile);
+  else if (stateFile && existsSync(stateFile)) {
+    const state = await readJsonFile(stateFile);
+    entries = isPlainObject(state) && Array.isArray(state.log_history) ? state.log_history : [];
+  } else return undefined;
+  const byStep = new Map<number, CurvePoint>();
+  for (const r of entries) {
+    if (!isPlainObject(r)) continue;
+    const step = num(r.step);
+    if (step === undefined) continue;
+    const point = byStep.get(step) ?? { step };
+    let any = false;
+    for (const key of CURVE_METRICS) {
+      const v = num(r[key]);
+      if (v === undefined) continue;
+      point[key] = v;
+      any = true;
+    }
+    if (any) byStep.set(step, point);
+  }
+  return [...byStep.values()].sort((a, b) => a.step - b.step);
+}
+
+/** config.json and the safetensors headers of a local model folder; only the path when there is none. */
+async function describeModel(name: string, path: string): Promise<ModelInfo> {
+  const info: ModelInfo = { name, path };
+  try {
+    const config = await readJsonFile(join(path, "config.json"));
+    if (isPlainObject(config)) {
+      if (typeof config.model_type === "string") info.modelType = config.model_type;
+      const hidden = num(config.hidden_size);
+      const layers = num(config.num_hidden_layers);
+      const vocab = num(config.vocab_size);
+      if (hidden !== undefined) info.hiddenSize = hidden;
+      if (layers !== undefined) info.layers = layers;
+      if (vocab !== undefined) info.vocabSize = vocab;
+    }
+    const { openCheckpoint } = await import("@hippocrates/safetensors");
+    const ckpt = await openCheckpoint(path);
+    try {
+      let n = 0;
+      for (const t of ckpt.tensors.values()) n += t.shape.reduce((a, b) => a * b, 1);
+      info.parameters = n;
+    } finally {
+      await ckpt.close();
+    }
+  } catch {
+    // Not a local HF folder (a Hub id, a folder that has moved since the run): the report names the path only.
+  }
+  return info;
+}
+
+/** The base models: each branch root's input, as the first stage taking it recorded it. */
+async function baseModels(stages: StageRecord[]): Promise<ModelInfo[]> {
+  const seen = new Map<string, string>();
+  for (const [i, s] of stages.entries()) {
+    const { base, chain } = branchOf(stages, i);
+    if (chain.length === 0 && s.input && !seen.has(base)) seen.set(base, s.input.path);
+  }
+  return Promise.all([...seen].map(([name, path]) => describeModel(name, path)));
+}
+
+/** The miniature's knowledge base: `hippo miniature` writes data/knowledge-base.json beside pipeline.yaml. */
+async function miniatureInfo(manifest: RunManifest, tasks: string[]): Promise<MiniatureInfo | undefined> {
+  const byName = /^miniature\b/.test(manifest.name);
+  const byTask = tasks.some((t) => t.startsWith("miniature_"));
+  if (!byName && !byTask) return undefined;
+  const info: MiniatureInfo = {};
+  const kb = join(dirname(manifest.configFile), "data", "knowledge-base.json");
+  if (existsSync(kb)) {
+    try {
+      const parsed = await readJsonFile(kb);
+      if (isPlainObject(parsed) && Array.isArray(parsed.diseases)) info.diseases = parsed.diseases.length;
+    } catch {
+      // A damaged knowledge base file does not stop the report; the caveat then gives no count.
+    }
+  }
+  return info;
 }
 
 /** A source record of a manifest (untrusted JSON): the fields a report line shows, as strings. */
@@ -263,29 +397,19 @@ export async function collectReport(
       seconds: s.seconds ?? null,
       metrics: s.output?.metrics ?? {},
     })),
+    models: await baseModels(manifest.stages),
+    miniature: undefined,
     curves: [],
     evals: [],
     samples: [],
     sources: (manifest.sources ?? []).filter(isSource).map((x) => ({ ...x, stage: "" })),
+    samplesTotal: 0,
   };
   const bases = new Set(manifest.stages.map((_, i) => branchOf(manifest.stages, i).base));
   for (const [i, stage] of manifest.stages.entries()) {
     const files = stage.output?.files ?? {};
-    const metricsFile = resolveFile(stage, files.metrics);
-    if (metricsFile && existsSync(metricsFile)) {
-      const points: CurvePoint[] = [];
-      for (const r of await readJsonl(metricsFile)) {
-        const step = num(r.step);
-        if (step === undefined) continue;
-        const p: CurvePoint = { step };
-        const loss = num(r.loss);
-        const evalLoss = num(r.eval_loss);
-        if (loss !== undefined) p.loss = loss;
-        if (evalLoss !== undefined) p.eval_loss = evalLoss;
-        if (loss !== undefined || evalLoss !== undefined) points.push(p);
-      }
-      data.curves.push({ stage: stage.id, points });
-    }
+    const points = await readCurve(files, stage);
+    if (points) data.curves.push({ stage: stage.id, kind: stage.kind, points });
     const recorded = resolveFile(stage, files.results);
     const resultsFile = stage.kind === "eval" && recorded ? await findEvalResults(recorded) : undefined;
     if (stage.kind === "eval" && resultsFile) {
@@ -308,14 +432,14 @@ export async function collectReport(
         tasks,
         average: accs.length ? accs.reduce((a, b) => a + b, 0) / accs.length : Number.NaN,
       });
-      data.samples.push(
-        ...(await readEvalSamples(
-          resultsFile,
-          Object.keys(tasks),
-          { stage: stage.id, label: display },
-          maxSamples - data.samples.length,
-        )),
+      const logged = await readEvalSamples(
+        resultsFile,
+        Object.keys(tasks),
+        { stage: stage.id, label: display },
+        maxSamples - data.samples.length,
       );
+      data.samples.push(...logged.rows);
+      data.samplesTotal += logged.total;
     }
   }
   // The paper's row order (base, +CPT, +SFT, +CPT+SFT, +CPT+SFT+DPO) within each base model; other labels
@@ -326,5 +450,9 @@ export async function collectReport(
     return models.indexOf(e.model) * 1000 + (p >= 0 ? p : 100 + data.evals.indexOf(e));
   };
   data.evals = [...data.evals].sort((a, b) => rank(a) - rank(b));
+  data.miniature = await miniatureInfo(
+    manifest,
+    data.evals.flatMap((e) => Object.keys(e.tasks)),
+  );
   return data;
 }

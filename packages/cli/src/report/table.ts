@@ -29,6 +29,11 @@ export function formatReportTable(data: ReportData): string {
   out.push(
     "Accuracy per stage (%), ours beside the paper's per-stage zero-shot averages (7B models, six benchmarks):",
   );
+  if (data.miniature)
+    out.push(
+      "(The miniature: a small random model trained and tested on an invented knowledge base. Its numbers show\n" +
+        "the trend from stage to stage only; they are not comparable with the paper's medical benchmarks.)",
+    );
   const several = new Set(data.evals.map((e) => e.model)).size > 1;
   const rows: string[][] = [];
   const seen = new Set<string>();
