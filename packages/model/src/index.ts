@@ -8,6 +8,7 @@ export {
 } from "./cache.js";
 export { repeatCacheRows } from "./cache-rows.js";
 export { type Dims, dimsOf, parseModelConfig, readModelConfig, ropeInvFreq, ropeTables } from "./config.js";
+export { TFJS_CORE_VERSION, wasmHeapBytes } from "./engine.js";
 export {
   asGenerativeModel,
   type GenerateOptions,

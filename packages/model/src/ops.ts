@@ -5,6 +5,7 @@
  * that transposes explicitly (a cheap O(n^2) copy) and then multiplies on the fast path.
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { isRecording } from "./engine.js";
 import "./gradients.js";
 
 type GradFn = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
@@ -13,10 +14,10 @@ type GradFn = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 export function customOp(
   f: (inputs: tf.Tensor[], save: tf.GradSaveFunc) => { value: tf.Tensor; gradFunc: GradFn },
 ): (...inputs: tf.Tensor[]) => tf.Tensor {
-  const g = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const g = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     return f(args as tf.Tensor[], save);
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  });
   return (...inputs: tf.Tensor[]) => g(...inputs) as tf.Tensor;
 }
 
@@ -132,12 +133,6 @@ export function tiedHead(h: tf.Tensor2D, emb: tf.Tensor2D, embT: tf.Tensor2D): t
     };
   });
   return f(h, emb) as tf.Tensor2D;
-}
-
-/** Whether ops run now are recorded on a gradient tape (tfjs's own isTapeOn: not inside another op's forward). */
-function isRecording(): boolean {
-  const { state } = tf.engine() as unknown as { state: { gradientDepth: number; kernelDepth: number } };
-  return state.gradientDepth > 0 && state.kernelDepth === 0;
 }
 
 /**
@@ -519,13 +514,14 @@ export function tokenLogProbs(
         const hs = saved[0] as tf.Tensor2D;
         const Ws = saved[1] as tf.Tensor2D;
         const back = tied ? headVE() : tf.transpose(Ws);
-        let dW: tf.Tensor2D | null = null;
+        // (a holder, not a `let`: TypeScript does not follow assignments made across the tidy callbacks)
+        const sum: { dW: tf.Tensor2D | null } = { dW: null };
         const dh: tf.Tensor[] = [];
         for (let k = 0; k < chunks.length; k++) {
           const rows = saved[2 + 3 * k] as tf.Tensor1D;
           const valid = saved[3 + 3 * k] as tf.Tensor1D;
           const ids = saved[4 + 3 * k] as tf.Tensor1D;
-          const prev: tf.Tensor2D | null = dW;
+          const prev = sum.dW;
           const [dhc, dWc] = tf.tidy(() => {
             const hc = tf.gather(hs, rows);
             const p = tf.softmax(tf.matMul(hc, Ws));
@@ -541,10 +537,11 @@ export function tokenLogProbs(
           }) as tf.Tensor2D[];
           if (prev !== null) prev.dispose();
           dh.push(dhc as tf.Tensor2D);
-          dW = dWc ?? null;
+          sum.dW = dWc ?? null;
         }
         const dhAll = tf.concat(dh, 0);
-        return weight !== null ? [dhAll, dW as unknown as tf.Tensor] : [dhAll];
+        if (weight === null) return [dhAll];
+        return [dhAll, sum.dW ?? tf.zerosLike(weight)];
       },
     };
   };

@@ -363,7 +363,7 @@ export async function logLikelihood(
       });
     });
     const out = model.forward(ids, {
-      ...(cache !== undefined ? { cache } : {}),
+      cache,
       attentionMask: mask,
       logits: "none",
       outputHidden: true,
@@ -433,8 +433,8 @@ export function asScoringModel(model: CausalLM, o: ScoringModelOptions): Scoring
       logLikelihood(model, requests, {
         ...run,
         maxLength,
-        ...(o.shareContext !== undefined ? { shareContext: o.shareContext } : {}),
-        ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+        shareContext: o.shareContext,
+        batchSize: o.batchSize,
       }),
   };
 }

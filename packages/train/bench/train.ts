@@ -12,7 +12,7 @@ import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { describeBackend, initBackend } from "@hippocrates/backend";
 import { createRng, type TokenizedExample } from "@hippocrates/core";
-import { addLoraAdapter, createRandomModel } from "@hippocrates/model";
+import { addLoraAdapter, createRandomModel, wasmHeapBytes } from "@hippocrates/model";
 import * as tf from "@tensorflow/tfjs-core";
 import { createAdamW } from "../src/adamw.js";
 import { clipByGlobalNorm } from "../src/clip.js";
@@ -82,8 +82,8 @@ const median = times[Math.floor(times.length / 2)] as number;
 const tokensPerSecond = (BATCH * SEQ) / median;
 const peakRssMiB = process.resourceUsage().maxRSS / 1024;
 // The WebAssembly heap only grows, so its size is the peak of weights + caches + activations + gradients.
-const wasmHeap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.length;
-const heapMiB = wasmHeap === undefined ? "-" : (wasmHeap / 2 ** 20).toFixed(0);
+const wasmHeap = wasmHeapBytes();
+const heapMiB = wasmHeap === null ? "-" : (wasmHeap / 2 ** 20).toFixed(0);
 const trainable = variables.reduce((s, v) => s + v.size, 0);
 
 process.stderr.write(

@@ -1,6 +1,6 @@
 /**
- * The little the training loop needs from a model: a forward pass from token ids to logits that is
- * differentiable with respect to the trainable variables. `@hippocrates/model`'s CausalLM (Llama/Mistral)
+ * The little the training loop needs from a model (`TrainableLM`): a forward pass from token ids to logits that
+ * is differentiable with respect to the trainable variables. `@hippocrates/model`'s CausalLM (Llama/Mistral)
  * satisfies it structurally; the tests also use a tiny two-layer MLP language model.
  */
 import type { Rng } from "@hippocrates/core";
@@ -23,7 +23,7 @@ export interface ForwardOptions {
   checkpointLayers?: boolean;
 }
 
-export interface CausalLM {
+export interface TrainableLM {
   /** Logits [batch, seq, vocab]; with `logits: "none"` and `outputHidden`, the final hidden states instead. */
   forward(
     inputIds: number[][],
@@ -58,7 +58,7 @@ function forwardOptions(batch: LmBatch, o: ForwardBatchOptions): ForwardOptions 
 }
 
 /** Run `model` on a collated batch; returns logits [batch, seq, vocab]. */
-export function forwardBatch(model: CausalLM, batch: LmBatch, o: ForwardBatchOptions): tf.Tensor3D {
+export function forwardBatch(model: TrainableLM, batch: LmBatch, o: ForwardBatchOptions): tf.Tensor3D {
   const { batchSize: B, seqLen: T } = batch;
   const { logits } = model.forward(rows(batch.inputIds, B, T), forwardOptions(batch, o));
   if (!logits) throw new Error("model returned no logits");
@@ -70,7 +70,7 @@ export function forwardBatch(model: CausalLM, batch: LmBatch, o: ForwardBatchOpt
  * model's `tokenLogProbs` when it has one (no [tokens, vocab] logits on the tape, and a frozen head's gradient
  * computed while its logits exist), else log-softmax of the full logits.
  */
-export function batchLogProbs(model: CausalLM, batch: LmBatch, o: ForwardBatchOptions): tf.Tensor1D {
+export function batchLogProbs(model: TrainableLM, batch: LmBatch, o: ForwardBatchOptions): tf.Tensor1D {
   const { batchSize: B, seqLen: T } = batch;
   if (model.tokenLogProbs === undefined)
     return sequenceLogProbs(forwardBatch(model, batch, o), batch.targets);

@@ -18,7 +18,7 @@ import {
 import * as tf from "@tensorflow/tfjs-core";
 import { collateLm, countExampleTargets, type LmBatch } from "./batch.js";
 import { type DpoLossConfig, dpoLoss } from "./losses.js";
-import { batchLogProbs, type CausalLM } from "./model.js";
+import { batchLogProbs, type TrainableLM } from "./model.js";
 
 export interface TaskOutput {
   /** Loss summed over the units of the micro-batch. */
@@ -51,7 +51,7 @@ export interface LmTaskOptions {
   checkpointLayers?: boolean;
 }
 
-export function lmTask(model: CausalLM, options: LmTaskOptions): TrainTask<TokenizedExample> {
+export function lmTask(model: TrainableLM, options: LmTaskOptions): TrainTask<TokenizedExample> {
   return {
     lossSum(items, context) {
       const batch = collateLm(items, options.padId, options.maxLength);
@@ -79,7 +79,7 @@ function truncate(e: TokenizedExample, n: number): TokenizedExample {
   return {
     inputIds: e.inputIds.slice(0, n),
     labels: e.labels.slice(0, n),
-    ...(e.segmentIds ? { segmentIds: e.segmentIds.slice(0, n) } : {}),
+    segmentIds: e.segmentIds?.slice(0, n),
   };
 }
 
@@ -109,7 +109,7 @@ export function responseExample(
  * response tokens; `average` does that.
  */
 export function dpoLogProbs(
-  model: CausalLM,
+  model: TrainableLM,
   pairs: readonly TokenizedPreference[],
   options: { padId: number; maxLength?: number; average?: boolean; checkpointLayers?: boolean } & StepContext,
 ): { chosen: tf.Tensor1D; rejected: tf.Tensor1D } {
@@ -137,7 +137,7 @@ export interface DpoTaskOptions extends DpoLossConfig {
   checkpointLayers?: boolean;
 }
 
-export function dpoTask(policy: CausalLM, options: DpoTaskOptions): TrainTask<DpoItem> {
+export function dpoTask(policy: TrainableLM, options: DpoTaskOptions): TrainTask<DpoItem> {
   const beta = options.beta ?? 0.1;
   return {
     lossSum(items, context) {
@@ -173,7 +173,7 @@ export function dpoTask(policy: CausalLM, options: DpoTaskOptions): TrainTask<Dp
  * gradients, in batches. Returns DpoItems ready for the loop.
  */
 export async function computeReferenceLogProbs(
-  reference: CausalLM,
+  reference: TrainableLM,
   pairs: readonly TokenizedPreference[],
   options: { padId: number; maxLength?: number; batchSize: number; average?: boolean },
 ): Promise<DpoItem[]> {
