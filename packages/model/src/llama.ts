@@ -47,6 +47,13 @@ export interface ForwardOptions {
   positionIds?: number[][];
   /** [B, T] document index of each token in packed sequences: attention stays within a segment, positions restart. */
   segmentIds?: number[][];
+  /**
+   * [B, T] with `segmentIds`: the segment each token's segment branches off (its own segment: none). A token
+   * also attends to the earlier tokens of that parent: one copy of a prompt shared by the responses that follow
+   * it (DPO's chosen and rejected), a context shared by its continuations. Positions continue the parent's
+   * unless `positionIds` says otherwise.
+   */
+  parentSegmentIds?: number[][];
   /** Append this step's keys/values to the cache and attend to everything cached. */
   cache?: KVCache;
   /**
@@ -113,10 +120,12 @@ export interface CausalLM {
   /**
    * Per-token log-probabilities log p(targets[i] | hidden[i]) for [rows, hidden] normalized hidden states
    * (forward with `outputHidden: true`), computed through the lm_head in row chunks so the [rows, vocab] logits
-   * never exist at once; differentiable (fast-path gradients). Negative targets (IGNORE_INDEX) give 0.
-   * The memory-lean way to a training loss: loss = -sum(logp) / count.
+   * never exist at once; differentiable (fast-path gradients). Only scored rows reach the head: negative
+   * targets (IGNORE_INDEX) give 0 and cost nothing. With `rows`, row `rows[i]` predicts `targets[i]` (rows may
+   * repeat) and the result has one entry per target. The memory-lean way to a training loss:
+   * loss = -sum(logp) / count.
    */
-  tokenLogProbs(hidden: tf.Tensor2D, targets: ArrayLike<number>): tf.Tensor1D;
+  tokenLogProbs(hidden: tf.Tensor2D, targets: ArrayLike<number>, rows?: ArrayLike<number>): tf.Tensor1D;
   /** The variables a trainer should update: active adapters' A/B, plus base weights in full fine-tuning. */
   trainableVariables(): tf.Variable[];
   /**
@@ -382,7 +391,7 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
     forward,
     attentionLayer,
     lmHead: (hidden) => lmHead(net, hidden),
-    tokenLogProbs: (hidden, targets) => headLogProbs(net, hidden, targets),
+    tokenLogProbs: (hidden, targets, rows) => headLogProbs(net, hidden, targets, rows),
     trainableVariables: () => [...namedTrainableVariables().values()],
     namedTrainableVariables,
     setFullFineTuning(on: boolean) {
@@ -500,17 +509,23 @@ function lmHead(net: Net, hidden: tf.Tensor2D): tf.Tensor2D {
 }
 
 /** tokenLogProbs (ops.ts) through the model's head, tied or not, frozen or trainable. */
-function headLogProbs(net: Net, hidden: tf.Tensor2D, targets: ArrayLike<number>): tf.Tensor1D {
+function headLogProbs(
+  net: Net,
+  hidden: tf.Tensor2D,
+  targets: ArrayLike<number>,
+  rows: ArrayLike<number> | undefined,
+): tf.Tensor1D {
   if (!net.dims.tied) {
     const w = net.model.weights.get("lm_head.weight") as tf.Variable<tf.Rank.R2>;
     const wT = () => net.transposes.get("lm_head.weight") ?? tf.transpose(w);
-    return tokenLogProbs(hidden, targets, w, wT, w.trainable ? w : null, false);
+    return tokenLogProbs(hidden, targets, w, wT, w.trainable ? w : null, false, rows);
   }
   const emb = net.model.weights.get("model.embed_tokens.weight") as tf.Variable<tf.Rank.R2>;
-  if (emb.trainable)
-    return tf.tidy(() => tokenLogProbs(hidden, targets, tf.transpose(emb), () => emb, emb, true));
+  if (emb.trainable) {
+    return tf.tidy(() => tokenLogProbs(hidden, targets, tf.transpose(emb), () => emb, emb, true, rows));
+  }
   const embT = net.transposes.get("model.embed_tokens.weight", false) as tf.Tensor2D;
-  return tokenLogProbs(hidden, targets, embT, () => emb, null, true);
+  return tokenLogProbs(hidden, targets, embT, () => emb, null, true, rows);
 }
 
 /** Validate the forward's inputs; returns the flattened ids. */
@@ -549,6 +564,7 @@ function checkInputs(
   checkMatrix("attentionMask", options.attentionMask, B, T);
   checkMatrix("positionIds", options.positionIds, B, T);
   checkMatrix("segmentIds", options.segmentIds, B, T);
+  checkMatrix("parentSegmentIds", options.parentSegmentIds, B, T);
   const cache = options.cache;
   if (cache !== undefined) {
     if (cache.disposed) throw new HippoError("INVALID_ARGUMENT", "the cache was disposed");

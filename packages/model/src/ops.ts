@@ -325,6 +325,15 @@ interface AttentionDims {
 const SMALL_QUERY_ROWS = 16;
 
 /**
+ * Whether an attention call with `groups * T` query rows per KV head takes the batched (decoding) path. Its
+ * sums run in another order than the per-head 2-D products, so code that needs bit-identical results across
+ * two ways of splitting a sequence (prefix reuse) keeps its steps on one side of this line.
+ */
+export function usesBatchedAttention(groups: number, T: number): boolean {
+  return groups * T <= SMALL_QUERY_ROWS && !isRecording();
+}
+
+/**
  * The same attention with 3-D batched products, for decoding: with a handful of query rows the product is
  * tiny, and four ops per layer cost less than the per-head loop's ~8 * B * Hkv op dispatches.
  */
@@ -371,7 +380,7 @@ export function attention(
 ): tf.Tensor2D {
   const { batch, kvHeads, groups, T, S, d } = dims;
   const n = batch * kvHeads;
-  if (groups * T <= SMALL_QUERY_ROWS && !isRecording()) return attentionBatched(q, kT, v, masks, dims);
+  if (usesBatchedAttention(groups, T)) return attentionBatched(q, kT, v, masks, dims);
   const f = customOp(([qq, kk, vv], save) => {
     const outs: tf.Tensor[] = [];
     const probs: tf.Tensor2D[] = [];
@@ -421,11 +430,29 @@ function chunkRows(vocab: number): number {
   return Math.max(1, Math.floor((8 * 1024 * 1024) / vocab));
 }
 
+/** The rows of h a chunk reads: a slice when they are consecutive (a copy), else a gather. */
+function chunkOf(h: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
+  const first = rows[0] as number;
+  if (rows.length > 0 && rows[rows.length - 1] === first + rows.length - 1) {
+    let consecutive = true;
+    for (let k = 1; k < rows.length && consecutive; k++) consecutive = rows[k] === first + k;
+    if (consecutive) return tf.slice(h, [first, 0], [rows.length, -1]);
+  }
+  return tf.gather(h, tf.tensor1d(rows, "int32"));
+}
+
 /**
- * log p(target_i | h_i) for each row i of h [N, E], with logits = h headEV ([E, V]) computed in row chunks, so
- * [N, V] logits never exist at once (at vocab 49152 they dominate a training step's memory). Rows whose target
- * is negative (IGNORE_INDEX) give 0 and no gradient.
+ * log p(target | h_row) through the lm_head for the scored rows of h [N, E] only: a row reaches the head, its
+ * softmax and its gradient only if it is scored (SFT and DPO score the response tokens, a few of each
+ * example's hundreds). Logits = h headEV ([E, V]) are computed in row chunks, so [rows, V] logits never exist
+ * at once (at vocab 49152 they dominate a training step's memory).
  *
+ * - Without `rows`: `targets` has one entry per row of h; rows whose target is negative (IGNORE_INDEX) are not
+ *   scored and give 0. Returns [N].
+ * - With `rows`: row `rows[i]` of h predicts `targets[i]`; rows may repeat (one position predicting the first
+ *   token of two responses that share a prompt). Returns [rows.length].
+ *
+ * The gradient with respect to h is zero on unscored rows (and summed over repeats).
  * - `headEV`: the [E, V] head the forward multiplies by (lm_head stored [in, out], or E^T when tied).
  * - `headVE()`: the [V, E] transpose, for dh = g head^T (the embedding itself when tied).
  * - `weight`: the trainable variable behind the head, if any; `tied` says whether its gradient is [V, E].
@@ -437,47 +464,38 @@ export function tokenLogProbs(
   headVE: () => tf.Tensor2D,
   weight: tf.Variable | null,
   tied: boolean,
+  rows?: ArrayLike<number>,
 ): tf.Tensor1D {
-  const [N] = h.shape;
+  const [N, E] = h.shape;
   const V = headEV.shape[1];
-  if (targets.length !== N) throw new RangeError(`tokenLogProbs: ${targets.length} targets for ${N} rows`);
+  const { picks, ids } = scoredRows(N, V, targets, rows);
+  const n = picks.length;
+  const outLength = rows === undefined ? N : n;
+  // Every row scored in order (CPT blocks): no gather or scatter around the head.
+  const identity = rows === undefined && n === N;
   const C = chunkRows(V);
-  const chunks: {
-    start: number;
-    rows: tf.Tensor1D;
-    flat: tf.Tensor1D;
-    valid: tf.Tensor1D;
-    ids: tf.Tensor1D;
-  }[] = [];
-  const makeChunks = () => {
-    for (let s = 0; s < N; s += C) {
-      const n = Math.min(C, N - s);
-      const flat = new Int32Array(n);
-      const valid = new Float32Array(n);
-      const ids = new Int32Array(n);
-      for (let i = 0; i < n; i++) {
-        const t = targets[s + i] as number;
-        const ok = Number.isInteger(t) && t >= 0 && t < V;
-        if (!ok && t >= 0) throw new RangeError(`tokenLogProbs: target ${t} outside the vocabulary of ${V}`);
-        ids[i] = ok ? t : 0;
-        flat[i] = i * V + (ok ? t : 0);
-        valid[i] = ok ? 1 : 0;
-      }
-      chunks.push({
-        start: s,
-        rows: tf.range(s, s + n, 1, "int32") as tf.Tensor1D,
-        flat: tf.tensor1d(flat, "int32"),
-        valid: tf.tensor1d(valid),
-        ids: tf.tensor1d(ids, "int32"),
-      });
-    }
-  };
+  const chunkStarts: number[] = [];
+  for (let s = 0; s < n; s += C) chunkStarts.push(s);
   // Decided here: inside the op's forward, tfjs is not recording.
   const fuseGradient = weight === null && isRecording();
+  const picksT = () => tf.tensor2d(picks, [n, 1], "int32");
+  // [n] values (or [n, E] rows) -> [outLength] ([N, E]): zeros where unscored, repeats summed.
+  const spread = (t: tf.Tensor, shape: number[]): tf.Tensor =>
+    identity || rows !== undefined ? t : tf.scatterND(picksT(), t, shape);
+  const spreadRows = (t: tf.Tensor): tf.Tensor => (identity ? t : tf.scatterND(picksT(), t, [N, E]));
+  // dy [outLength] -> [n] for the scored entries.
+  const pickDy = (dy: tf.Tensor): tf.Tensor =>
+    identity || rows !== undefined ? dy : tf.gather(dy, tf.tensor1d(picks, "int32"));
+
   const run = (inputs: tf.Tensor[], save: tf.GradSaveFunc) => {
     const hh = inputs[0] as tf.Tensor2D;
     const W = (weight !== null && !tied ? inputs[1] : headEV) as tf.Tensor2D;
-    makeChunks();
+    if (n === 0) {
+      return {
+        value: tf.zeros([outLength]),
+        gradFunc: () => (weight !== null ? [tf.zerosLike(hh), tf.zerosLike(weight)] : tf.zerosLike(hh)),
+      };
+    }
     // One scope per chunk: only its [C] log-probs (and, fused, its [C, E] gradient rows) outlive it. A frozen
     // head under a gradient tape gets d logp_i / d h_i = head[y_i] - softmax_i head^T while the chunk's logits
     // exist (as Liger's fused linear cross-entropy does): the backward pass then only scales these rows by dy,
@@ -485,52 +503,53 @@ export function tokenLogProbs(
     const back = fuseGradient ? headVE() : null;
     const logps: tf.Tensor[] = [];
     const dhs: tf.Tensor[] = [];
-    for (const c of chunks) {
+    for (const s of chunkStarts) {
+      const m = Math.min(C, n - s);
       const out = tf.tidy(() => {
-        const logits = tf.matMul(tf.gather(hh, c.rows), W);
+        const logits = tf.matMul(chunkOf(hh, picks.subarray(s, s + m)), W);
         const { p, lse } = softmaxAndLogSumExp(logits as tf.Tensor2D);
-        const picked = tf.gather(tf.reshape(logits, [-1]), c.flat);
-        const logp = tf.mul(tf.sub(picked, lse), c.valid);
+        const flat = new Int32Array(m);
+        for (let k = 0; k < m; k++) flat[k] = k * V + (ids[s + k] as number);
+        const logp = tf.sub(tf.gather(tf.reshape(logits, [-1]), tf.tensor1d(flat, "int32")), lse);
         if (back === null) return [logp];
-        const dh = tf.sub(tf.gather(back, c.ids), tf.matMul(p, back));
-        return [logp, tf.mul(dh, tf.reshape(c.valid, [-1, 1]))];
+        const chunkIds = tf.tensor1d(ids.subarray(s, s + m), "int32");
+        return [logp, tf.sub(tf.gather(back, chunkIds), tf.matMul(p, back))];
       });
       logps.push(out[0] as tf.Tensor);
       if (out[1]) dhs.push(out[1]);
     }
-    const value = tf.concat(logps, 0);
+    const value = spread(tf.concat(logps, 0), [outLength]);
     if (fuseGradient) {
       save([tf.concat(dhs, 0)]);
       return {
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-          tf.mul(saved[0] as tf.Tensor2D, tf.reshape(dy, [-1, 1])) as tf.Tensor,
+          spreadRows(tf.mul(saved[0] as tf.Tensor2D, tf.reshape(pickDy(dy), [-1, 1]))),
       };
     }
-    save([hh, W, ...chunks.flatMap((c) => [c.rows, c.valid, c.ids])]);
+    save([hh, W]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const hs = saved[0] as tf.Tensor2D;
         const Ws = saved[1] as tf.Tensor2D;
-        const back = tied ? headVE() : tf.transpose(Ws);
+        const dyPicked = pickDy(dy);
+        const backT = tied ? headVE() : tf.transpose(Ws);
         // (a holder, not a `let`: TypeScript does not follow assignments made across the tidy callbacks)
         const sum: { dW: tf.Tensor2D | null } = { dW: null };
         const dh: tf.Tensor[] = [];
-        for (let k = 0; k < chunks.length; k++) {
-          const rows = saved[2 + 3 * k] as tf.Tensor1D;
-          const valid = saved[3 + 3 * k] as tf.Tensor1D;
-          const ids = saved[4 + 3 * k] as tf.Tensor1D;
+        for (const s of chunkStarts) {
+          const m = Math.min(C, n - s);
           const prev = sum.dW;
           const [dhc, dWc] = tf.tidy(() => {
-            const hc = tf.gather(hs, rows);
+            const hc = chunkOf(hs, picks.subarray(s, s + m));
             const p = tf.softmax(tf.matMul(hc, Ws));
             // d logp / d logits = onehot(target) - softmax
             const g = tf.mul(
-              tf.sub(tf.oneHot(ids, V), p),
-              tf.reshape(tf.mul(tf.gather(dy, rows), valid), [-1, 1]),
+              tf.sub(tf.oneHot(tf.tensor1d(ids.subarray(s, s + m), "int32"), V), p),
+              tf.reshape(tf.slice(dyPicked, [s], [m]), [-1, 1]),
             ) as tf.Tensor2D;
-            const dhPart = tf.matMul(g, back);
+            const dhPart = tf.matMul(g, backT);
             if (weight === null) return [dhPart];
             const part: tf.Tensor2D = tied ? tf.matMul(tf.transpose(g), hc) : tf.matMul(tf.transpose(hc), g);
             return [dhPart, prev === null ? part : (tf.add(prev, part) as tf.Tensor2D)];
@@ -539,16 +558,49 @@ export function tokenLogProbs(
           dh.push(dhc as tf.Tensor2D);
           sum.dW = dWc ?? null;
         }
-        const dhAll = tf.concat(dh, 0);
+        const dhAll = spreadRows(tf.concat(dh, 0));
         if (weight === null) return [dhAll];
         return [dhAll, sum.dW ?? tf.zerosLike(weight)];
       },
     };
   };
-  try {
-    const op = customOp(run);
-    return (weight !== null ? op(h, weight) : op(h)) as tf.Tensor1D;
-  } finally {
-    for (const c of chunks) tf.dispose([c.rows, c.flat, c.valid, c.ids]);
+  const op = customOp(run);
+  return (weight !== null ? op(h, weight) : op(h)) as tf.Tensor1D;
+}
+
+/** The scored rows of a tokenLogProbs call and their targets, checked. */
+function scoredRows(
+  N: number,
+  V: number,
+  targets: ArrayLike<number>,
+  rows: ArrayLike<number> | undefined,
+): { picks: Int32Array; ids: Int32Array } {
+  if (rows !== undefined) {
+    if (rows.length !== targets.length) {
+      throw new RangeError(`tokenLogProbs: ${rows.length} rows for ${targets.length} targets`);
+    }
+    const picks = Int32Array.from(rows);
+    const ids = Int32Array.from(targets);
+    for (let k = 0; k < picks.length; k++) {
+      const r = picks[k] as number;
+      const t = ids[k] as number;
+      if (r < 0 || r >= N || r !== rows[k])
+        throw new RangeError(`tokenLogProbs: row ${rows[k]} outside 0..${N - 1}`);
+      if (t < 0 || t >= V || t !== targets[k])
+        throw new RangeError(`tokenLogProbs: target ${targets[k]} outside the vocabulary of ${V}`);
+    }
+    return { picks, ids };
   }
+  if (targets.length !== N) throw new RangeError(`tokenLogProbs: ${targets.length} targets for ${N} rows`);
+  const picks: number[] = [];
+  const ids: number[] = [];
+  for (let i = 0; i < N; i++) {
+    const t = targets[i] as number;
+    if (!(t >= 0)) continue;
+    if (!Number.isInteger(t) || t >= V)
+      throw new RangeError(`tokenLogProbs: target ${t} outside the vocabulary of ${V}`);
+    picks.push(i);
+    ids.push(t);
+  }
+  return { picks: Int32Array.from(picks), ids: Int32Array.from(ids) };
 }

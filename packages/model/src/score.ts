@@ -32,6 +32,7 @@ import { disposeCache, type KVCache } from "./cache.js";
 import { repeatCacheRows } from "./cache-rows.js";
 import type { CausalLM } from "./llama.js";
 import { logSoftmaxRows, softmaxAndLogSumExp } from "./ops.js";
+import { createPrefixCache, type PrefixCache, type PrefixCacheOptions } from "./prefix-cache.js";
 
 export interface LogLikelihoodOptions extends RunOptions {
   /** Longest input the model reads; default the config's `max_position_embeddings`. */
@@ -44,6 +45,11 @@ export interface LogLikelihoodOptions extends RunOptions {
   batchSize?: number;
   /** Stands in for an empty context; default the config's (first) EOS id. */
   eotTokenId?: number;
+  /**
+   * Reuse keys and values of prefixes shared across contexts and calls (few-shot examples), see
+   * prefix-cache.ts; results keep every bit. `asScoringModel` gives each scoring model one.
+   */
+  prefixCache?: PrefixCache;
   /** Filled with counts of the work done (for benchmarks and tests). */
   stats?: ScoreStats;
 }
@@ -55,6 +61,8 @@ export interface ScoreStats {
   tokens: number;
   /** Distinct shared prefixes run. */
   prefixes: number;
+  /** Context tokens not run because their keys and values came from the prefix cache. */
+  reusedTokens?: number;
 }
 
 interface Row {
@@ -199,26 +207,47 @@ export async function logLikelihood(
     total: requests.length,
     unit: "req",
   });
+  const ran = new Set<Group>();
   const check = () => {
     if (options.signal?.aborted) {
       throw new HippoError("ABORTED", "scoring was aborted", { cause: options.signal.reason });
     }
   };
 
+  // Prefix-cache hits, looked up once per group, in the order the groups run.
+  const prefixCache = share ? options.prefixCache : undefined;
+  const hits = new Map<Group, { cache: KVCache; length: number } | null>();
+  const hitOf = (group: Group) => {
+    if (prefixCache === undefined || group.prefix.length === 0) return null;
+    if (!hits.has(group)) hits.set(group, prefixCache.take(group.prefix));
+    return hits.get(group) ?? null;
+  };
+
   try {
     let g = 0;
     while (g < groups.length) {
+      const first = groups[g++] as Group;
+      const hit = hitOf(first);
+      if (hit !== null) {
+        // A context that starts with a cached prefix runs alone, from the prefix's keys and values.
+        check();
+        await scoreBatch([first], hit);
+        await yieldToLoop();
+        continue;
+      }
       // Pack whole groups while their rows fit the batch (a larger group goes alone, in row chunks).
-      const batch: Group[] = [groups[g++] as Group];
-      let rows = (batch[0] as Group).rows.length;
+      const batch: Group[] = [first];
+      let rows = first.rows.length;
       // ...and while the prefix padding stays small: padding costs full tokens, a bigger batch gains little
       // once prefixes are long.
-      let minP = (batch[0] as Group).prefix.length;
+      let minP = first.prefix.length;
       let maxP = minP;
       const fits = (next: Group) => {
         const lo = Math.min(minP, next.prefix.length);
         const hi = Math.max(maxP, next.prefix.length);
-        return rows + next.rows.length <= batchSize && hi - lo <= Math.max(16, 0.1 * hi);
+        return (
+          rows + next.rows.length <= batchSize && hi - lo <= Math.max(16, 0.1 * hi) && hitOf(next) === null
+        );
       };
       while (g < groups.length && fits(groups[g] as Group)) {
         const next = groups[g++] as Group;
@@ -228,19 +257,32 @@ export async function logLikelihood(
         batch.push(next);
       }
       check();
-      await scoreBatch(batch);
+      await scoreBatch(batch, null);
       await yieldToLoop();
     }
   } finally {
+    // Hits looked up but not run (an abort or an error): their caches are ours to free.
+    for (const [group, hit] of hits) if (hit !== null && !ran.has(group)) disposeCache(hit.cache);
     progress.done();
   }
   return results;
 
-  async function scoreBatch(batch: Group[]): Promise<void> {
+  async function scoreBatch(batch: Group[], hit: { cache: KVCache; length: number } | null): Promise<void> {
+    for (const b of batch) ran.add(b);
     const P = Math.max(...batch.map((b) => b.prefix.length));
-    let prefixCache: KVCache | null = null;
+    let prefixCache: KVCache | null = hit?.cache ?? null;
     try {
-      if (P > 0) {
+      if (hit !== null) {
+        // The context's first hit.length tokens are cached; run the rest on them (one group, batch 1).
+        const rest = (batch[0] as Group).prefix.slice(hit.length);
+        if (rest.length > 0) model.forward([rest], { cache: hit.cache, logits: "none" });
+        if (stats) {
+          if (rest.length > 0) stats.forwards++;
+          stats.tokens += rest.length;
+          stats.prefixes++;
+          stats.reusedTokens = (stats.reusedTokens ?? 0) + hit.length;
+        }
+      } else if (P > 0) {
         prefixCache = model.createCache(batch.length);
         const { ids, mask } = padRight(
           batch.map((b) => b.prefix),
@@ -421,20 +463,34 @@ export interface ScoringModelOptions {
   shareContext?: boolean;
   /** Rows per forward, default 8. */
   batchSize?: number;
+  /**
+   * Prefix reuse across calls (few-shot examples shared by many documents; see prefix-cache.ts): its memory
+   * budget and settings. `{ maxBytes: 0 }` turns it off. Results are the same bits either way.
+   */
+  prefixCache?: PrefixCacheOptions;
+}
+
+/** A ScoringModel over a local model, with the prefix cache it keeps between calls. */
+export interface LocalScoringModel extends ScoringModel {
+  /** Null when context sharing is off. */
+  readonly prefixCache: PrefixCache | null;
 }
 
 /** The core `ScoringModel` over a local model: what the eval and the CLI use. */
-export function asScoringModel(model: CausalLM, o: ScoringModelOptions): ScoringModel {
+export function asScoringModel(model: CausalLM, o: ScoringModelOptions): LocalScoringModel {
   const maxLength = o.maxLength ?? model.config.max_position_embeddings;
+  const prefixCache = o.shareContext === false ? null : createPrefixCache(model, o.prefixCache);
   return {
     name: o.name,
     maxLength,
+    prefixCache,
     logLikelihood: (requests, run = {}) =>
       logLikelihood(model, requests, {
         ...run,
         maxLength,
         shareContext: o.shareContext,
         batchSize: o.batchSize,
+        prefixCache: prefixCache ?? undefined,
       }),
   };
 }

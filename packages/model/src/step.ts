@@ -7,11 +7,12 @@
  * Rules (transformers' semantics):
  * - causal: a query at cache index i sees keys j <= i;
  * - padding: keys that are padding (attentionMask 0) are never seen;
- * - packed segments: a query sees keys of its own segment only (block-diagonal), except that with
- *   `prefixVisible` every new token also sees every cached slot (continuations of one shared context);
+ * - packed segments: a query sees keys of its own segment only (block-diagonal), and of its parent segment
+ *   when `parentSegmentIds` names one (responses branching off a shared prompt, continuations off a shared
+ *   context); with `prefixVisible` every new token also sees every cached slot;
  * - sliding window (Mistral): j > i - window, as `sliding_window_overlay`;
- * - positions: explicit `positionIds`, else the number of earlier real tokens of the same segment (HF generate's
- *   `cumsum(attention_mask) - 1`, restarting per segment); padded slots get 1, as HF fills them.
+ * - positions: explicit `positionIds`, else the number of earlier real tokens of the same segment and its parent
+ *   (HF generate's `cumsum(attention_mask) - 1`, restarting per segment); padded slots get 1, as HF fills them.
  */
 import type { Rng } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
@@ -26,6 +27,7 @@ export interface StepInputs {
   attentionMask?: number[][] | undefined;
   positionIds?: number[][] | undefined;
   segmentIds?: number[][] | undefined;
+  parentSegmentIds?: number[][] | undefined;
   prefixVisible?: boolean | undefined;
 }
 
@@ -75,15 +77,20 @@ export function planStep(
       valid[past + t] = maskRow === undefined || maskRow[t] ? 1 : 0;
       seg[past + t] = segRow === undefined ? 0 : (segRow[t] as number);
     }
+    // The segment each new token may also see (its own when it has no parent).
+    const parentRow = inputs.parentSegmentIds?.[b];
+    const parent = new Int32Array(T);
+    for (let t = 0; t < T; t++)
+      parent[t] = parentRow === undefined ? (seg[past + t] as number) : (parentRow[t] as number);
     const posRow = inputs.positionIds?.[b];
     for (let t = 0; t < T; t++) {
       const i = past + t;
       if (posRow !== undefined) positions[b * T + t] = posRow[t] as number;
-      else if (!valid[i])
+      else if (!valid[i]) {
         positions[b * T + t] = 1; // HF fills padded positions with 1; never used
-      else {
+      } else {
         let n = 0;
-        for (let j = 0; j < i; j++) if (valid[j] && seg[j] === seg[i]) n++;
+        for (let j = 0; j < i; j++) if (valid[j] && (seg[j] === seg[i] || seg[j] === parent[t])) n++;
         positions[b * T + t] = n;
       }
     }
@@ -92,7 +99,7 @@ export function planStep(
     for (let t = 0; t < T; t++) {
       const i = past + t;
       for (let j = 0; j < S; j++) {
-        const sameSegment = seg[j] === seg[i] || (prefixVisible && j < past);
+        const sameSegment = seg[j] === seg[i] || seg[j] === parent[t] || (prefixVisible && j < past);
         const ok = j <= i && valid[j] === 1 && sameSegment && (window === null || j > i - window);
         mask[t * S + j] = ok ? 0 : MASKED;
       }
