@@ -54,6 +54,7 @@ export {
   logSoftmaxRows,
   loraAdd,
   pickRow,
+  usesBatchedAttention,
   residualAdd,
   rmsNorm,
   rotateHalfMatrix,
@@ -73,7 +74,14 @@ export {
   warpLogits,
 } from "./sampling.js";
 export {
+  createPrefixCache,
+  type PrefixCache,
+  type PrefixCacheOptions,
+  type PrefixCacheStats,
+} from "./prefix-cache.js";
+export {
   asScoringModel,
+  type LocalScoringModel,
   type LogLikelihoodOptions,
   logLikelihood,
   type ScoreStats,

@@ -37,6 +37,8 @@ export interface PrefixCacheStats {
   tokensReused: number;
   /** Shared prefixes run into new entries (one forward each). */
   entriesCreated: number;
+  /** Tokens those forwards ran. */
+  tokensRun: number;
   /** Bytes held now. */
   bytes: number;
 }
@@ -104,7 +106,7 @@ export function createPrefixCache(model: CausalLM, options: PrefixCacheOptions =
   }
   const entries: Entry[] = [];
   const recent: number[][] = [];
-  const stats: PrefixCacheStats = { hits: 0, tokensReused: 0, entriesCreated: 0, bytes: 0 };
+  const stats: PrefixCacheStats = { hits: 0, tokensReused: 0, entriesCreated: 0, tokensRun: 0, bytes: 0 };
   let state: unknown[] = modelState(model);
   let clock = 0;
 
