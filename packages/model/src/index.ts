@@ -54,14 +54,20 @@ export {
   logSoftmaxRows,
   loraAdd,
   pickRow,
-  usesBatchedAttention,
   residualAdd,
   rmsNorm,
   rotateHalfMatrix,
   softmaxAndLogSumExp,
   swiglu,
   type TransposeOf,
+  usesBatchedAttention,
 } from "./ops.js";
+export {
+  createPrefixCache,
+  type PrefixCache,
+  type PrefixCacheOptions,
+  type PrefixCacheStats,
+} from "./prefix-cache.js";
 export {
   argmax,
   checkSamplingOptions,
@@ -73,12 +79,6 @@ export {
   topPFilter,
   warpLogits,
 } from "./sampling.js";
-export {
-  createPrefixCache,
-  type PrefixCache,
-  type PrefixCacheOptions,
-  type PrefixCacheStats,
-} from "./prefix-cache.js";
 export {
   asScoringModel,
   type LocalScoringModel,

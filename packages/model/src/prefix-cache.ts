@@ -46,11 +46,11 @@ export interface PrefixCacheStats {
 export interface PrefixCache {
   readonly stats: PrefixCacheStats;
   /**
-   * For a context whose first `tokens.length` tokens go into one forward: a cache holding the keys and values
-   * of its longest cached (or newly discovered) aligned prefix, which the caller owns, extends with the rest
-   * and disposes; `length` is the number of tokens it covers. Null when no prefix is shared.
+   * For a context whose `tokens` go into one forward followed by `following` more tokens: a cache holding the
+   * keys and values of its longest cached (or newly discovered) aligned prefix, which the caller owns, extends
+   * with the rest and disposes; `length` is the number of tokens it covers. Null when no prefix is shared.
    */
-  take(tokens: readonly number[]): { cache: KVCache; length: number } | null;
+  take(tokens: readonly number[], following?: number): { cache: KVCache; length: number } | null;
   /** Drop every entry and the remembered contexts. */
   clear(): void;
 }
@@ -117,11 +117,14 @@ export function createPrefixCache(model: CausalLM, options: PrefixCacheOptions =
     stats.bytes = 0;
   }
 
-  /** The usable length of a shared prefix: aligned, at most the context, and leaving a rest that keeps
-   * to the per-head attention path. */
-  function usable(shared: number, total: number): number {
+  /**
+   * The usable length of a shared prefix: aligned, at most the context, and leaving a rest (plus the
+   * `following` tokens) that keeps to the per-head attention path.
+   */
+  function usable(shared: number, total: number, following: number): number {
     let n = Math.floor(Math.min(shared, total) / PREFIX_ALIGNMENT) * PREFIX_ALIGNMENT;
-    while (n > 0 && n < total && usesBatchedAttention(model.dims.groups, total - n)) n -= PREFIX_ALIGNMENT;
+    const rest = (k: number) => total - k + following;
+    while (n > 0 && rest(n) > 0 && usesBatchedAttention(model.dims.groups, rest(n))) n -= PREFIX_ALIGNMENT;
     return n >= Math.max(minTokens, 1) ? n : 0;
   }
 
@@ -165,7 +168,7 @@ export function createPrefixCache(model: CausalLM, options: PrefixCacheOptions =
     return entries.includes(entry) ? entry : null;
   }
 
-  function take(tokens: readonly number[]): { cache: KVCache; length: number } | null {
+  function take(tokens: readonly number[], following = 0): { cache: KVCache; length: number } | null {
     if (maxBytes === 0) return null;
     const now = modelState(model);
     if (now.length !== state.length || now.some((x, i) => x !== state[i])) {
@@ -175,7 +178,7 @@ export function createPrefixCache(model: CausalLM, options: PrefixCacheOptions =
     let best: Entry | null = null;
     let bestLength = 0;
     for (const e of entries) {
-      const n = usable(commonPrefix(e.tokens, tokens), tokens.length);
+      const n = usable(commonPrefix(e.tokens, tokens), tokens.length, following);
       if (
         n > bestLength ||
         (n === bestLength && n > 0 && best !== null && e.tokens.length < best.tokens.length)
@@ -186,7 +189,8 @@ export function createPrefixCache(model: CausalLM, options: PrefixCacheOptions =
     }
     // A longer prefix shared with a recent context: run it once (on top of the best entry) into a new entry.
     let shared = 0;
-    for (const r of recent) shared = Math.max(shared, usable(commonPrefix(r, tokens), tokens.length));
+    for (const r of recent)
+      shared = Math.max(shared, usable(commonPrefix(r, tokens), tokens.length, following));
     if (shared >= bestLength + Math.max(minTokens, PREFIX_ALIGNMENT)) {
       const base = best !== null && best.tokens.length === bestLength ? best : null;
       const created = createEntry(tokens, shared, base);
