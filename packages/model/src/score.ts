@@ -258,12 +258,15 @@ export async function logLikelihood(
     }
   };
   const prefixCache = share ? options.prefixCache : undefined;
-  // Tokens after a reused prefix must keep to the per-head attention path (prefix-cache.ts): the rest of the
-  // head plus the tails, all in one forward.
-  const hitOf = (g: Group) =>
-    prefixCache === undefined || !g.shared
-      ? null
-      : prefixCache.take(g.head.slice(0, -1), 1 + g.length - g.head.length);
+  // Prefix-cache hits, looked up once per group in the order the groups run. The tokens after a reused prefix
+  // (the rest of the head and the tails, one forward) must keep to the per-head attention path.
+  const hits = new Map<Group, { cache: KVCache; length: number } | null>();
+  const hitOf = (grp: Group) => {
+    if (prefixCache === undefined || !grp.shared) return null;
+    if (!hits.has(grp))
+      hits.set(grp, prefixCache.take(grp.head.slice(0, -1), 1 + grp.length - grp.head.length));
+    return hits.get(grp) ?? null;
+  };
 
   try {
     let g = 0;
@@ -272,7 +275,8 @@ export async function logLikelihood(
       check();
       const hit = hitOf(first);
       if (hit !== null) {
-        // A context that starts with a cached prefix runs alone, from the prefix's keys and values.
+        // A context that starts with a cached prefix runs alone, from a copy of the prefix's keys and values.
+        hits.delete(first);
         try {
           scoreRows([first], hit);
         } finally {
@@ -280,13 +284,13 @@ export async function logLikelihood(
         }
       } else {
         // Pack whole groups while their requests fit the batch and their rows are of similar length
-        // (padding costs full tokens). Groups that could reuse a cached prefix are left for their own turn.
+        // (padding costs full tokens); a group that reuses a cached prefix waits for its own turn.
         const batch: Group[] = [first];
         let count = first.requests.length;
         const fits = (next: Group) =>
           count + next.requests.length <= batchSize &&
           first.length - next.length <= Math.max(16, 0.1 * first.length) &&
-          (prefixCache === undefined || !next.shared);
+          hitOf(next) === null;
         while (g < groups.length && fits(groups[g] as Group)) {
           const next = groups[g++] as Group;
           count += next.requests.length;
@@ -297,6 +301,8 @@ export async function logLikelihood(
       await yieldToLoop();
     }
   } finally {
+    // Hits looked up but not run (an abort or an error): their caches are ours to free.
+    for (const hit of hits.values()) if (hit !== null) disposeCache(hit.cache);
     progress.done();
   }
   return results;
