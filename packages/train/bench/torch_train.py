@@ -170,6 +170,16 @@ def dpo_loss(model, batch, beta=0.1):
     return -F.logsigmoid(beta * logits_dpo).sum(), ids.numel()
 
 
+def peak_rss_mib():
+    """This process's peak RSS since exec (VmHWM). ru_maxrss would carry over the peak of the node process
+    that spawned us (Linux keeps it across fork + exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def gemm_gflops():
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
     a @ b
@@ -203,7 +213,7 @@ def main():
                 "seconds": sum(times),
                 "steps": len(times),
                 "token_slots": sum(slots),
-                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mib": peak_rss_mib(),
                 "threads": torch.get_num_threads(),
                 "blas": os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3"),
                 "gemm_gflops": gemm_gflops(),
