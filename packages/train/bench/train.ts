@@ -4,7 +4,7 @@
  * vocab 49152, tied), random weights, the presets' LoRA, AdamW, clipping 1.0; tfjs with per-layer gradient
  * checkpointing (the 4 GiB wasm heap needs it), PyTorch without (HF Trainer's default).
  *
- * - sft: MedQA questions with options as prompts (masked) and the answer as the response, 4 per micro-batch,
+ * - sft: MedQA questions with options as prompts (masked) and the answer as the response, 3 per micro-batch,
  *   LoRA r32 on all linear layers (SFT preset). Effective tokens/s = all tokens of the examples per second.
  *   tfjs: padding-free rows, lm_head on the answer tokens only. PyTorch: padded to the longest, full logits.
  * - dpo: MedQA questions as prompts, PubMedQA long answers as chosen and rejected, 2 pairs per micro-batch,
@@ -15,7 +15,7 @@
  *
  *   pnpm --filter @hippocrates/train bench                      # all three, 3 measured steps each
  *   WORKLOAD=sft STEPS=1 LAYERS=6 TORCH=0 pnpm ... bench        # one workload, short (no PyTorch)
- *   THREADS, TRANSPOSE_CACHE_MB, CPT_BLOCK (256), SFT_BATCH (4) / DPO_BATCH (2) override the defaults (the
+ *   THREADS, TRANSPOSE_CACHE_MB, CPT_BLOCK (256), SFT_BATCH (3) / DPO_BATCH (2) override the defaults (the
  *   micro-batches are what fits the 4 GiB wasm heap at 30 layers; see SFT_BATCH below).
  * Each workload runs in its own process (so its peak memory is its own); rows print as they are measured.
  */
@@ -48,10 +48,11 @@ const STEPS = Number(env("STEPS", "3"));
 const THREADS = Number(env("THREADS", "2"));
 const RUN_TORCH = env("TORCH", "1") !== "0";
 const CPT_BLOCK = Number(env("CPT_BLOCK", "256"));
-// Micro-batches that fit the 4 GiB wasm heap at 30 layers with checkpointing and the W^T cache (measured: the
-// heap's high-water mark grows ~66 MB per layer per 2,457 tokens on top of ~2.6 GiB of weights and caches, so 8
-// MedQA examples, 2,457 tokens, do not fit). Both sides get the same micro-batches.
-const SFT_BATCH = Number(env("SFT_BATCH", "4"));
+// Micro-batches that fit the 4 GiB wasm heap at 30 layers with checkpointing and the W^T cache: the heap's
+// high-water mark grows ~66 MB per layer per 2,457 tokens on top of ~2.5 GiB of weights, their cached
+// transposes and XNNPACK's packed copies of both. 8 MedQA examples hung at the limit, 4 ran out of memory on
+// their longest micro-batch, 2 DPO pairs peaked at 3.7 GiB. Both sides get the same micro-batches.
+const SFT_BATCH = Number(env("SFT_BATCH", "3"));
 const DPO_BATCH = Number(env("DPO_BATCH", "2"));
 const WORKLOADS = env("WORKLOAD", "cpt,sft,dpo").split(",");
 
