@@ -393,13 +393,17 @@ export function attention(
       const kb = rowsK(b);
       const vb = rowsV(b);
       for (let h = 0; h < kvHeads; h++) {
-        const scores = tf.matMul(pickRow(qb, h, [groups * T, d]), pickRow(kb, h, [d, S]));
-        const p: tf.Tensor2D = tf.reshape(tf.softmax(tf.add(tf.reshape(scores, [groups, T, S]), mask)), [
-          groups * T,
-          S,
-        ]);
+        // A scope per block: only its probabilities and output outlive it (the heap's peak is per block).
+        const [p, out] = tf.tidy(() => {
+          const scores = tf.matMul(pickRow(qb, h, [groups * T, d]), pickRow(kb, h, [d, S]));
+          const pb: tf.Tensor2D = tf.reshape(tf.softmax(tf.add(tf.reshape(scores, [groups, T, S]), mask)), [
+            groups * T,
+            S,
+          ]);
+          return [pb, tf.reshape(tf.matMul(pb, pickRow(vb, h, [S, d])), [1, groups * T * d])];
+        }) as [tf.Tensor2D, tf.Tensor];
         probs.push(p);
-        outs.push(tf.reshape(tf.matMul(p, pickRow(vb, h, [S, d])), [1, groups * T * d]));
+        outs.push(out);
       }
     }
     save([qq as tf.Tensor, kk as tf.Tensor, vv as tf.Tensor, ...probs]);
@@ -421,14 +425,22 @@ export function attention(
           const vb = rowsVs(b);
           for (let h = 0; h < kvHeads; h++) {
             const p = saved[3 + b * kvHeads + h] as tf.Tensor2D;
-            const dOut = pickRow(dyb, h, [groups * T, d]);
-            // dv = p^T dOut, computed as (dOut^T p)^T: the transposes are of [., d] blocks, not of p
-            dv.push(tf.reshape(tf.transpose(tf.matMul(tf.transpose(dOut), p)), [1, S * d]));
-            const dP = tf.matMul(dOut, tf.transpose(pickRow(vb, h, [S, d])));
-            // softmax backward: dS = P * (dP - rowsum(dP * P))
-            const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
-            dq.push(tf.reshape(tf.matMul(dS, tf.transpose(pickRow(kb, h, [d, S]))), [1, groups * T * d]));
-            dk.push(tf.reshape(tf.matMul(tf.transpose(pickRow(qb, h, [groups * T, d])), dS), [1, d * S]));
+            const [dvb, dqb, dkb] = tf.tidy(() => {
+              const dOut = pickRow(dyb, h, [groups * T, d]);
+              // dv = p^T dOut, computed as (dOut^T p)^T: the transposes are of [., d] blocks, not of p
+              const dvh = tf.reshape(tf.transpose(tf.matMul(tf.transpose(dOut), p)), [1, S * d]);
+              const dP = tf.matMul(dOut, tf.transpose(pickRow(vb, h, [S, d])));
+              // softmax backward: dS = P * (dP - rowsum(dP * P))
+              const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
+              return [
+                dvh,
+                tf.reshape(tf.matMul(dS, tf.transpose(pickRow(kb, h, [d, S]))), [1, groups * T * d]),
+                tf.reshape(tf.matMul(tf.transpose(pickRow(qb, h, [groups * T, d])), dS), [1, d * S]),
+              ];
+            }) as tf.Tensor[];
+            dv.push(dvb as tf.Tensor);
+            dq.push(dqb as tf.Tensor);
+            dk.push(dkb as tf.Tensor);
           }
         }
         return [tf.concat(dq, 0), tf.concat(dk, 0), tf.concat(dv, 0)];
