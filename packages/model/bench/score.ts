@@ -137,6 +137,7 @@ async function main() {
         // Warm-up (kernel setup, weight transposes): one question.
         await logLikelihood(model, requests.slice(0, 4), { batchSize: BATCH });
         const measured: Record<string, number> = {};
+        let sharedSlots = 0;
         let sharedResults: { logprob: number }[] = [];
         for (const mode of NAIVE ? (["shared", "naive"] as const) : (["shared"] as const)) {
           const stats: ScoreStats = { forwards: 0, tokens: 0, prefixes: 0 };
@@ -146,8 +147,10 @@ async function main() {
             stats,
           });
           const sec = (performance.now() - t0) / 1000;
-          if (mode === "shared") sharedResults = res;
-          else {
+          if (mode === "shared") {
+            sharedResults = res;
+            sharedSlots = stats.tokens;
+          } else {
             const diff = Math.max(
               ...res.map((r, i) => Math.abs(r.logprob - (sharedResults[i]?.logprob ?? 0))),
             );
@@ -182,6 +185,18 @@ async function main() {
             );
             row(
               `| ${name} | **ratio shared / torch** | | | | | **${((measured.shared as number) / t.questions_per_s).toFixed(2)}x** | |`,
+            );
+            // Work: token slots through the layers and rows through the lm_head, ours vs the per-option way.
+            const E = Number(config.hidden_size);
+            const V = Number(config.vocab_size);
+            const layers = Number(config.num_hidden_layers);
+            const kv = (E / Number(config.num_attention_heads)) * Number(config.num_key_value_heads);
+            const perToken = 2 * layers * (2 * E * E + 2 * E * kv + 3 * E * Number(config.intermediate_size));
+            const headRows = contLens.reduce((a, b) => a + b, 0);
+            const ours = sharedSlots * perToken + headRows * 2 * E * V;
+            const theirs = t.tokens * (perToken + 2 * E * V);
+            console.log(
+              `${name}: forward FLOPs (est.) ${(ours / 1e9).toFixed(0)} vs ${(theirs / 1e9).toFixed(0)} GFLOP: ${(100 * (1 - ours / theirs)).toFixed(0)}% skipped (lm_head rows ${headRows} vs ${t.tokens})`,
             );
             row(
               `| ${name} | ratio naive / torch | | | | | ${((measured.naive as number) / t.questions_per_s).toFixed(2)}x | |`,

@@ -75,6 +75,16 @@ class Llama:
         return self.rms(x, self.norm) @ self.head.T
 
 
+def peak_rss_mib():
+    """This process's peak RSS since exec (VmHWM). ru_maxrss would carry over the peak of the node process
+    that spawned us (Linux keeps it across fork + exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def gemm_gflops():
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
     a @ b
@@ -123,7 +133,7 @@ def main():
         "seconds": sec,
         "forwards": forwards,
         "tokens": tokens,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
         "blas": blas_name(),
         "gemm_gflops": gemm_gflops(),
         "torch": torch.__version__,

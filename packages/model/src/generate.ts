@@ -170,9 +170,9 @@ export async function generate(
   return states.map((st) => ({
     tokens: st.tokens,
     finishReason: st.finishReason,
-    ...(st.stoppedBy !== undefined ? { stoppedBy: st.stoppedBy } : {}),
-    ...(st.text !== undefined ? { text: st.text } : {}),
-    ...(options.returnLogits ? { logits: st.logits } : {}),
+    stoppedBy: st.stoppedBy,
+    text: st.text,
+    logits: options.returnLogits ? st.logits : undefined,
   }));
 
   /** Record token `id` for prompt `p` and decide whether the sequence ends. */
@@ -292,9 +292,9 @@ export function asGenerativeModel(model: CausalLM, o: GenerativeModelOptions): G
       generate(model, prompts, {
         ...options,
         maxLength,
-        ...(o.decode !== undefined && options.stopStrings?.length ? { decode: o.decode } : {}),
-        ...(o.eosTokenIds !== undefined ? { eosTokenIds: o.eosTokenIds } : {}),
-        ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+        decode: options.stopStrings?.length ? o.decode : undefined,
+        eosTokenIds: o.eosTokenIds,
+        batchSize: o.batchSize,
       }),
   };
 }

@@ -109,7 +109,7 @@ const CONFIGS: tf.GradConfig[] = [
   {
     kernelName: "Transpose",
     gradFunc: (dy, _saved, attrs) => {
-      const perm = (attrs as unknown as { perm: number[] }).perm;
+      const perm = (attrs as { perm: number[] }).perm;
       const inverse = new Array<number>(perm.length);
       perm.forEach((p, i) => {
         inverse[p] = i;
@@ -121,7 +121,7 @@ const CONFIGS: tf.GradConfig[] = [
     kernelName: "Sum",
     inputsToSave: ["x"],
     gradFunc: (dy, saved: Saved, attrs) => {
-      const { axis } = attrs as unknown as { axis: number | number[] };
+      const { axis } = attrs as { axis: number | number[] };
       return { x: () => expandReduced(dy as tf.Tensor, saved[0] as tf.Tensor, axis) };
     },
   },
@@ -129,7 +129,7 @@ const CONFIGS: tf.GradConfig[] = [
     kernelName: "Mean",
     inputsToSave: ["x"],
     gradFunc: (dy, saved: Saved, attrs) => {
-      const { axis } = attrs as unknown as { axis: number | number[] };
+      const { axis } = attrs as { axis: number | number[] };
       const x = saved[0] as tf.Tensor;
       return { x: () => tf.div(expandReduced(dy as tf.Tensor, x, axis), reducedCount(x, axis)) };
     },
@@ -141,7 +141,7 @@ const CONFIGS: tf.GradConfig[] = [
       const x = saved[0] as tf.Tensor;
       // tf.slice takes begin/size as numbers (first axis) or shorter arrays: normalise as tfjs's
       // parseSliceParams does (missing begin = 0, missing size = -1 = "to the end").
-      const raw = attrs as unknown as { begin: number | number[]; size?: number | number[] };
+      const raw = attrs as { begin: number | number[]; size?: number | number[] };
       const begin = typeof raw.begin === "number" ? [raw.begin] : raw.begin;
       const size = raw.size === undefined ? [] : typeof raw.size === "number" ? [raw.size] : raw.size;
       const g = dy as tf.Tensor;

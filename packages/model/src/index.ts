@@ -17,6 +17,7 @@ export {
 } from "./cache.js";
 export { repeatCacheRows } from "./cache-rows.js";
 export { type Dims, dimsOf, parseModelConfig, readModelConfig, ropeInvFreq, ropeTables } from "./config.js";
+export { TFJS_CORE_VERSION, wasmHeapBytes } from "./engine.js";
 export {
   asGenerativeModel,
   type GenerateOptions,
@@ -78,7 +79,14 @@ export {
   softmaxAndLogSumExp,
   swiglu,
   type TransposeOf,
+  usesBatchedAttention,
 } from "./ops.js";
+export {
+  createPrefixCache,
+  type PrefixCache,
+  type PrefixCacheOptions,
+  type PrefixCacheStats,
+} from "./prefix-cache.js";
 export {
   argmax,
   checkSamplingOptions,
@@ -92,6 +100,7 @@ export {
 } from "./sampling.js";
 export {
   asScoringModel,
+  type LocalScoringModel,
   type LogLikelihoodOptions,
   logLikelihood,
   type ScoreStats,

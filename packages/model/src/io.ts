@@ -258,7 +258,7 @@ export async function saveWeights(
     for (const spec of specs) yield [spec.name, { dtype, shape: spec.hfShape, data: () => data(spec) }];
   }
   await writeShardedSafetensors(dir, entries(), {
-    ...(maxShardBytes !== undefined ? { maxShardBytes } : {}),
+    maxShardBytes,
     metadata: { format: "pt" },
   });
   await writeJsonAtomic(join(dir, "config.json"), { ...model.config, torch_dtype: TORCH_DTYPE[dtype] });

@@ -1,5 +1,8 @@
 /**
- * LlamaForCausalLM / MistralForCausalLM in TensorFlow.js, following transformers' modeling_llama.py:
+ * LlamaForCausalLM / MistralForCausalLM in TensorFlow.js, read top to bottom as transformers'
+ * modeling_llama.py is: the linear layers (with PEFT's LoRA), LlamaAttention, LlamaMLP, LlamaDecoderLayer,
+ * then the model (embed_tokens, layers, norm) and the lm_head. Names in the code are the checkpoint's keys
+ * (`model.layers.N.self_attn.q_proj`, `mlp.gate_proj`, `input_layernorm`, ...).
  *
  *   h = embed_tokens(ids)
  *   for each layer:  h = h + o_proj(attn(rope(q_proj(norm(h))), rope(k_proj(norm(h))), v_proj(norm(h))))
@@ -9,12 +12,15 @@
  * Mistral is the same network with a sliding-window mask (a query at cache index i sees keys j with
  * i - window < j <= i, as transformers' `sliding_window_overlay`), so both live here.
  *
- * Activations are kept 2-D, [batch * seq, features], around every linear layer; see ops.ts for why.
+ * Around the math: step.ts computes masks and positions, ops.ts the fused tensor ops (each on the wasm
+ * backend's fast 2-D layouts, with a hand-written gradient), transposes.ts caches W^T of frozen weights,
+ * engine.ts holds the few tfjs internals this relies on. Activations are kept 2-D, [batch * seq, features].
  */
 import { createRng, HippoError, type ModelConfig, type Rng } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { createCache, type KVCache } from "./cache.js";
-import { type Dims, dimsOf, ropeInvFreq, ropeTables } from "./config.js";
+import { type Dims, dimsOf, ropeInvFreq } from "./config.js";
+import { withOuterTape } from "./engine.js";
 import type { LoraAdapter } from "./lora.js";
 import {
   applyRope,
@@ -30,7 +36,9 @@ import {
   tiedHead,
   tokenLogProbs,
 } from "./ops.js";
-import { type LinearModule, linearWeightName, weightSpecs } from "./weights.js";
+import { planStep, type Step, stepTensors } from "./step.js";
+import { createTransposeCache, type TransposeCache } from "./transposes.js";
+import { weightSpecs } from "./weights.js";
 
 export interface ForwardOptions {
   /** [B, T]: 1 for real tokens, 0 for padding (left or right). Covers the new tokens only; a cache remembers the past. */
@@ -39,6 +47,13 @@ export interface ForwardOptions {
   positionIds?: number[][];
   /** [B, T] document index of each token in packed sequences: attention stays within a segment, positions restart. */
   segmentIds?: number[][];
+  /**
+   * [B, T] with `segmentIds`: the segment each token's segment branches off (its own segment: none). A token
+   * also attends to the earlier tokens of that parent: one copy of a prompt shared by the responses that follow
+   * it (DPO's chosen and rejected), a context shared by its continuations. Positions continue the parent's
+   * unless `positionIds` says otherwise.
+   */
+  parentSegmentIds?: number[][];
   /** Append this step's keys/values to the cache and attend to everything cached. */
   cache?: KVCache;
   /**
@@ -105,10 +120,12 @@ export interface CausalLM {
   /**
    * Per-token log-probabilities log p(targets[i] | hidden[i]) for [rows, hidden] normalized hidden states
    * (forward with `outputHidden: true`), computed through the lm_head in row chunks so the [rows, vocab] logits
-   * never exist at once; differentiable (fast-path gradients). Negative targets (IGNORE_INDEX) give 0.
-   * The memory-lean way to a training loss: loss = -sum(logp) / count.
+   * never exist at once; differentiable (fast-path gradients). Only scored rows reach the head: negative
+   * targets (IGNORE_INDEX) give 0 and cost nothing. With `rows`, row `rows[i]` predicts `targets[i]` (rows may
+   * repeat) and the result has one entry per target. The memory-lean way to a training loss:
+   * loss = -sum(logp) / count.
    */
-  tokenLogProbs(hidden: tf.Tensor2D, targets: ArrayLike<number>): tf.Tensor1D;
+  tokenLogProbs(hidden: tf.Tensor2D, targets: ArrayLike<number>, rows?: ArrayLike<number>): tf.Tensor1D;
   /** The variables a trainer should update: active adapters' A/B, plus base weights in full fine-tuning. */
   trainableVariables(): tf.Variable[];
   /**
@@ -123,37 +140,225 @@ export interface CausalLM {
   dispose(): void;
 }
 
-const MASKED = -1e9;
-
-interface StepInfo {
-  batch: number;
-  T: number;
-  /** Cached slots before this step. */
-  past: number;
-  /** [B*T, 1, d] cos/sin for each token's position. */
-  cos: tf.Tensor3D;
-  sin: tf.Tensor3D;
-  /** Additive masks [T, past + T], one per row or one shared. */
-  masks: tf.Tensor2D[];
-  training: boolean;
-  rng: Rng;
-  trace: ForwardOptions["trace"];
-  /**
-   * Gradient checkpointing: the first pass records each linear module's base product x W in call order; the
-   * recomputation replays them (linearWithValue) instead of multiplying again.
-   */
-  products?: { mode: "record" | "replay"; outputs: tf.Tensor2D[]; next: number };
+/** What the layer functions read: the model's weights and switches, and per-model constants. */
+interface Net {
+  dims: Dims;
+  model: CausalLM;
+  transposes: TransposeCache;
+  /** rotate_half as a [d, d] matrix (see ops.rotateHalfMatrix). */
+  rot: tf.Tensor2D;
+  /** 1 / sqrt(head_dim), folded into the queries. */
+  scale: number;
 }
 
-function checkMatrix(name: string, m: number[][] | undefined, B: number, T: number): void {
-  if (m === undefined) return;
-  if (!Array.isArray(m) || m.length !== B || m.some((r) => !Array.isArray(r) || r.length !== T)) {
-    throw new HippoError("INVALID_ARGUMENT", `${name} must have the shape of inputIds`, {
-      key: name,
-      expected: `[${B}, ${T}]`,
-    });
+function matrix(net: Net, name: string): tf.Tensor2D {
+  const w = net.model.weights.get(name);
+  if (w === undefined) throw new HippoError("INTERNAL", "weight not found", { key: name });
+  return w as tf.Variable<tf.Rank.R2>;
+}
+
+function vector(net: Net, name: string): tf.Tensor1D {
+  const w = net.model.weights.get(name);
+  if (w === undefined) throw new HippoError("INTERNAL", "weight not found", { key: name });
+  return w as tf.Variable<tf.Rank.R1>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Linear layers: nn.Linear without bias, plus the active LoRA adapters as PEFT's lora.Linear adds them.
+
+/**
+ * The linear module at `path` (e.g. `model.layers.0.self_attn.q_proj`):
+ * y = x W + dropout(x) A B * scaling for each active adapter, W stored [in, out].
+ */
+function linearModule(net: Net, x: tf.Tensor2D, path: string, step: Step): tf.Tensor2D {
+  const name = `${path}.weight`;
+  const transpose = () => net.transposes.get(name);
+  const products = step.products;
+  let y: tf.Tensor2D;
+  if (products?.mode === "replay") {
+    const value = products.outputs[products.next++];
+    if (value === undefined) throw new HippoError("INTERNAL", "checkpoint replay ran out of products");
+    y = linearWithValue(x, matrix(net, name), value, transpose);
+  } else {
+    y = linear(x, matrix(net, name), transpose);
+    products?.outputs.push(y);
   }
+  const { model } = net;
+  if (!model.adaptersEnabled) return y;
+  for (const adapterName of model.activeAdapters) {
+    const adapter = model.adapters.get(adapterName);
+    const A = adapter?.a.get(name);
+    const B = adapter?.b.get(name);
+    if (adapter === undefined || A === undefined || B === undefined) continue;
+    const p = adapter.config.dropout;
+    const xin = step.training && p > 0 ? dropout(x, p, step.rng) : x;
+    y = loraAdd(y, xin, A as tf.Variable<tf.Rank.R2>, B as tf.Variable<tf.Rank.R2>, adapter.scaling);
+  }
+  return y;
 }
+
+/** Inverted dropout as torch.nn.Dropout: keep with probability 1 - p, scale by 1 / (1 - p). */
+function dropout(x: tf.Tensor2D, p: number, rng: Rng): tf.Tensor2D {
+  const keep = new Float32Array(x.size);
+  for (let i = 0; i < keep.length; i++) keep[i] = rng.next() < p ? 0 : 1 / (1 - p);
+  return tf.mul(x, tf.tensor2d(keep, x.shape));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// LlamaAttention: q/k/v projections, RoPE, scaled dot-product attention with GQA, o_proj.
+
+function selfAttn(
+  net: Net,
+  x: tf.Tensor2D,
+  layer: number,
+  step: Step,
+  cache: KVCache | undefined,
+): tf.Tensor2D {
+  const p = `model.layers.${layer}.self_attn`;
+  const { batch: B, T } = step;
+  const { heads: H, kvHeads: Hkv, headDim: d, groups: G, hidden: E } = net.dims;
+  const N = B * T;
+  const q = linearModule(net, x, `${p}.q_proj`, step);
+  const k = linearModule(net, x, `${p}.k_proj`, step);
+  const v = linearModule(net, x, `${p}.v_proj`, step);
+  const qRot = applyRope(tf.reshape(q, [N, H, d]), step.cos, step.sin, net.rot);
+  const kRot = applyRope(tf.reshape(k, [N, Hkv, d]), step.cos, step.sin, net.rot);
+  // [B, T, H, d] -> [B, H, T, d]; the G query heads of a KV head are adjacent (HF repeat_kv order).
+  const qHeads: tf.Tensor2D = tf.reshape(
+    tf.transpose(tf.reshape(tf.mul(qRot, net.scale), [B, T, H, d]), [0, 2, 1, 3]),
+    [B * Hkv, G * T * d],
+  );
+  let kT: tf.Tensor4D = tf.transpose(tf.reshape(kRot, [B, T, Hkv, d]), [0, 2, 3, 1]); // [B, Hkv, d, T]
+  let vH: tf.Tensor4D = tf.transpose(tf.reshape(v, [B, T, Hkv, d]), [0, 2, 1, 3]); // [B, Hkv, T, d]
+  if (cache !== undefined) {
+    const pastK = cache.keys[layer] ?? null;
+    const pastV = cache.values[layer] ?? null;
+    if (pastK !== null && pastV !== null) {
+      kT = tf.concat([pastK, kT], 3);
+      vH = tf.concat([pastV, vH], 2);
+    }
+    cache.keys[layer] = tf.keep(kT);
+    cache.values[layer] = tf.keep(vH);
+    pastK?.dispose();
+    pastV?.dispose();
+  }
+  const S = step.past + T;
+  if (step.trace) {
+    step.trace(`layers.${layer}.attn_in`, tf.reshape(x, [B, T, E]));
+    step.trace(`layers.${layer}.q_rot`, tf.reshape(qRot, [B, T, H, d]));
+    step.trace(`layers.${layer}.k_all`, tf.transpose(kT, [0, 1, 3, 2]));
+    step.trace(`layers.${layer}.v_all`, vH);
+  }
+  const ctx = attention(
+    qHeads,
+    tf.reshape(kT, [B * Hkv, d * S]),
+    tf.reshape(vH, [B * Hkv, S * d]),
+    step.masks,
+    { batch: B, kvHeads: Hkv, groups: G, T, S, d },
+  );
+  const ctx2d: tf.Tensor2D = tf.reshape(tf.transpose(tf.reshape(ctx, [B, H, T, d]), [0, 2, 1, 3]), [
+    N,
+    H * d,
+  ]);
+  const out = linearModule(net, ctx2d, `${p}.o_proj`, step);
+  if (step.trace) {
+    step.trace(`layers.${layer}.ctx`, tf.reshape(ctx2d, [B, T, H, d]));
+    step.trace(`layers.${layer}.attn_out`, tf.reshape(out, [B, T, E]));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// LlamaMLP: down_proj(silu(gate_proj(x)) * up_proj(x)).
+
+function mlp(net: Net, x: tf.Tensor2D, layer: number, step: Step): tf.Tensor2D {
+  const p = `model.layers.${layer}.mlp`;
+  const act = swiglu(
+    linearModule(net, x, `${p}.gate_proj`, step),
+    linearModule(net, x, `${p}.up_proj`, step),
+  );
+  return linearModule(net, act, `${p}.down_proj`, step);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// LlamaDecoderLayer: pre-norm attention and MLP blocks, each added to the residual stream.
+
+function decoderLayer(
+  net: Net,
+  x: tf.Tensor2D,
+  layer: number,
+  step: Step,
+  cache: KVCache | undefined,
+): tf.Tensor2D {
+  const p = `model.layers.${layer}`;
+  const { eps } = net.dims;
+  const h = rmsNorm(x, vector(net, `${p}.input_layernorm.weight`), eps);
+  const x1 = residualAdd(x, selfAttn(net, h, layer, step, cache));
+  const h2 = rmsNorm(x1, vector(net, `${p}.post_attention_layernorm.weight`), eps);
+  return residualAdd(x1, mlp(net, h2, layer, step));
+}
+
+/**
+ * Gradient checkpointing of one layer: the tape sees a single op whose inputs are the layer input and the
+ * layer's trainable variables; its gradient re-runs the layer under a fresh tape. The layer's linear products
+ * (7 per layer, ~10 MB at 512 tokens of the SmolLM-135M shape) are kept from the first pass and replayed, so
+ * the recomputation costs elementwise work and attention, not another round of matrix products.
+ */
+function checkpointedLayer(net: Net, x: tf.Tensor2D, layer: number, step: Step): tf.Tensor2D {
+  const vars = layerTrainables(net.model, layer);
+  // Dropout masks must be identical in the recomputation: replay the RNG from its state now.
+  const rngState = step.rng.getState();
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const xin = args[0] as tf.Tensor2D;
+    const products: NonNullable<Step["products"]> = { mode: "record", outputs: [], next: 0 };
+    const value = decoderLayer(net, xin, layer, { ...step, trace: undefined, products }, undefined);
+    // The step's tensors (RoPE tables, masks) belong to the forward's scope: keep copies for the recompute.
+    const masksCount = step.masks.length;
+    save([xin, step.cos, step.sin, ...step.masks, ...products.outputs]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, cos, sin] = saved as [tf.Tensor2D, tf.Tensor3D, tf.Tensor3D];
+        const replay = createRng(0);
+        replay.setState(rngState);
+        const again: Step = {
+          ...step,
+          cos,
+          sin,
+          masks: saved.slice(3, 3 + masksCount) as tf.Tensor2D[],
+          rng: replay,
+          trace: undefined,
+          products: { mode: "replay", outputs: saved.slice(3 + masksCount) as tf.Tensor2D[], next: 0 },
+        };
+        // The variables are inputs of this op so that their gradients flow; the recompute reads them
+        // through the weight maps, which are the same tensors.
+        return withOuterTape(() =>
+          tf.grads((xx: tf.Tensor) => decoderLayer(net, xx as tf.Tensor2D, layer, again, undefined))(
+            [xs, ...vars],
+            dy,
+          ),
+        );
+      },
+    };
+  });
+  return f(x, ...vars) as tf.Tensor2D;
+}
+
+/** The trainable variables of one decoder layer (its base weights in full fine-tuning, its adapters' A/B). */
+function layerTrainables(model: CausalLM, layer: number): tf.Variable[] {
+  const prefix = `model.layers.${layer}.`;
+  const out: tf.Variable[] = [];
+  for (const [name, v] of model.namedTrainableVariables()) {
+    // HF names (`model.layers.N...`) or `<adapter>/base_model.model.model.layers.N...`
+    const key = name.includes("/base_model.model.") ? name.split("/base_model.model.")[1] : name;
+    if (key?.startsWith(prefix)) out.push(v);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// LlamaForCausalLM: the model around the layers, and the lm_head.
 
 /** Build a model around already created weights (see io.ts for loading, saving and random init). */
 export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Variable>, seed = 0): CausalLM {
@@ -170,44 +375,10 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
     }
   }
   const invFreq = ropeInvFreq(config);
-  const rot = tf.keep(tf.tensor2d(rotateHalfMatrix(dims.headDim), [dims.headDim, dims.headDim]));
-  const adapters = new Map<string, LoraAdapter>();
   const defaultRng = createRng(seed);
-  const scale = 1 / Math.sqrt(dims.headDim);
-  // Transposes of frozen weights (E^T for a tied head, W^T for the gradients of frozen linear layers), each
-  // valid while its weight holds the same data: an assign (merging an adapter, loading) gives the variable
-  // a new dataId, and the stale copy is replaced. Linear transposes stop at a budget (they double the
-  // weights' memory: model.transposeCacheBytes); the tied head's E^T is always kept.
-  const transposes = new Map<string, { dataId: object; t: tf.Tensor2D }>();
-  let transposeBytes = 0;
-
-  function frozenTranspose(name: string, budgeted = true): tf.Tensor2D | null {
-    const w = weights.get(name);
-    if (w === undefined || w.trainable) return null;
-    const hit = transposes.get(name);
-    if (hit !== undefined && hit.dataId === w.dataId) return hit.t;
-    if (hit !== undefined) dropTranspose(name);
-    if (budgeted && transposeBytes + w.size * 4 > model.transposeCacheBytes) return null;
-    // kept: it is created inside whatever scope first asks for it
-    const t = tf.keep(tf.transpose(w as unknown as tf.Tensor2D));
-    transposes.set(name, { dataId: w.dataId, t });
-    transposeBytes += w.size * 4;
-    return t;
-  }
-
-  function dropTranspose(name: string): void {
-    const hit = transposes.get(name);
-    if (hit === undefined) return;
-    hit.t.dispose();
-    transposeBytes -= hit.t.size * 4;
-    transposes.delete(name);
-  }
-
-  const W = (name: string): tf.Tensor2D => {
-    const w = weights.get(name);
-    if (w === undefined) throw new HippoError("INTERNAL", "weight not found", { key: name });
-    return w as unknown as tf.Tensor2D;
-  };
+  const adapters = new Map<string, LoraAdapter>();
+  const rot = tf.keep(tf.tensor2d(rotateHalfMatrix(dims.headDim), [dims.headDim, dims.headDim]));
+  const transposes = createTransposeCache(weights, () => model.transposeCacheBytes);
 
   const model: CausalLM = {
     config,
@@ -218,14 +389,14 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
     adaptersEnabled: true,
     transposeCacheBytes: 1024 * 1024 * 1024,
     forward,
-    attentionLayer: (layer, x, options) => attentionLayer(layer, x, options),
-    lmHead,
-    tokenLogProbs: headLogProbs,
-    trainableVariables,
+    attentionLayer,
+    lmHead: (hidden) => lmHead(net, hidden),
+    tokenLogProbs: (hidden, targets, rows) => headLogProbs(net, hidden, targets, rows),
+    trainableVariables: () => [...namedTrainableVariables().values()],
     namedTrainableVariables,
     setFullFineTuning(on: boolean) {
       for (const w of weights.values()) w.trainable = on;
-      if (on) for (const name of [...transposes.keys()]) dropTranspose(name);
+      if (on) transposes.clear();
     },
     createCache: (batch: number) => createCache(batch, dims.layers),
     dispose() {
@@ -236,321 +407,36 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
       }
       adapters.clear();
       rot.dispose();
-      for (const name of [...transposes.keys()]) dropTranspose(name);
+      transposes.clear();
     },
   };
-
-  function trainableVariables(): tf.Variable[] {
-    return [...namedTrainableVariables().values()];
-  }
+  const net: Net = { dims, model, transposes, rot, scale: 1 / Math.sqrt(dims.headDim) };
 
   function namedTrainableVariables(): Map<string, tf.Variable> {
     const out = new Map<string, tf.Variable>();
     for (const [k, w] of weights) if (w.trainable) out.set(k, w);
-    if (model.adaptersEnabled) {
-      for (const name of model.activeAdapters) {
-        const a = adapters.get(name);
-        if (a === undefined) continue;
-        for (const [k, va] of a.a) {
-          const base = `${name}/base_model.model.${k.replace(/\.weight$/, "")}`;
-          if (va.trainable) out.set(`${base}.lora_A.weight`, va);
-          const vb = a.b.get(k);
-          if (vb?.trainable) out.set(`${base}.lora_B.weight`, vb);
-        }
+    if (!model.adaptersEnabled) return out;
+    for (const name of model.activeAdapters) {
+      const a = adapters.get(name);
+      if (a === undefined) continue;
+      for (const [k, va] of a.a) {
+        const base = `${name}/base_model.model.${k.replace(/\.weight$/, "")}`;
+        if (va.trainable) out.set(`${base}.lora_A.weight`, va);
+        const vb = a.b.get(k);
+        if (vb?.trainable) out.set(`${base}.lora_B.weight`, vb);
       }
     }
     return out;
   }
 
-  /** A linear module of a layer, with the active LoRA adapters added: y = x W + dropout(x) A B * scaling. */
-  function proj(x: tf.Tensor2D, layer: number, module: LinearModule, step: StepInfo): tf.Tensor2D {
-    const name = linearWeightName(layer, module);
-    const products = step.products;
-    let y: tf.Tensor2D;
-    if (products?.mode === "replay") {
-      const value = products.outputs[products.next++];
-      if (value === undefined) throw new HippoError("INTERNAL", "checkpoint replay ran out of products");
-      y = linearWithValue(x, W(name), value, () => frozenTranspose(name));
-    } else {
-      y = linear(x, W(name), () => frozenTranspose(name));
-      products?.outputs.push(y);
-    }
-    if (!model.adaptersEnabled) return y;
-    for (const adapterName of model.activeAdapters) {
-      const a = adapters.get(adapterName);
-      const A = a?.a.get(name);
-      const B = a?.b.get(name);
-      if (a === undefined || A === undefined || B === undefined) continue;
-      let xin = x;
-      const p = a.config.dropout;
-      if (step.training && p > 0) {
-        // Inverted dropout as torch.nn.Dropout: keep with probability 1 - p, scale by 1 / (1 - p).
-        const keep = new Float32Array(x.size);
-        for (let i = 0; i < keep.length; i++) keep[i] = step.rng.next() < p ? 0 : 1 / (1 - p);
-        xin = tf.mul(x, tf.tensor2d(keep, x.shape));
-      }
-      y = loraAdd(y, xin, A as unknown as tf.Tensor2D, B as unknown as tf.Tensor2D, a.scaling);
-    }
-    return y;
-  }
-
-  function selfAttention(
-    x: tf.Tensor2D,
-    layer: number,
-    step: StepInfo,
-    cache: KVCache | undefined,
-  ): tf.Tensor2D {
-    const { batch: B, T } = step;
-    const { heads: H, kvHeads: Hkv, headDim: d, groups: G } = dims;
-    const N = B * T;
-    const q = proj(x, layer, "q_proj", step);
-    const k = proj(x, layer, "k_proj", step);
-    const v = proj(x, layer, "v_proj", step);
-    const qRot = applyRope(tf.reshape(q, [N, H, d]), step.cos, step.sin, rot);
-    const kRot = applyRope(tf.reshape(k, [N, Hkv, d]), step.cos, step.sin, rot);
-    // [B, T, H, d] -> [B, H, T, d]; the G query heads of a KV head are adjacent (HF repeat_kv order).
-    const qHeads: tf.Tensor2D = tf.reshape(
-      tf.transpose(tf.reshape(tf.mul(qRot, scale), [B, T, H, d]), [0, 2, 1, 3]),
-      [B * Hkv, G * T * d],
-    );
-    let kT = tf.transpose(tf.reshape(kRot, [B, T, Hkv, d]), [0, 2, 3, 1]) as tf.Tensor4D; // [B, Hkv, d, T]
-    let vH = tf.transpose(tf.reshape(v, [B, T, Hkv, d]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, d]
-    if (cache !== undefined) {
-      const pastK = cache.keys[layer] ?? null;
-      const pastV = cache.values[layer] ?? null;
-      if (pastK !== null && pastV !== null) {
-        kT = tf.concat([pastK, kT], 3);
-        vH = tf.concat([pastV, vH], 2);
-      }
-      cache.keys[layer] = tf.keep(kT);
-      cache.values[layer] = tf.keep(vH);
-      pastK?.dispose();
-      pastV?.dispose();
-    }
-    const S = step.past + T;
-    if (step.trace) {
-      step.trace(`layers.${layer}.attn_in`, tf.reshape(x, [B, T, dims.hidden]));
-      step.trace(`layers.${layer}.q_rot`, tf.reshape(qRot, [B, T, H, d]));
-      step.trace(`layers.${layer}.k_all`, tf.transpose(kT, [0, 1, 3, 2]));
-      step.trace(`layers.${layer}.v_all`, vH);
-    }
-    const ctx = attention(
-      qHeads,
-      tf.reshape(kT, [B * Hkv, d * S]),
-      tf.reshape(vH, [B * Hkv, S * d]),
-      step.masks,
-      {
-        batch: B,
-        kvHeads: Hkv,
-        groups: G,
-        T,
-        S,
-        d,
-      },
-    );
-    const ctx2d: tf.Tensor2D = tf.reshape(tf.transpose(tf.reshape(ctx, [B, H, T, d]), [0, 2, 1, 3]), [
-      N,
-      H * d,
-    ]);
-    const out = proj(ctx2d, layer, "o_proj", step);
-    if (step.trace) {
-      step.trace(`layers.${layer}.ctx`, tf.reshape(ctx2d, [B, T, H, d]));
-      step.trace(`layers.${layer}.attn_out`, tf.reshape(out, [B, T, dims.hidden]));
-    }
-    return out;
-  }
-
-  function decoderLayer(
-    x: tf.Tensor2D,
-    layer: number,
-    step: StepInfo,
-    cache: KVCache | undefined,
-  ): tf.Tensor2D {
-    const p = `model.layers.${layer}`;
-    const h = rmsNorm(x, W(`${p}.input_layernorm.weight`) as unknown as tf.Tensor1D, dims.eps);
-    const x1 = residualAdd(x, selfAttention(h, layer, step, cache));
-    const h2: tf.Tensor2D = rmsNorm(
-      x1,
-      W(`${p}.post_attention_layernorm.weight`) as unknown as tf.Tensor1D,
-      dims.eps,
-    );
-    const act = swiglu(proj(h2, layer, "gate_proj", step), proj(h2, layer, "up_proj", step));
-    return residualAdd(x1, proj(act, layer, "down_proj", step));
-  }
-
-  /**
-   * Gradient checkpointing of one layer: the tape sees a single op whose inputs are the layer input and the
-   * layer's trainable variables; its gradient re-runs the layer under a fresh tape. The layer's linear products
-   * (7 per layer, ~10 MB at 512 tokens of the SmolLM-135M shape) are kept from the first pass and replayed, so
-   * the recomputation costs elementwise work and attention, not another round of matrix products.
-   */
-  function checkpointedLayer(x: tf.Tensor2D, layer: number, step: StepInfo): tf.Tensor2D {
-    const vars = layerTrainables(layer);
-    // Dropout masks must be identical in the recomputation: replay the RNG from its state now.
-    const rngState = step.rng.getState();
-    const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-      const save = args[args.length - 1] as tf.GradSaveFunc;
-      const xin = args[0] as tf.Tensor2D;
-      const products: NonNullable<StepInfo["products"]> = { mode: "record", outputs: [], next: 0 };
-      const value = decoderLayer(xin, layer, { ...step, trace: undefined, products }, undefined);
-      // The step's tensors (RoPE tables, masks) belong to the forward's scope: keep copies for the recompute.
-      const masksCount = step.masks.length;
-      save([xin, step.cos, step.sin, ...step.masks, ...products.outputs]);
-      return {
-        value,
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xs, cos, sin] = saved as [tf.Tensor2D, tf.Tensor3D, tf.Tensor3D];
-          const masks = saved.slice(3, 3 + masksCount) as tf.Tensor2D[];
-          const outputs = saved.slice(3 + masksCount) as tf.Tensor2D[];
-          const again: StepInfo = {
-            ...step,
-            cos,
-            sin,
-            masks,
-            trace: undefined,
-            products: { mode: "replay", outputs, next: 0 },
-          };
-          const replay = createRng(0);
-          replay.setState(rngState);
-          const engine = tf.engine() as unknown as { state: { activeTape: unknown } };
-          // A nested gradient computation resets the engine's tape; keep the outer one for its cleanup.
-          const outerTape = engine.state.activeTape;
-          try {
-            // The variables are inputs of this op so that their gradients flow; the recompute reads them
-            // through the weight maps, which are the same tensors.
-            return tf.grads((xx: tf.Tensor) =>
-              decoderLayer(xx as tf.Tensor2D, layer, { ...again, rng: replay }, undefined),
-            )([xs, ...vars], dy);
-          } finally {
-            engine.state.activeTape = outerTape;
-          }
-        },
-      };
-    });
-    return f(x, ...vars) as tf.Tensor2D;
-  }
-
-  function layerTrainables(layer: number): tf.Variable[] {
-    const prefix = `model.layers.${layer}.`;
-    return trainableVariables().filter((v) => {
-      for (const [k, w] of weights) if (w === v) return k.startsWith(prefix);
-      for (const a of adapters.values()) {
-        for (const [k, va] of a.a) if (va === v) return k.startsWith(prefix);
-        for (const [k, vb] of a.b) if (vb === v) return k.startsWith(prefix);
-      }
-      return false;
-    });
-  }
-
-  function lmHead(hidden: tf.Tensor2D): tf.Tensor2D {
-    if (!dims.tied) return linear(hidden, W("lm_head.weight"), () => frozenTranspose("lm_head.weight"));
-    const emb = W("model.embed_tokens.weight") as unknown as tf.Tensor2D;
-    if (emb instanceof tf.Variable && emb.trainable) {
-      return tf.tidy(() => tiedHead(hidden, emb, tf.transpose(emb)));
-    }
-    return tiedHead(hidden, emb, frozenTranspose("model.embed_tokens.weight", false) as tf.Tensor2D);
-  }
-
-  function headLogProbs(hidden: tf.Tensor2D, targets: ArrayLike<number>): tf.Tensor1D {
-    if (!dims.tied) {
-      const w = weights.get("lm_head.weight") as tf.Variable;
-      return tokenLogProbs(
-        hidden,
-        targets,
-        w as unknown as tf.Tensor2D,
-        () => frozenTranspose("lm_head.weight") ?? (tf.transpose(w) as tf.Tensor2D),
-        w.trainable ? w : null,
-        false,
-      );
-    }
-    const emb = weights.get("model.embed_tokens.weight") as tf.Variable;
-    const emb2d = emb as unknown as tf.Tensor2D;
-    if (emb.trainable)
-      return tf.tidy(() => tokenLogProbs(hidden, targets, tf.transpose(emb2d), () => emb2d, emb, true));
-    const embT = frozenTranspose("model.embed_tokens.weight", false) as tf.Tensor2D;
-    return tokenLogProbs(hidden, targets, embT, () => emb2d, null, true);
-  }
-
-  /** Positions, masks and cache bookkeeping of one forward step, computed in JS. */
-  function prepareStep(B: number, T: number, options: ForwardOptions, cache: KVCache | undefined) {
-    const past = cache?.length ?? 0;
-    const S = past + T;
-
-    // Per row: validity, segment and position of every slot (cached + new), computed in JS.
-    const positions = new Int32Array(B * T);
-    const maskRows: Float32Array[] = [];
-    let shared = true;
-    for (let b = 0; b < B; b++) {
-      const valid = new Uint8Array(S);
-      const seg = new Int32Array(S);
-      if (cache !== undefined) {
-        valid.set(cache.valid[b] as Uint8Array);
-        seg.set(cache.segments[b] as Int32Array);
-      }
-      for (let t = 0; t < T; t++) {
-        valid[past + t] = options.attentionMask ? ((options.attentionMask[b] as number[])[t] ? 1 : 0) : 1;
-        seg[past + t] = options.segmentIds ? ((options.segmentIds[b] as number[])[t] as number) : 0;
-      }
-      for (let t = 0; t < T; t++) {
-        const i = past + t;
-        if (options.positionIds) {
-          positions[b * T + t] = (options.positionIds[b] as number[])[t] as number;
-        } else if (!valid[i]) {
-          positions[b * T + t] = 1; // HF fills padded positions with 1; their outputs are never used
-        } else {
-          let n = 0;
-          for (let j = 0; j < i; j++) if (valid[j] && seg[j] === seg[i]) n++;
-          positions[b * T + t] = n;
-        }
-      }
-      const mask = new Float32Array(T * S);
-      const window = dims.slidingWindow;
-      const prefixVisible = options.prefixVisible === true && cache !== undefined;
-      for (let t = 0; t < T; t++) {
-        const i = past + t;
-        for (let j = 0; j < S; j++) {
-          const sameSegment = seg[j] === seg[i] || (prefixVisible && j < past);
-          const ok = j <= i && valid[j] === 1 && sameSegment && (window === null || j > i - window);
-          mask[t * S + j] = ok ? 0 : MASKED;
-        }
-      }
-      if (b > 0 && shared) {
-        const first = maskRows[0] as Float32Array;
-        for (let k = 0; k < mask.length; k++) {
-          if (mask[k] !== first[k]) {
-            shared = false;
-            break;
-          }
-        }
-      }
-      maskRows.push(mask);
-      if (cache !== undefined) {
-        cache.valid[b] = valid;
-        cache.segments[b] = seg;
-      }
-    }
-    if (cache !== undefined) cache.length = S;
-    const { cos, sin } = ropeTables(invFreq, positions);
-    return { past, S, cos, sin, maskRows: shared ? maskRows.slice(0, 1) : maskRows };
-  }
-
-  function makeStep(
-    B: number,
-    T: number,
-    prep: ReturnType<typeof prepareStep>,
-    options: ForwardOptions,
-  ): StepInfo {
-    return {
-      batch: B,
-      T,
-      past: prep.past,
-      cos: tf.tensor3d(prep.cos, [B * T, 1, dims.headDim]),
-      sin: tf.tensor3d(prep.sin, [B * T, 1, dims.headDim]),
-      masks: prep.maskRows.map((m) => tf.tensor2d(m, [T, prep.S])),
-      training: options.training ?? false,
-      rng: options.rng ?? defaultRng,
-      trace: options.trace,
-    };
+  function forwardStep(B: number, T: number, options: ForwardOptions, cache: KVCache | undefined) {
+    const plan = planStep(B, T, options, cache, dims, invFreq);
+    return () =>
+      stepTensors(plan, dims.headDim, {
+        training: options.training ?? false,
+        rng: options.rng ?? defaultRng,
+        trace: options.trace,
+      });
   }
 
   function attentionLayer(layer: number, x: tf.Tensor3D, options: ForwardOptions = {}): tf.Tensor3D {
@@ -565,97 +451,140 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
         },
       );
     }
-    const prep = prepareStep(B, T, options, options.cache);
-    return tf.tidy(() => {
-      const step = makeStep(B, T, prep, options);
-      return tf.reshape(selfAttention(tf.reshape(x, [B * T, E]), layer, step, options.cache), [B, T, E]);
-    });
+    const makeStep = forwardStep(B, T, options, options.cache);
+    return tf.tidy(() =>
+      tf.reshape(selfAttn(net, tf.reshape(x, [B * T, E]), layer, makeStep(), options.cache), [B, T, E]),
+    );
   }
 
   function forward(inputIds: number[][], options: ForwardOptions = {}): ForwardOutput {
-    const B = inputIds.length;
-    const T = B > 0 ? (inputIds[0] as number[]).length : 0;
-    if (B === 0 || T === 0)
-      throw new HippoError("INVALID_ARGUMENT", "inputIds must be a non-empty [batch, seq] array");
-    const flatIds = new Int32Array(B * T);
-    for (let b = 0; b < B; b++) {
-      const row = inputIds[b] as number[];
-      if (!Array.isArray(row) || row.length !== T) {
-        throw new HippoError("INVALID_ARGUMENT", "inputIds rows must all have the same length", {
-          row: b,
-          expected: String(T),
-          got: String(Array.isArray(row) ? row.length : typeof row),
-        });
-      }
-      for (let t = 0; t < T; t++) {
-        const id = row[t] as number;
-        if (!Number.isInteger(id) || id < 0 || id >= dims.vocab) {
-          throw new HippoError("INVALID_ARGUMENT", "token id out of range", {
-            row: b,
-            key: `inputIds[${b}][${t}]`,
-            expected: `integer in [0, ${dims.vocab})`,
-            got: String(id),
-          });
-        }
-        flatIds[b * T + t] = id;
-      }
-    }
-    checkMatrix("attentionMask", options.attentionMask, B, T);
-    checkMatrix("positionIds", options.positionIds, B, T);
-    checkMatrix("segmentIds", options.segmentIds, B, T);
+    const { B, T, flatIds } = checkInputs(inputIds, options, dims.vocab);
     const cache = options.cache;
-    if (cache !== undefined) {
-      if (cache.disposed) throw new HippoError("INVALID_ARGUMENT", "the cache was disposed");
-      if (cache.batch !== B) {
-        throw new HippoError("INVALID_ARGUMENT", "cache batch differs from the input batch", {
-          expected: String(cache.batch),
-          got: String(B),
-        });
-      }
-    }
-    const prep = prepareStep(B, T, options, cache);
-
+    const makeStep = forwardStep(B, T, options, cache);
+    const mode = options.logits ?? "all";
     const result = tf.tidy(() => {
       const trace = options.trace;
-      const step = makeStep(B, T, prep, options);
-      let x = embedding(
-        W("model.embed_tokens.weight") as unknown as tf.Tensor2D,
-        tf.tensor1d(flatIds, "int32"),
-      );
+      const step = makeStep();
+      let x = embedding(matrix(net, "model.embed_tokens.weight"), tf.tensor1d(flatIds, "int32"));
       trace?.("embeddings", tf.reshape(x, [B, T, dims.hidden]));
       const checkpoint = options.checkpointLayers === true && cache === undefined;
       for (let l = 0; l < dims.layers; l++) {
         // A scope per layer frees its intermediates at once (a tape keeps what backward needs by itself).
         const input = x;
         x = tf.tidy(() =>
-          checkpoint ? checkpointedLayer(input, l, step) : decoderLayer(input, l, step, cache),
+          checkpoint ? checkpointedLayer(net, input, l, step) : decoderLayer(net, input, l, step, cache),
         );
         trace?.(`layers.${l}`, tf.reshape(x, [B, T, dims.hidden]));
       }
-      const h = rmsNorm(x, W("model.norm.weight") as unknown as tf.Tensor1D, dims.eps);
+      const h = rmsNorm(x, vector(net, "model.norm.weight"), dims.eps);
       trace?.("final_norm", tf.reshape(h, [B, T, dims.hidden]));
-      const mode = options.logits ?? "all";
-      let logits: tf.Tensor3D | null = null;
-      if (mode === "all") logits = tf.reshape(lmHead(h), [B, T, dims.vocab]);
+      let logits: tf.Tensor = tf.zeros([0]);
+      if (mode === "all") logits = tf.reshape(lmHead(net, h), [B, T, dims.vocab]);
       else if (mode === "last") {
         const lastRows = tf.tensor1d(
           Array.from({ length: B }, (_, b) => b * T + T - 1),
           "int32",
         );
-        logits = tf.reshape(lmHead(tf.gather(h, lastRows)), [B, 1, dims.vocab]);
+        logits = tf.reshape(lmHead(net, tf.gather(h, lastRows)), [B, 1, dims.vocab]);
       }
-      const out: tf.Tensor[] = [
-        logits ?? tf.zeros([0]),
-        options.outputHidden ? tf.reshape(h, [B, T, dims.hidden]) : tf.zeros([0]),
-      ];
-      return out;
+      return [logits, options.outputHidden ? tf.reshape(h, [B, T, dims.hidden]) : tf.zeros([0])];
     });
     const [logits, hidden] = result as [tf.Tensor3D, tf.Tensor3D];
-    const mode = options.logits ?? "all";
     if (mode === "none") logits.dispose();
     if (!options.outputHidden) hidden.dispose();
     return { logits: mode === "none" ? null : logits, hidden: options.outputHidden ? hidden : null };
   }
 
   return model;
+}
+
+/** lm_head on [rows, hidden]: the untied `lm_head.weight` [hidden, vocab], or the tied embedding's E^T. */
+function lmHead(net: Net, hidden: tf.Tensor2D): tf.Tensor2D {
+  if (!net.dims.tied) {
+    return linear(hidden, matrix(net, "lm_head.weight"), () => net.transposes.get("lm_head.weight"));
+  }
+  const emb = net.model.weights.get("model.embed_tokens.weight") as tf.Variable<tf.Rank.R2>;
+  if (emb.trainable) return tf.tidy(() => tiedHead(hidden, emb, tf.transpose(emb)));
+  return tiedHead(hidden, emb, net.transposes.get("model.embed_tokens.weight", false) as tf.Tensor2D);
+}
+
+/** tokenLogProbs (ops.ts) through the model's head, tied or not, frozen or trainable. */
+function headLogProbs(
+  net: Net,
+  hidden: tf.Tensor2D,
+  targets: ArrayLike<number>,
+  rows: ArrayLike<number> | undefined,
+): tf.Tensor1D {
+  if (!net.dims.tied) {
+    const w = net.model.weights.get("lm_head.weight") as tf.Variable<tf.Rank.R2>;
+    const wT = () => net.transposes.get("lm_head.weight") ?? tf.transpose(w);
+    return tokenLogProbs(hidden, targets, w, wT, w.trainable ? w : null, false, rows);
+  }
+  const emb = net.model.weights.get("model.embed_tokens.weight") as tf.Variable<tf.Rank.R2>;
+  if (emb.trainable) {
+    return tf.tidy(() => tokenLogProbs(hidden, targets, tf.transpose(emb), () => emb, emb, true, rows));
+  }
+  const embT = net.transposes.get("model.embed_tokens.weight", false) as tf.Tensor2D;
+  return tokenLogProbs(hidden, targets, embT, () => emb, null, true, rows);
+}
+
+/** Validate the forward's inputs; returns the flattened ids. */
+function checkInputs(
+  inputIds: number[][],
+  options: ForwardOptions,
+  vocab: number,
+): { B: number; T: number; flatIds: Int32Array } {
+  const B = inputIds.length;
+  const T = B > 0 ? (inputIds[0] as number[]).length : 0;
+  if (B === 0 || T === 0)
+    throw new HippoError("INVALID_ARGUMENT", "inputIds must be a non-empty [batch, seq] array");
+  const flatIds = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    const row = inputIds[b] as number[];
+    if (!Array.isArray(row) || row.length !== T) {
+      throw new HippoError("INVALID_ARGUMENT", "inputIds rows must all have the same length", {
+        row: b,
+        expected: String(T),
+        got: String(Array.isArray(row) ? row.length : typeof row),
+      });
+    }
+    for (let t = 0; t < T; t++) {
+      const id = row[t] as number;
+      if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+        throw new HippoError("INVALID_ARGUMENT", "token id out of range", {
+          row: b,
+          key: `inputIds[${b}][${t}]`,
+          expected: `integer in [0, ${vocab})`,
+          got: String(id),
+        });
+      }
+      flatIds[b * T + t] = id;
+    }
+  }
+  checkMatrix("attentionMask", options.attentionMask, B, T);
+  checkMatrix("positionIds", options.positionIds, B, T);
+  checkMatrix("segmentIds", options.segmentIds, B, T);
+  checkMatrix("parentSegmentIds", options.parentSegmentIds, B, T);
+  const cache = options.cache;
+  if (cache !== undefined) {
+    if (cache.disposed) throw new HippoError("INVALID_ARGUMENT", "the cache was disposed");
+    if (cache.batch !== B) {
+      throw new HippoError("INVALID_ARGUMENT", "cache batch differs from the input batch", {
+        expected: String(cache.batch),
+        got: String(B),
+      });
+    }
+  }
+  return { B, T, flatIds };
+}
+
+function checkMatrix(name: string, m: number[][] | undefined, B: number, T: number): void {
+  if (m === undefined) return;
+  if (!Array.isArray(m) || m.length !== B || m.some((r) => !Array.isArray(r) || r.length !== T)) {
+    throw new HippoError("INVALID_ARGUMENT", `${name} must have the shape of inputIds`, {
+      key: name,
+      expected: `[${B}, ${T}]`,
+      got: Array.isArray(m) ? `${m.length} rows` : typeof m,
+    });
+  }
 }

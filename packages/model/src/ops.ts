@@ -5,6 +5,7 @@
  * that transposes explicitly (a cheap O(n^2) copy) and then multiplies on the fast path.
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { isRecording } from "./engine.js";
 import "./gradients.js";
 
 type GradFn = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
@@ -13,10 +14,10 @@ type GradFn = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 export function customOp(
   f: (inputs: tf.Tensor[], save: tf.GradSaveFunc) => { value: tf.Tensor; gradFunc: GradFn },
 ): (...inputs: tf.Tensor[]) => tf.Tensor {
-  const g = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const g = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     return f(args as tf.Tensor[], save);
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  });
   return (...inputs: tf.Tensor[]) => g(...inputs) as tf.Tensor;
 }
 
@@ -134,12 +135,6 @@ export function tiedHead(h: tf.Tensor2D, emb: tf.Tensor2D, embT: tf.Tensor2D): t
   return f(h, emb) as tf.Tensor2D;
 }
 
-/** Whether ops run now are recorded on a gradient tape (tfjs's own isTapeOn: not inside another op's forward). */
-function isRecording(): boolean {
-  const { state } = tf.engine() as unknown as { state: { gradientDepth: number; kernelDepth: number } };
-  return state.gradientDepth > 0 && state.kernelDepth === 0;
-}
-
 /**
  * HF LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * weight, all in float32. Its gradient is written out so the tape
  * keeps only x and the [rows, 1] rsqrt (autograd would keep five [rows, hidden] intermediates per norm):
@@ -232,7 +227,8 @@ export function loraAdd(
         return [
           tf.reshape(dy, y.shape),
           tf.matMul(t, tf.transpose(as)),
-          tf.matMul(tf.transpose(xs), t),
+          // dA = xd^T t, computed as (t^T xd)^T: transposes of [rows, r] and [r, in], not of the [rows, in] input
+          tf.transpose(tf.matMul(tf.transpose(t), xs)),
           tf.matMul(tf.transpose(xas), sdy),
         ];
       },
@@ -330,6 +326,15 @@ interface AttentionDims {
 const SMALL_QUERY_ROWS = 16;
 
 /**
+ * Whether an attention call with `groups * T` query rows per KV head takes the batched (decoding) path. Its
+ * sums run in another order than the per-head 2-D products, so code that needs bit-identical results across
+ * two ways of splitting a sequence (prefix reuse) keeps its steps on one side of this line.
+ */
+export function usesBatchedAttention(groups: number, T: number): boolean {
+  return groups * T <= SMALL_QUERY_ROWS && !isRecording();
+}
+
+/**
  * The same attention with 3-D batched products, for decoding: with a handful of query rows the product is
  * tiny, and four ops per layer cost less than the per-head loop's ~8 * B * Hkv op dispatches.
  */
@@ -375,23 +380,31 @@ export function attention(
   dims: AttentionDims,
 ): tf.Tensor2D {
   const { batch, kvHeads, groups, T, S, d } = dims;
-  const n = batch * kvHeads;
-  if (groups * T <= SMALL_QUERY_ROWS && !isRecording()) return attentionBatched(q, kT, v, masks, dims);
+  if (usesBatchedAttention(groups, T)) return attentionBatched(q, kT, v, masks, dims);
   const f = customOp(([qq, kk, vv], save) => {
     const outs: tf.Tensor[] = [];
     const probs: tf.Tensor2D[] = [];
-    for (let i = 0; i < n; i++) {
-      const mask = (masks.length === 1 ? masks[0] : masks[Math.floor(i / kvHeads)]) as tf.Tensor2D;
-      const scores = tf.matMul(
-        pickRow(qq as tf.Tensor2D, i, [groups * T, d]),
-        pickRow(kk as tf.Tensor2D, i, [d, S]),
-      );
-      const p: tf.Tensor2D = tf.reshape(tf.softmax(tf.add(tf.reshape(scores, [groups, T, S]), mask)), [
-        groups * T,
-        S,
-      ]);
-      probs.push(p);
-      outs.push(tf.reshape(tf.matMul(p, pickRow(vv as tf.Tensor2D, i, [S, d])), [1, groups * T * d]));
+    const rowsQ = blocksOf(qq as tf.Tensor2D, dims);
+    const rowsK = blocksOf(kk as tf.Tensor2D, dims);
+    const rowsV = blocksOf(vv as tf.Tensor2D, dims);
+    for (let b = 0; b < batch; b++) {
+      const mask = (masks.length === 1 ? masks[0] : masks[b]) as tf.Tensor2D;
+      const qb = rowsQ(b);
+      const kb = rowsK(b);
+      const vb = rowsV(b);
+      for (let h = 0; h < kvHeads; h++) {
+        // A scope per block: only its probabilities and output outlive it (the heap's peak is per block).
+        const [p, out] = tf.tidy(() => {
+          const scores = tf.matMul(pickRow(qb, h, [groups * T, d]), pickRow(kb, h, [d, S]));
+          const pb: tf.Tensor2D = tf.reshape(tf.softmax(tf.add(tf.reshape(scores, [groups, T, S]), mask)), [
+            groups * T,
+            S,
+          ]);
+          return [pb, tf.reshape(tf.matMul(pb, pickRow(vb, h, [S, d])), [1, groups * T * d])];
+        }) as [tf.Tensor2D, tf.Tensor];
+        probs.push(p);
+        outs.push(out);
+      }
     }
     save([qq as tf.Tensor, kk as tf.Tensor, vv as tf.Tensor, ...probs]);
     return {
@@ -401,18 +414,34 @@ export function attention(
         const dq: tf.Tensor[] = [];
         const dk: tf.Tensor[] = [];
         const dv: tf.Tensor[] = [];
-        for (let i = 0; i < n; i++) {
-          const p = saved[3 + i] as tf.Tensor2D;
-          const dOut = pickRow(dy as tf.Tensor2D, i, [groups * T, d]);
-          const qi = pickRow(qs, i, [groups * T, d]);
-          const kTi = pickRow(ks, i, [d, S]);
-          const vi = pickRow(vs, i, [S, d]);
-          dv.push(tf.reshape(tf.matMul(tf.transpose(p), dOut), [1, S * d]));
-          const dP = tf.matMul(dOut, tf.transpose(vi));
-          // softmax backward: dS = P * (dP - rowsum(dP * P))
-          const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
-          dq.push(tf.reshape(tf.matMul(dS, tf.transpose(kTi)), [1, groups * T * d]));
-          dk.push(tf.reshape(tf.matMul(tf.transpose(qi), dS), [1, d * S]));
+        const rowsDy = blocksOf(dy as tf.Tensor2D, dims);
+        const rowsQs = blocksOf(qs, dims);
+        const rowsKs = blocksOf(ks, dims);
+        const rowsVs = blocksOf(vs, dims);
+        for (let b = 0; b < batch; b++) {
+          const dyb = rowsDy(b);
+          const qb = rowsQs(b);
+          const kb = rowsKs(b);
+          const vb = rowsVs(b);
+          for (let h = 0; h < kvHeads; h++) {
+            const p = saved[3 + b * kvHeads + h] as tf.Tensor2D;
+            const [dvb, dqb, dkb] = tf.tidy(() => {
+              const dOut = pickRow(dyb, h, [groups * T, d]);
+              // dv = p^T dOut, computed as (dOut^T p)^T: the transposes are of [., d] blocks, not of p
+              const dvh = tf.reshape(tf.transpose(tf.matMul(tf.transpose(dOut), p)), [1, S * d]);
+              const dP = tf.matMul(dOut, tf.transpose(pickRow(vb, h, [S, d])));
+              // softmax backward: dS = P * (dP - rowsum(dP * P))
+              const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
+              return [
+                dvh,
+                tf.reshape(tf.matMul(dS, tf.transpose(pickRow(kb, h, [d, S]))), [1, groups * T * d]),
+                tf.reshape(tf.matMul(tf.transpose(pickRow(qb, h, [groups * T, d])), dS), [1, d * S]),
+              ];
+            }) as tf.Tensor[];
+            dv.push(dvb as tf.Tensor);
+            dq.push(dqb as tf.Tensor);
+            dk.push(dkb as tf.Tensor);
+          }
         }
         return [tf.concat(dq, 0), tf.concat(dk, 0), tf.concat(dv, 0)];
       },
@@ -421,16 +450,43 @@ export function attention(
   return f(q, kT, v) as tf.Tensor2D;
 }
 
+/**
+ * Row b of a [batch * kvHeads, cols] attention operand as [kvHeads, cols]: picking in two steps (the batch
+ * row, then the KV head within it) reads the operand (batch + kvHeads) times instead of batch * kvHeads times
+ * (each one-hot pick streams its whole input): for 7 packed rows and 3 KV heads, 10 passes instead of 21.
+ */
+function blocksOf(t: tf.Tensor2D, dims: AttentionDims): (b: number) => tf.Tensor2D {
+  const { batch, kvHeads } = dims;
+  const cols = t.shape[1];
+  const byRow: tf.Tensor2D = tf.reshape(t, [batch, kvHeads * cols]);
+  return (b) => pickRow(byRow, b, [kvHeads, cols]);
+}
+
 /** Rows per chunk so that one chunk's logits stay near 32 MB. */
 function chunkRows(vocab: number): number {
   return Math.max(1, Math.floor((8 * 1024 * 1024) / vocab));
 }
 
 /**
- * log p(target_i | h_i) for each row i of h [N, E], with logits = h headEV ([E, V]) computed in row chunks, so
- * [N, V] logits never exist at once (at vocab 49152 they dominate a training step's memory). Rows whose target
- * is negative (IGNORE_INDEX) give 0 and no gradient.
+ * The rows of h a chunk reads. A gather: on wasm, `slice` copies its whole input out of the heap on every
+ * call, while gather reads only the rows it returns.
+ */
+function chunkOf(h: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
+  return tf.gather(h, tf.tensor1d(rows, "int32"));
+}
+
+/**
+ * log p(target | h_row) through the lm_head for the scored rows of h [N, E] only: a row reaches the head, its
+ * softmax and its gradient only if it is scored (SFT and DPO score the response tokens, a few of each
+ * example's hundreds). Logits = h headEV ([E, V]) are computed in row chunks, so [rows, V] logits never exist
+ * at once (at vocab 49152 they dominate a training step's memory).
  *
+ * - Without `rows`: `targets` has one entry per row of h; rows whose target is negative (IGNORE_INDEX) are not
+ *   scored and give 0. Returns [N].
+ * - With `rows`: row `rows[i]` of h predicts `targets[i]`; rows may repeat (one position predicting the first
+ *   token of two responses that share a prompt). Returns [rows.length].
+ *
+ * The gradient with respect to h is zero on unscored rows (and summed over repeats).
  * - `headEV`: the [E, V] head the forward multiplies by (lm_head stored [in, out], or E^T when tied).
  * - `headVE()`: the [V, E] transpose, for dh = g head^T (the embedding itself when tied).
  * - `weight`: the trainable variable behind the head, if any; `tied` says whether its gradient is [V, E].
@@ -442,47 +498,38 @@ export function tokenLogProbs(
   headVE: () => tf.Tensor2D,
   weight: tf.Variable | null,
   tied: boolean,
+  rows?: ArrayLike<number>,
 ): tf.Tensor1D {
-  const [N] = h.shape;
+  const [N, E] = h.shape;
   const V = headEV.shape[1];
-  if (targets.length !== N) throw new RangeError(`tokenLogProbs: ${targets.length} targets for ${N} rows`);
+  const { picks, ids } = scoredRows(N, V, targets, rows);
+  const n = picks.length;
+  const outLength = rows === undefined ? N : n;
+  // Every row scored in order (CPT blocks): no gather or scatter around the head.
+  const identity = rows === undefined && n === N;
   const C = chunkRows(V);
-  const chunks: {
-    start: number;
-    rows: tf.Tensor1D;
-    flat: tf.Tensor1D;
-    valid: tf.Tensor1D;
-    ids: tf.Tensor1D;
-  }[] = [];
-  const makeChunks = () => {
-    for (let s = 0; s < N; s += C) {
-      const n = Math.min(C, N - s);
-      const flat = new Int32Array(n);
-      const valid = new Float32Array(n);
-      const ids = new Int32Array(n);
-      for (let i = 0; i < n; i++) {
-        const t = targets[s + i] as number;
-        const ok = Number.isInteger(t) && t >= 0 && t < V;
-        if (!ok && t >= 0) throw new RangeError(`tokenLogProbs: target ${t} outside the vocabulary of ${V}`);
-        ids[i] = ok ? t : 0;
-        flat[i] = i * V + (ok ? t : 0);
-        valid[i] = ok ? 1 : 0;
-      }
-      chunks.push({
-        start: s,
-        rows: tf.range(s, s + n, 1, "int32") as tf.Tensor1D,
-        flat: tf.tensor1d(flat, "int32"),
-        valid: tf.tensor1d(valid),
-        ids: tf.tensor1d(ids, "int32"),
-      });
-    }
-  };
+  const chunkStarts: number[] = [];
+  for (let s = 0; s < n; s += C) chunkStarts.push(s);
   // Decided here: inside the op's forward, tfjs is not recording.
   const fuseGradient = weight === null && isRecording();
+  const picksT = () => tf.tensor2d(picks, [n, 1], "int32");
+  // [n] values (or [n, E] rows) -> [outLength] ([N, E]): zeros where unscored, repeats summed.
+  const spread = (t: tf.Tensor, shape: number[]): tf.Tensor =>
+    identity || rows !== undefined ? t : tf.scatterND(picksT(), t, shape);
+  const spreadRows = (t: tf.Tensor): tf.Tensor => (identity ? t : tf.scatterND(picksT(), t, [N, E]));
+  // dy [outLength] -> [n] for the scored entries.
+  const pickDy = (dy: tf.Tensor): tf.Tensor =>
+    identity || rows !== undefined ? dy : tf.gather(dy, tf.tensor1d(picks, "int32"));
+
   const run = (inputs: tf.Tensor[], save: tf.GradSaveFunc) => {
     const hh = inputs[0] as tf.Tensor2D;
     const W = (weight !== null && !tied ? inputs[1] : headEV) as tf.Tensor2D;
-    makeChunks();
+    if (n === 0) {
+      return {
+        value: tf.zeros([outLength]),
+        gradFunc: () => (weight !== null ? [tf.zerosLike(hh), tf.zerosLike(weight)] : tf.zerosLike(hh)),
+      };
+    }
     // One scope per chunk: only its [C] log-probs (and, fused, its [C, E] gradient rows) outlive it. A frozen
     // head under a gradient tape gets d logp_i / d h_i = head[y_i] - softmax_i head^T while the chunk's logits
     // exist (as Liger's fused linear cross-entropy does): the backward pass then only scales these rows by dy,
@@ -490,68 +537,104 @@ export function tokenLogProbs(
     const back = fuseGradient ? headVE() : null;
     const logps: tf.Tensor[] = [];
     const dhs: tf.Tensor[] = [];
-    for (const c of chunks) {
+    for (const s of chunkStarts) {
+      const m = Math.min(C, n - s);
       const out = tf.tidy(() => {
-        const logits = tf.matMul(tf.gather(hh, c.rows), W);
+        const logits = tf.matMul(chunkOf(hh, picks.subarray(s, s + m)), W);
         const { p, lse } = softmaxAndLogSumExp(logits as tf.Tensor2D);
-        const picked = tf.gather(tf.reshape(logits, [-1]), c.flat);
-        const logp = tf.mul(tf.sub(picked, lse), c.valid);
+        const flat = new Int32Array(m);
+        for (let k = 0; k < m; k++) flat[k] = k * V + (ids[s + k] as number);
+        const logp = tf.sub(tf.gather(tf.reshape(logits, [-1]), tf.tensor1d(flat, "int32")), lse);
         if (back === null) return [logp];
-        const dh = tf.sub(tf.gather(back, c.ids), tf.matMul(p, back));
-        return [logp, tf.mul(dh, tf.reshape(c.valid, [-1, 1]))];
+        const chunkIds = tf.tensor1d(ids.subarray(s, s + m), "int32");
+        return [logp, tf.sub(tf.gather(back, chunkIds), tf.matMul(p, back))];
       });
       logps.push(out[0] as tf.Tensor);
       if (out[1]) dhs.push(out[1]);
     }
-    const value = tf.concat(logps, 0);
+    const value = spread(tf.concat(logps, 0), [outLength]);
     if (fuseGradient) {
       save([tf.concat(dhs, 0)]);
       return {
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-          tf.mul(saved[0] as tf.Tensor2D, tf.reshape(dy, [-1, 1])) as tf.Tensor,
+          spreadRows(tf.mul(saved[0] as tf.Tensor2D, tf.reshape(pickDy(dy), [-1, 1]))),
       };
     }
-    save([hh, W, ...chunks.flatMap((c) => [c.rows, c.valid, c.ids])]);
+    save([hh, W]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const hs = saved[0] as tf.Tensor2D;
         const Ws = saved[1] as tf.Tensor2D;
-        const back = tied ? headVE() : tf.transpose(Ws);
-        let dW: tf.Tensor2D | null = null;
+        const dyPicked = pickDy(dy);
+        const backT = tied ? headVE() : tf.transpose(Ws);
+        // (a holder, not a `let`: TypeScript does not follow assignments made across the tidy callbacks)
+        const sum: { dW: tf.Tensor2D | null } = { dW: null };
         const dh: tf.Tensor[] = [];
-        for (let k = 0; k < chunks.length; k++) {
-          const rows = saved[2 + 3 * k] as tf.Tensor1D;
-          const valid = saved[3 + 3 * k] as tf.Tensor1D;
-          const ids = saved[4 + 3 * k] as tf.Tensor1D;
-          const prev: tf.Tensor2D | null = dW;
+        for (const s of chunkStarts) {
+          const m = Math.min(C, n - s);
+          const prev = sum.dW;
           const [dhc, dWc] = tf.tidy(() => {
-            const hc = tf.gather(hs, rows);
+            const hc = chunkOf(hs, picks.subarray(s, s + m));
             const p = tf.softmax(tf.matMul(hc, Ws));
             // d logp / d logits = onehot(target) - softmax
             const g = tf.mul(
-              tf.sub(tf.oneHot(ids, V), p),
-              tf.reshape(tf.mul(tf.gather(dy, rows), valid), [-1, 1]),
+              tf.sub(tf.oneHot(tf.tensor1d(ids.subarray(s, s + m), "int32"), V), p),
+              tf.reshape(tf.slice(dyPicked, [s], [m]), [-1, 1]),
             ) as tf.Tensor2D;
-            const dhPart = tf.matMul(g, back);
+            const dhPart = tf.matMul(g, backT);
             if (weight === null) return [dhPart];
             const part: tf.Tensor2D = tied ? tf.matMul(tf.transpose(g), hc) : tf.matMul(tf.transpose(hc), g);
             return [dhPart, prev === null ? part : (tf.add(prev, part) as tf.Tensor2D)];
           }) as tf.Tensor2D[];
           if (prev !== null) prev.dispose();
           dh.push(dhc as tf.Tensor2D);
-          dW = dWc ?? null;
+          sum.dW = dWc ?? null;
         }
-        const dhAll = tf.concat(dh, 0);
-        return weight !== null ? [dhAll, dW as unknown as tf.Tensor] : [dhAll];
+        const dhAll = spreadRows(tf.concat(dh, 0));
+        if (weight === null) return [dhAll];
+        return [dhAll, sum.dW ?? tf.zerosLike(weight)];
       },
     };
   };
-  try {
-    const op = customOp(run);
-    return (weight !== null ? op(h, weight) : op(h)) as tf.Tensor1D;
-  } finally {
-    for (const c of chunks) tf.dispose([c.rows, c.flat, c.valid, c.ids]);
+  const op = customOp(run);
+  return (weight !== null ? op(h, weight) : op(h)) as tf.Tensor1D;
+}
+
+/** The scored rows of a tokenLogProbs call and their targets, checked. */
+function scoredRows(
+  N: number,
+  V: number,
+  targets: ArrayLike<number>,
+  rows: ArrayLike<number> | undefined,
+): { picks: Int32Array; ids: Int32Array } {
+  if (rows !== undefined) {
+    if (rows.length !== targets.length) {
+      throw new RangeError(`tokenLogProbs: ${rows.length} rows for ${targets.length} targets`);
+    }
+    const picks = Int32Array.from(rows);
+    const ids = Int32Array.from(targets);
+    for (let k = 0; k < picks.length; k++) {
+      const r = picks[k] as number;
+      const t = ids[k] as number;
+      if (r < 0 || r >= N || r !== rows[k])
+        throw new RangeError(`tokenLogProbs: row ${rows[k]} outside 0..${N - 1}`);
+      if (t < 0 || t >= V || t !== targets[k])
+        throw new RangeError(`tokenLogProbs: target ${targets[k]} outside the vocabulary of ${V}`);
+    }
+    return { picks, ids };
   }
+  if (targets.length !== N) throw new RangeError(`tokenLogProbs: ${targets.length} targets for ${N} rows`);
+  const picks: number[] = [];
+  const ids: number[] = [];
+  for (let i = 0; i < N; i++) {
+    const t = targets[i] as number;
+    if (!(t >= 0)) continue;
+    if (!Number.isInteger(t) || t >= V)
+      throw new RangeError(`tokenLogProbs: target ${t} outside the vocabulary of ${V}`);
+    picks.push(i);
+    ids.push(t);
+  }
+  return { picks: Int32Array.from(picks), ids: Int32Array.from(ids) };
 }

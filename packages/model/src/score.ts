@@ -5,19 +5,22 @@
  * and whether every one of them is the argmax at its position (`isGreedy`). An empty context is replaced by
  * the EOT token (the EOS id), as the harness does.
  *
- * Context sharing. `inp` splits into a prefix (`inp` minus its last `len(cont)` tokens: the context without its
- * last token) and a suffix (the context's last token + the continuation minus its last token), whose outputs
- * are the scored ones. Requests whose prefixes are identical (the options of one multiple-choice question) run
- * the prefix once into a KV cache; the cache is repeated once per option and all suffixes run as one batch on
- * it. Truncated requests keep working: the prefix is taken from the truncated `inp`, so they share only with
- * requests truncated to the same tokens. The naive path (every request a full forward, as the harness does)
- * gives the same numbers up to float32 rounding; both paths are tested against each other.
+ * Context sharing. `inp` splits into a head (`inp` up to and including the token that predicts the
+ * continuation's first token: the context) and a tail (the continuation without its last token). Requests with
+ * the same head (the options of one multiple-choice question) run as one row: the head once, then every tail
+ * as its own segment that sees the head (`parentSegmentIds`) but not the other tails, positions continuing
+ * the head's; the head's last position scores the first token of every option. So a question's context runs
+ * once, in the same forward as its options. Truncated requests share only with requests truncated to the same
+ * tokens. The naive path (every request a full forward, as the harness does) gives the same numbers up to
+ * float32 rounding; both are tested against each other.
+ *
+ * Few-shot prefix reuse (`prefixCache`, see prefix-cache.ts): a question whose head starts with a prefix seen
+ * before (the same 5 shots) runs only the rest of its head and its tails, on a copy of the prefix's keys and
+ * values: the same bits as without reuse.
  *
  * Only the scored positions go through lm_head (the forward returns hidden states; `lmHead` runs on the
- * gathered rows), which saves a [tokens, vocab] product per forward.
- *
- * Requests run longest first (the harness's order: bounded memory, little padding), in batches of at most
- * `batchSize` rows, and results come back in request order.
+ * gathered rows). Questions run longest first (the harness's order: bounded memory, little padding), up to
+ * `batchSize` requests per forward, and results come back in request order.
  */
 import {
   HippoError,
@@ -29,9 +32,9 @@ import {
 } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { disposeCache, type KVCache } from "./cache.js";
-import { repeatCacheRows } from "./cache-rows.js";
 import type { CausalLM } from "./llama.js";
 import { logSoftmaxRows, softmaxAndLogSumExp } from "./ops.js";
+import { createPrefixCache, type PrefixCache, type PrefixCacheOptions } from "./prefix-cache.js";
 
 export interface LogLikelihoodOptions extends RunOptions {
   /** Longest input the model reads; default the config's `max_position_embeddings`. */
@@ -40,35 +43,49 @@ export interface LogLikelihoodOptions extends RunOptions {
   shareContext?: boolean;
   /** One full forward per request, unbatched, as lm-evaluation-harness does (for comparisons). */
   naive?: boolean;
-  /** Rows (continuations) per forward; default 8. */
+  /** Requests (continuations) per forward; default 8. */
   batchSize?: number;
   /** Stands in for an empty context; default the config's (first) EOS id. */
   eotTokenId?: number;
+  /**
+   * Reuse keys and values of prefixes shared across contexts and calls (few-shot examples), see
+   * prefix-cache.ts; results keep every bit. `asScoringModel` gives each scoring model one.
+   */
+  prefixCache?: PrefixCache;
   /** Filled with counts of the work done (for benchmarks and tests). */
   stats?: ScoreStats;
 }
 
 export interface ScoreStats {
-  /** Model forward calls (prefix and suffix runs). */
+  /** Model forward calls. */
   forwards: number;
   /** Token slots run through the model, padding included. */
   tokens: number;
-  /** Distinct shared prefixes run. */
+  /** Distinct shared prefixes run (a context minus its last token: 1-token contexts share nothing). */
   prefixes: number;
+  /** Context tokens not run because their keys and values came from the prefix cache. */
+  reusedTokens?: number;
 }
 
-interface Row {
+/** One request, split for sharing. */
+interface Request {
   index: number;
-  /** Tokens whose outputs are scored start at `suffix[scoreFrom]`. */
-  suffix: number[];
-  scoreFrom: number;
-  targets: number[];
+  /** The model's whole input `(ctx + cont)[-(maxLength + 1):][:-1]`. */
+  inp: number[];
+  /** inp without `tail`: its last token predicts the continuation's first. */
+  head: number[];
+  /** The continuation without its last token: tail[j] predicts cont[j + 1]. */
+  tail: number[];
+  /** The continuation: the scored tokens. */
+  cont: number[];
 }
 
+/** Requests run together in one row: one head and its tails (shared), or a single request's whole input. */
 interface Group {
-  prefix: number[];
-  rows: Row[];
-  /** Prefix + longest suffix: the sort key. */
+  head: number[];
+  requests: Request[];
+  shared: boolean;
+  /** Tokens of the row. */
   length: number;
 }
 
@@ -97,18 +114,14 @@ function checkIds(ids: unknown, vocab: number, row: number, key: string): number
   return ids as number[];
 }
 
-/** Split requests into rows and group the rows by their (truncated) prefix. */
-function planGroups(
+function splitRequests(
   model: CausalLM,
   requests: LogLikelihoodRequest[],
   maxLength: number,
-  share: boolean,
   eot: number | undefined,
-): Group[] {
+): Request[] {
   const { vocab } = model.dims;
-  const groups = new Map<string, Group>();
-  const singles: Group[] = [];
-  requests.forEach((req, index) => {
+  return requests.map((req, index) => {
     if (req === null || typeof req !== "object") {
       throw new HippoError("INVALID_ARGUMENT", "a request must be {context, continuation}", { row: index });
     }
@@ -136,35 +149,75 @@ function planGroups(
     }
     const whole = [...ctx, ...cont];
     const inp = whole.slice(Math.max(0, whole.length - (maxLength + 1)), whole.length - 1);
-    const split = inp.length - cont.length;
-    const prefix = share ? inp.slice(0, split) : [];
-    const row: Row = share
-      ? { index, suffix: inp.slice(split), scoreFrom: 0, targets: cont }
-      : { index, suffix: inp, scoreFrom: split, targets: cont };
-    if (prefix.length === 0) {
-      singles.push({ prefix, rows: [row], length: row.suffix.length });
-      return;
+    const tail = cont.slice(0, -1);
+    // len(inp) >= len(cont), so the head keeps at least the token that predicts cont[0].
+    return { index, inp, head: inp.slice(0, inp.length - tail.length), tail, cont };
+  });
+}
+
+/**
+ * Group requests by head (shared) or one per group (unshared); a shared group whose row would not fit a
+ * sliding window (slots, not positions, are what it counts) falls back to one group per request.
+ */
+function planGroups(requests: Request[], share: boolean, window: number | null): Group[] {
+  const groups = new Map<string, Group>();
+  const singles: Group[] = [];
+  const single = (r: Request): Group => ({ head: r.inp, requests: [r], shared: false, length: r.inp.length });
+  for (const r of requests) {
+    if (!share) {
+      singles.push(single(r));
+      continue;
     }
-    const key = prefix.join(",");
+    const key = r.head.join(",");
     let g = groups.get(key);
     if (g === undefined) {
-      g = { prefix, rows: [], length: 0 };
+      g = { head: r.head, requests: [], shared: true, length: r.head.length };
       groups.set(key, g);
     }
-    g.rows.push(row);
-    g.length = Math.max(g.length, prefix.length + row.suffix.length);
-  });
-  const all = [...groups.values(), ...singles];
+    g.requests.push(r);
+    g.length += r.tail.length;
+  }
+  const all: Group[] = [...singles];
+  for (const g of groups.values()) {
+    if (window !== null && g.length > window) all.push(...g.requests.map(single));
+    else all.push(g);
+  }
   // Longest first; ties keep the requests' order (Array.prototype.sort is stable).
-  all.sort((a, b) => b.length - a.length);
+  all.sort((a, b) => b.length - a.length || (a.requests[0]?.index ?? 0) - (b.requests[0]?.index ?? 0));
   return all;
 }
 
-function padRight(rows: number[][], width: number, pad: number): { ids: number[][]; mask: number[][] } {
-  return {
-    ids: rows.map((r) => [...r, ...new Array<number>(width - r.length).fill(pad)]),
-    mask: rows.map((r) => Array.from({ length: width }, (_, t) => (t < r.length ? 1 : 0))),
-  };
+/** The tokens of a group's row from `from` on: head[from:], then each tail; and the scored (slot, target)s. */
+function rowOf(g: Group, from: number) {
+  const ids: number[] = [];
+  const seg: number[] = [];
+  const parent: number[] = [];
+  const pos: number[] = [];
+  const picks: { slot: number; target: number }[][] = [];
+  for (let t = from; t < g.head.length; t++) {
+    ids.push(g.head[t] as number);
+    seg.push(0);
+    parent.push(0);
+    pos.push(t);
+  }
+  const headLast = g.head.length - 1 - from;
+  g.requests.forEach((r, k) => {
+    if (!g.shared) {
+      // The whole input: its last len(cont) positions score the continuation.
+      const first = r.inp.length - r.cont.length - from;
+      picks.push(r.cont.map((target, j) => ({ slot: first + j, target })));
+      return;
+    }
+    const start = ids.length;
+    r.tail.forEach((t, j) => {
+      ids.push(t);
+      seg.push(k + 1);
+      parent.push(0);
+      pos.push(g.head.length + j);
+    });
+    picks.push(r.cont.map((target, j) => ({ slot: j === 0 ? headLast : start + j - 1, target })));
+  });
+  return { ids, seg, parent, pos, picks };
 }
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -190,7 +243,7 @@ export async function logLikelihood(
     });
   }
   const eot = options.eotTokenId ?? firstEos(model);
-  const groups = planGroups(model, requests, maxLength, share, eot);
+  const groups = planGroups(splitRequests(model, requests, maxLength, eot), share, model.dims.slidingWindow);
   const stats = options.stats;
   const pad = eot ?? 0; // padded slots are masked; any valid id does
   const results = new Array<LogLikelihoodResult>(requests.length);
@@ -204,175 +257,102 @@ export async function logLikelihood(
       throw new HippoError("ABORTED", "scoring was aborted", { cause: options.signal.reason });
     }
   };
+  const prefixCache = share ? options.prefixCache : undefined;
+  // Prefix-cache hits, looked up once per group in the order the groups run. The tokens after a reused prefix
+  // (the rest of the head and the tails, one forward) must keep to the per-head attention path.
+  const hits = new Map<Group, { cache: KVCache; length: number } | null>();
+  const hitOf = (grp: Group) => {
+    if (prefixCache === undefined || !grp.shared) return null;
+    if (!hits.has(grp))
+      hits.set(grp, prefixCache.take(grp.head.slice(0, -1), 1 + grp.length - grp.head.length));
+    return hits.get(grp) ?? null;
+  };
 
   try {
     let g = 0;
     while (g < groups.length) {
-      // Pack whole groups while their rows fit the batch (a larger group goes alone, in row chunks).
-      const batch: Group[] = [groups[g++] as Group];
-      let rows = (batch[0] as Group).rows.length;
-      // ...and while the prefix padding stays small: padding costs full tokens, a bigger batch gains little
-      // once prefixes are long.
-      let minP = (batch[0] as Group).prefix.length;
-      let maxP = minP;
-      const fits = (next: Group) => {
-        const lo = Math.min(minP, next.prefix.length);
-        const hi = Math.max(maxP, next.prefix.length);
-        return rows + next.rows.length <= batchSize && hi - lo <= Math.max(16, 0.1 * hi);
-      };
-      while (g < groups.length && fits(groups[g] as Group)) {
-        const next = groups[g++] as Group;
-        rows += next.rows.length;
-        minP = Math.min(minP, next.prefix.length);
-        maxP = Math.max(maxP, next.prefix.length);
-        batch.push(next);
-      }
+      const first = groups[g++] as Group;
       check();
-      await scoreBatch(batch);
+      const hit = hitOf(first);
+      if (hit !== null) {
+        // A context that starts with a cached prefix runs alone, from a copy of the prefix's keys and values.
+        hits.delete(first);
+        try {
+          scoreRows([first], hit);
+        } finally {
+          disposeCache(hit.cache);
+        }
+      } else {
+        // Pack whole groups while their requests fit the batch and their rows are of similar length
+        // (padding costs full tokens); a group that reuses a cached prefix waits for its own turn.
+        const batch: Group[] = [first];
+        let count = first.requests.length;
+        const fits = (next: Group) =>
+          count + next.requests.length <= batchSize &&
+          first.length - next.length <= Math.max(16, 0.1 * first.length) &&
+          hitOf(next) === null;
+        while (g < groups.length && fits(groups[g] as Group)) {
+          const next = groups[g++] as Group;
+          count += next.requests.length;
+          batch.push(next);
+        }
+        scoreRows(batch, null);
+      }
       await yieldToLoop();
     }
   } finally {
+    // Hits looked up but not run (an abort or an error): their caches are ours to free.
+    for (const hit of hits.values()) if (hit !== null) disposeCache(hit.cache);
     progress.done();
   }
   return results;
 
-  async function scoreBatch(batch: Group[]): Promise<void> {
-    const P = Math.max(...batch.map((b) => b.prefix.length));
-    let prefixCache: KVCache | null = null;
-    try {
-      if (P > 0) {
-        prefixCache = model.createCache(batch.length);
-        const { ids, mask } = padRight(
-          batch.map((b) => b.prefix),
-          P,
-          pad,
-        );
-        model.forward(ids, { cache: prefixCache, attentionMask: mask, logits: "none" });
-        if (stats) {
-          stats.forwards++;
-          stats.tokens += batch.length * P;
-          stats.prefixes += batch.filter((b) => b.prefix.length > 0).length;
-        }
-      }
-      const packedLength = Math.max(...batch.map((b) => b.rows.reduce((n, r) => n + r.suffix.length, 0)));
-      const window = model.dims.slidingWindow;
-      if (prefixCache !== null && (window === null || P + packedLength <= window)) {
-        scorePacked(batch, prefixCache, packedLength);
-        progress.tick(batch.reduce((n, b) => n + b.rows.length, 0));
-        return;
-      }
-      const rows = batch.flatMap((b, gi) => b.rows.map((row) => ({ gi, row })));
-      for (let s = 0; s < rows.length; s += batchSize) {
-        if (s > 0) check();
-        const chunk = rows.slice(s, s + batchSize);
-        const cache =
-          prefixCache === null
-            ? undefined
-            : repeatCacheRows(
-                prefixCache,
-                chunk.map((c) => c.gi),
-              );
-        try {
-          scoreRows(
-            chunk.map((c) => c.row),
-            cache,
-          );
-        } finally {
-          if (cache !== undefined) disposeCache(cache);
-        }
-        progress.tick(chunk.length);
-      }
-    } finally {
-      if (prefixCache !== null) disposeCache(prefixCache);
-    }
-  }
-
-  /**
-   * All continuations of a context in one row, back to back: each is its own segment that sees the cached
-   * context (`prefixVisible`) and itself, never the other continuations, with positions continuing the
-   * context's. One row per context instead of one per continuation: no copies of the context's cache, and
-   * the continuations' tokens go through the layers as one short sequence.
-   */
-  function scorePacked(batch: Group[], cache: KVCache, S: number): void {
+  /** One forward of the groups' rows (on a prefix cache's copy for a single hit); fills their results. */
+  function scoreRows(batch: Group[], hit: { cache: KVCache; length: number } | null): void {
+    const from = hit?.length ?? 0;
+    const rows = batch.map((grp) => rowOf(grp, from));
+    const T = Math.max(...rows.map((r) => r.ids.length));
     const ids: number[][] = [];
     const mask: number[][] = [];
     const segmentIds: number[][] = [];
+    const parentSegmentIds: number[][] = [];
     const positionIds: number[][] = [];
     const picks: number[] = [];
     const targets: number[] = [];
-    const order: Row[] = [];
-    batch.forEach((g, b) => {
-      const rowIds: number[] = [];
-      const rowSeg: number[] = [];
-      const rowPos: number[] = [];
-      g.rows.forEach((r, k) => {
-        const offset = rowIds.length;
-        r.suffix.forEach((t, j) => {
-          rowIds.push(t);
-          rowSeg.push(k + 1);
-          rowPos.push(g.prefix.length + j);
-        });
-        r.targets.forEach((t, j) => {
-          picks.push(b * S + offset + r.scoreFrom + j);
-          targets.push(t);
-        });
-        order.push(r);
+    const order: Request[] = [];
+    rows.forEach((r, b) => {
+      const padding = T - r.ids.length;
+      ids.push([...r.ids, ...new Array<number>(padding).fill(pad)]);
+      mask.push([...r.ids.map(() => 1), ...new Array<number>(padding).fill(0)]);
+      segmentIds.push([...r.seg, ...new Array<number>(padding).fill(-1)]);
+      parentSegmentIds.push([...r.parent, ...new Array<number>(padding).fill(-1)]);
+      positionIds.push([...r.pos, ...new Array<number>(padding).fill(0)]);
+      (batch[b] as Group).requests.forEach((req, k) => {
+        for (const p of r.picks[k] ?? []) {
+          picks.push(b * T + p.slot);
+          targets.push(p.target);
+        }
+        order.push(req);
       });
-      const rowMask = rowIds.map(() => 1);
-      while (rowIds.length < S) {
-        rowIds.push(pad);
-        rowSeg.push(0);
-        rowPos.push(0);
-        rowMask.push(0);
-      }
-      ids.push(rowIds);
-      mask.push(rowMask);
-      segmentIds.push(rowSeg);
-      positionIds.push(rowPos);
     });
+    const padded = rows.some((r) => r.ids.length < T);
     const out = model.forward(ids, {
-      cache,
-      prefixVisible: true,
+      cache: hit?.cache,
+      attentionMask: padded ? mask : undefined,
       segmentIds,
+      parentSegmentIds,
       positionIds,
-      attentionMask: mask,
       logits: "none",
       outputHidden: true,
     });
     if (stats) {
       stats.forwards++;
-      stats.tokens += batch.length * S;
+      stats.tokens += batch.length * T;
+      stats.prefixes += batch.filter((grp) => grp.shared && grp.head.length > 1).length;
+      if (hit !== null) stats.reusedTokens = (stats.reusedTokens ?? 0) + hit.length;
     }
-    collect(out.hidden as tf.Tensor3D, batch.length * S, picks, targets, order);
-  }
-
-  /** One forward of the rows' suffixes (on the prefix cache when given); fills their results. */
-  function scoreRows(rows: Row[], cache: KVCache | undefined): void {
-    const S = Math.max(...rows.map((r) => r.suffix.length));
-    const { ids, mask } = padRight(
-      rows.map((r) => r.suffix),
-      S,
-      pad,
-    );
-    const picks: number[] = [];
-    const targets: number[] = [];
-    rows.forEach((r, k) => {
-      r.targets.forEach((t, j) => {
-        picks.push(k * S + r.scoreFrom + j);
-        targets.push(t);
-      });
-    });
-    const out = model.forward(ids, {
-      ...(cache !== undefined ? { cache } : {}),
-      attentionMask: mask,
-      logits: "none",
-      outputHidden: true,
-    });
-    if (stats) {
-      stats.forwards++;
-      stats.tokens += rows.length * S;
-    }
-    collect(out.hidden as tf.Tensor3D, rows.length * S, picks, targets, rows);
+    collect(out.hidden as tf.Tensor3D, batch.length * T, picks, targets, order);
+    progress.tick(order.length);
   }
 
   /** Log-probs and argmaxes at the picked positions of `hidden`; results in the order of `rows`' targets. */
@@ -381,7 +361,7 @@ export async function logLikelihood(
     slots: number,
     picks: number[],
     targets: number[],
-    rows: Row[],
+    rows: Request[],
   ): void {
     const { vocab, hidden: E } = model.dims;
     const [lp, am] = tf.tidy(() => {
@@ -403,7 +383,7 @@ export async function logLikelihood(
     for (const r of rows) {
       let sum = 0;
       let greedy = true;
-      for (const t of r.targets) {
+      for (const t of r.cont) {
         sum += logprobs[n] as number;
         if (argmaxes[n] !== t) greedy = false;
         n++;
@@ -411,6 +391,13 @@ export async function logLikelihood(
       results[r.index] = { logprob: sum, isGreedy: greedy };
     }
   }
+}
+
+function padRight(rows: number[][], width: number, pad: number): { ids: number[][]; mask: number[][] } {
+  return {
+    ids: rows.map((r) => [...r, ...new Array<number>(width - r.length).fill(pad)]),
+    mask: rows.map((r) => Array.from({ length: width }, (_, t) => (t < r.length ? 1 : 0))),
+  };
 }
 
 export interface ScoringModelOptions {
@@ -421,20 +408,34 @@ export interface ScoringModelOptions {
   shareContext?: boolean;
   /** Rows per forward, default 8. */
   batchSize?: number;
+  /**
+   * Prefix reuse across calls (few-shot examples shared by many documents; see prefix-cache.ts): its memory
+   * budget and settings. `{ maxBytes: 0 }` turns it off. Results are the same bits either way.
+   */
+  prefixCache?: PrefixCacheOptions;
+}
+
+/** A ScoringModel over a local model, with the prefix cache it keeps between calls. */
+export interface LocalScoringModel extends ScoringModel {
+  /** Null when context sharing is off. */
+  readonly prefixCache: PrefixCache | null;
 }
 
 /** The core `ScoringModel` over a local model: what the eval and the CLI use. */
-export function asScoringModel(model: CausalLM, o: ScoringModelOptions): ScoringModel {
+export function asScoringModel(model: CausalLM, o: ScoringModelOptions): LocalScoringModel {
   const maxLength = o.maxLength ?? model.config.max_position_embeddings;
+  const prefixCache = o.shareContext === false ? null : createPrefixCache(model, o.prefixCache);
   return {
     name: o.name,
     maxLength,
+    prefixCache,
     logLikelihood: (requests, run = {}) =>
       logLikelihood(model, requests, {
         ...run,
         maxLength,
-        ...(o.shareContext !== undefined ? { shareContext: o.shareContext } : {}),
-        ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+        shareContext: o.shareContext,
+        batchSize: o.batchSize,
+        prefixCache: prefixCache ?? undefined,
       }),
   };
 }

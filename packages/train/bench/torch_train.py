@@ -1,8 +1,23 @@
-"""The same LoRA r8 training step as bench/train.ts, in PyTorch: a plain Llama (RMSNorm, RoPE, GQA attention,
-SwiGLU MLP, tied head) of the SmolLM-135M shape, LoRA r8/alpha 16 on gate/up/down_proj, AdamW, clipping 1.0,
-batch 2 x 256, fp32, 2 threads. Usage: python3 torch_train.py [layers] [steps]. Prints one JSON line last."""
+"""The training steps of bench/train.ts done the way the Python tools do them by default, in PyTorch: a plain
+Llama (RMSNorm, RoPE, GQA attention, SwiGLU MLP, tied head) of the given shape with PEFT-style LoRA, fp32,
+2 threads, AdamW, clipping 1.0, no gradient checkpointing (HF Trainer's default).
+
+Modes (the same token ids as the tfjs side, read from the JSON file bench/train.ts writes):
+- "lm": HF Trainer + DataCollatorForSeq2Seq / run_clm: each micro-batch right-padded to its longest sequence,
+  the attention mask hiding padding, full logits [B, T, vocab], cross-entropy on the labels (-100 ignored),
+  shifted as ForCausalLMLoss. SFT (prompt labels -100) and CPT (packed blocks, group_texts: causal mask over
+  the whole block) both go through it.
+- "dpo": TRL's DPOTrainer default: concatenated_forward over [prompt + chosen..., prompt + rejected...] padded
+  to the longest of the 2n sequences, full logits, summed log-probs of the response tokens, sigmoid loss with
+  beta 0.1 against precomputed reference log-probs (precompute_ref_log_probs).
+
+Usage: python3 torch_train.py input.json  -> one JSON line last: median step seconds, work counts, peak RSS.
+"""
 import json
 import math
+import os
+import resource
+import statistics
 import sys
 import time
 
@@ -16,21 +31,24 @@ except ImportError:
 
 torch.set_num_threads(2)
 torch.manual_seed(0)
-LAYERS = int(sys.argv[1]) if len(sys.argv) > 1 else 30
-STEPS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-H, I, NH, NKV, V, B, T = 576, 1536, 9, 3, 49152, 2, 256
-D = H // NH
+
+job = json.load(open(sys.argv[1]))
+C = job["config"]
+E, I, V, L = C["hidden"], C["intermediate"], C["vocab"], C["layers"]
+NH, NKV = C["heads"], C["kv_heads"]
+D = E // NH
+LORA = job["lora"]
 
 
 class LoraLinear(nn.Module):
-    def __init__(self, i, o, r=0, alpha=16):
+    def __init__(self, i, o, name):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(o, i) * 0.02, requires_grad=False)
-        self.r = r
-        if r:
-            self.lora_A = nn.Parameter(torch.empty(r, i).uniform_(-1 / math.sqrt(i), 1 / math.sqrt(i)))
-            self.lora_B = nn.Parameter(torch.zeros(o, r))
-            self.scaling = alpha / r
+        self.r = LORA["r"] if name in LORA["targets"] else 0
+        if self.r:
+            self.lora_A = nn.Parameter(torch.empty(self.r, i).uniform_(-1 / math.sqrt(i), 1 / math.sqrt(i)))
+            self.lora_B = nn.Parameter(torch.randn(o, self.r) * 0.01)
+            self.scaling = LORA["alpha"] / self.r
 
     def forward(self, x):
         y = F.linear(x, self.weight)
@@ -64,9 +82,11 @@ def rot(x):
 class Layer(nn.Module):
     def __init__(self):
         super().__init__()
-        self.n1, self.n2 = RMSNorm(H), RMSNorm(H)
-        self.q, self.k, self.v, self.o = LoraLinear(H, NH * D), LoraLinear(H, NKV * D), LoraLinear(H, NKV * D), LoraLinear(NH * D, H)
-        self.gate, self.up, self.down = LoraLinear(H, I, 8), LoraLinear(H, I, 8), LoraLinear(I, H, 8)
+        self.n1, self.n2 = RMSNorm(E), RMSNorm(E)
+        self.q, self.k = LoraLinear(E, NH * D, "q_proj"), LoraLinear(E, NKV * D, "k_proj")
+        self.v, self.o = LoraLinear(E, NKV * D, "v_proj"), LoraLinear(NH * D, E, "o_proj")
+        self.gate, self.up = LoraLinear(E, I, "gate_proj"), LoraLinear(E, I, "up_proj")
+        self.down = LoraLinear(I, E, "down_proj")
 
     def forward(self, x, cos, sin, mask):
         b, t, _ = x.shape
@@ -78,7 +98,7 @@ class Layer(nn.Module):
         k = k.repeat_interleave(NH // NKV, 1)
         v = v.repeat_interleave(NH // NKV, 1)
         a = (q @ k.transpose(-1, -2)) / math.sqrt(D) + mask
-        ctx = (a.softmax(-1) @ v).transpose(1, 2).reshape(b, t, H)
+        ctx = (a.softmax(-1) @ v).transpose(1, 2).reshape(b, t, E)
         x = x + self.o(ctx)
         h = self.n2(x)
         return x + self.down(F.silu(self.gate(h)) * self.up(h))
@@ -87,41 +107,121 @@ class Layer(nn.Module):
 class Llama(nn.Module):
     def __init__(self):
         super().__init__()
-        self.embed = nn.Parameter(torch.randn(V, H) * 0.02, requires_grad=False)
-        self.layers = nn.ModuleList([Layer() for _ in range(LAYERS)])
-        self.norm = RMSNorm(H)
+        self.embed = nn.Parameter(torch.randn(V, E) * 0.02, requires_grad=False)
+        self.layers = nn.ModuleList([Layer() for _ in range(L)])
+        self.norm = RMSNorm(E)
 
-    def forward(self, ids):
-        cos, sin = rope(ids.shape[1])
-        mask = torch.full((ids.shape[1], ids.shape[1]), float("-inf")).triu(1)
+    def forward(self, ids, attention_mask):
+        T = ids.shape[1]
+        cos, sin = rope(T)
+        causal = torch.full((T, T), float("-inf")).triu(1)
+        # HF's 4-D mask: causal, plus padded keys hidden (a large negative, as _prepare_4d_causal_attention_mask)
+        pad = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+        mask = causal[None, None] + pad
         x = F.embedding(ids, self.embed)
         for layer in self.layers:
             x = layer(x, cos, sin, mask)
-        return F.linear(self.norm(x), self.embed)  # tied head
+        return F.linear(self.norm(x), self.embed)  # tied head: full logits [B, T, V]
 
 
-model = Llama()
-params = [p for p in model.parameters() if p.requires_grad]
-opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+def pad(seqs, value):
+    T = max(len(s) for s in seqs)
+    return torch.tensor([s + [value] * (T - len(s)) for s in seqs]), torch.tensor(
+        [[1] * len(s) + [0] * (T - len(s)) for s in seqs]
+    )
 
 
-def step():
-    ids = torch.randint(3, V, (B, T))
-    t0 = time.perf_counter()
-    logits = model(ids)
-    loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
-    opt.step()
-    opt.zero_grad()
-    return time.perf_counter() - t0
+def lm_batch(items):
+    ids, mask = pad([it["input_ids"] for it in items], 0)
+    labels, _ = pad([it["labels"] for it in items], -100)
+    return ids, mask, labels
 
 
-step()
-times = sorted(step() for _ in range(STEPS))
-median = times[len(times) // 2]
-# Debian's torch calls whatever libblas.so.3 the alternatives system points at (reference BLAS or OpenBLAS).
-import os
+def lm_loss(model, batch):
+    ids, mask, labels = batch
+    logits = model(ids, mask)
+    # ForCausalLMLoss: shift, mean over labelled tokens
+    return F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1), ignore_index=-100), ids.numel()
 
-blas = os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3")
-print(json.dumps({"tokens_per_second": B * T / median, "threads": torch.get_num_threads(), "blas": blas, "step_s": median}))
+
+def dpo_batch(pairs):
+    seqs, labels = [], []
+    for key in ("chosen", "rejected"):
+        for p in pairs:
+            seqs.append(p["prompt"] + p[key])
+            labels.append([-100] * len(p["prompt"]) + p[key])
+    ids, mask = pad(seqs, 0)
+    lab, _ = pad(labels, -100)
+    ref = torch.tensor([p["ref_chosen"] for p in pairs] + [p["ref_rejected"] for p in pairs])
+    return ids, mask, lab, ref
+
+
+def dpo_loss(model, batch, beta=0.1):
+    ids, mask, labels, ref = batch
+    logits = model(ids, mask)
+    # TRL get_batch_logps: shift, gather the label tokens, sum over the response
+    lab = labels[:, 1:].clone()
+    keep = lab != -100
+    lab[~keep] = 0
+    logp = torch.gather(logits[:, :-1].log_softmax(-1), 2, lab[:, :, None]).squeeze(2)
+    seq = (logp * keep).sum(-1)
+    n = seq.shape[0] // 2
+    logits_dpo = (seq[:n] - seq[n:]) - (ref[:n] - ref[n:])
+    return -F.logsigmoid(beta * logits_dpo).sum(), ids.numel()
+
+
+def peak_rss_mib():
+    """This process's peak RSS since exec (VmHWM). ru_maxrss would carry over the peak of the node process
+    that spawned us (Linux keeps it across fork + exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def gemm_gflops():
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(5):
+        a @ b
+    return 5 * 2 * 1024**3 / (time.perf_counter() - t) / 1e9
+
+
+def main():
+    model = Llama()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+    make, loss_fn = (dpo_batch, dpo_loss) if job["mode"] == "dpo" else (lm_batch, lm_loss)
+    batches = [make(b) for b in job["batches"]]
+    times, slots = [], []
+    for i, batch in enumerate(batches):
+        t0 = time.perf_counter()
+        loss, n = loss_fn(model, batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad()
+        if i > 0:  # the first step is the warm-up
+            times.append(time.perf_counter() - t0)
+            slots.append(n)
+    print(
+        json.dumps(
+            {
+                "step_s": statistics.median(times),
+                "seconds": sum(times),
+                "steps": len(times),
+                "token_slots": sum(slots),
+                "peak_rss_mib": peak_rss_mib(),
+                "threads": torch.get_num_threads(),
+                "blas": os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3"),
+                "gemm_gflops": gemm_gflops(),
+                "torch": torch.__version__,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

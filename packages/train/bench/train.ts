@@ -1,23 +1,67 @@
 /**
- * Training throughput: one LoRA r8 optimizer step (CPT preset targets: gate/up/down_proj, alpha 16) on a random
- * model of the SmolLM-135M shape, batch 2 x 256, through the real training step of this package
- * (accumulateGradients -> clipByGlobalNorm -> AdamW), with per-layer gradient checkpointing (without it the
- * 30-layer tape does not fit the 4 GiB wasm heap). Prints a markdown table and, when Debian's PyTorch is
- * installed, runs bench/torch_train.py on the same shapes and prints the ratio.
+ * Training throughput on the paper's data shapes, against PyTorch doing the same steps the way the Python tools
+ * do by default (bench/torch_train.py, same token ids, same run). SmolLM-135M shape (30 layers, hidden 576,
+ * vocab 49152, tied), random weights, the presets' LoRA, AdamW, clipping 1.0; tfjs with per-layer gradient
+ * checkpointing (the 4 GiB wasm heap needs it), PyTorch without (HF Trainer's default).
  *
- *   pnpm --filter @hippocrates/train bench            (STEPS=3 by default, after one warm-up step)
+ * - sft: MedQA questions with options as prompts (masked) and the answer as the response, 3 per micro-batch,
+ *   LoRA r32 on all linear layers (SFT preset). Effective tokens/s = all tokens of the examples per second.
+ *   tfjs: padding-free rows, lm_head on the answer tokens only. PyTorch: padded to the longest, full logits.
+ * - dpo: MedQA questions as prompts, PubMedQA long answers as chosen and rejected, 2 pairs per micro-batch,
+ *   new LoRA r8 on q/v (DPO preset), reference log-probs precomputed on both sides. Pairs/s. tfjs: one prompt
+ *   copy per pair, padding-free, head on response tokens. PyTorch: TRL's concatenated forward.
+ * - cpt: PubMedQA contexts as documents (BOS text EOS) packed into blocks, 2 x 256 per micro-batch, LoRA r8 on
+ *   the MLP (CPT preset). Tokens/s. Both sides run every position (PyTorch: group_texts, causal mask).
+ *
+ *   pnpm --filter @hippocrates/train bench                      # all three, 3 measured steps each
+ *   WORKLOAD=sft STEPS=1 LAYERS=6 TORCH=0 pnpm ... bench        # one workload, short (no PyTorch)
+ *   THREADS, TRANSPOSE_CACHE_MB, CPT_BLOCK (256), SFT_BATCH (3) / DPO_BATCH (2) override the defaults (the
+ *   micro-batches are what fits the 4 GiB wasm heap at 30 layers; see SFT_BATCH below).
+ * Each workload runs in its own process (so its peak memory is its own); rows print as they are measured.
  */
 import { spawnSync } from "node:child_process";
-import { cpus } from "node:os";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describeBackend, initBackend } from "@hippocrates/backend";
-import { createRng, type TokenizedExample } from "@hippocrates/core";
-import { addLoraAdapter, createRandomModel } from "@hippocrates/model";
+import { IGNORE_INDEX, type TokenizedExample, type TokenizedPreference } from "@hippocrates/core";
+import {
+  addLoraAdapter,
+  type CausalLM,
+  createRandomModel,
+  type LoraConfig,
+  wasmHeapBytes,
+} from "@hippocrates/model";
+import { loadTokenizer } from "@hippocrates/tokenizer";
 import * as tf from "@tensorflow/tfjs-core";
 import { createAdamW } from "../src/adamw.js";
+import { collateLm, packExamples, packPreferences } from "../src/batch.js";
 import { clipByGlobalNorm } from "../src/clip.js";
 import { accumulateGradients } from "../src/loop.js";
-import { lmTask } from "../src/tasks.js";
+import { CPT_PRESET, DPO_PRESET, SFT_PRESET } from "../src/presets.js";
+import { loraConfigOf } from "../src/stages.js";
+import { dpoTask, lmTask, type TrainTask } from "../src/tasks.js";
+
+const SHARED = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
+const MEDQA = `${SHARED}benchmarks/medqa/medqa_us_4options_test.jsonl`;
+const PUBMEDQA = `${SHARED}benchmarks/pubmedqa/ori_pqal.json`;
+const TOKENIZER = `${SHARED}tokenizers/llama2`;
+const TORCH_SCRIPT = fileURLToPath(new URL("./torch_train.py", import.meta.url));
+
+const env = (k: string, d: string) => process.env[k] ?? d;
+const LAYERS = Number(env("LAYERS", "30"));
+const STEPS = Number(env("STEPS", "3"));
+const THREADS = Number(env("THREADS", "2"));
+const RUN_TORCH = env("TORCH", "1") !== "0";
+const CPT_BLOCK = Number(env("CPT_BLOCK", "256"));
+// Micro-batches that fit the 4 GiB wasm heap at 30 layers with checkpointing and the W^T cache: the heap's
+// high-water mark grows ~66 MB per layer per 2,457 tokens on top of ~2.5 GiB of weights, their cached
+// transposes and XNNPACK's packed copies of both. 8 MedQA examples hung at the limit, 4 ran out of memory on
+// their longest micro-batch, 2 DPO pairs peaked at 3.7 GiB. Both sides get the same micro-batches.
+const SFT_BATCH = Number(env("SFT_BATCH", "3"));
+const DPO_BATCH = Number(env("DPO_BATCH", "2"));
+const WORKLOADS = env("WORKLOAD", "cpt,sft,dpo").split(",");
 
 const SMOLLM_135M = {
   model_type: "llama",
@@ -25,7 +69,7 @@ const SMOLLM_135M = {
   vocab_size: 49152,
   hidden_size: 576,
   intermediate_size: 1536,
-  num_hidden_layers: Number(process.env.LAYERS ?? 30),
+  num_hidden_layers: LAYERS,
   num_attention_heads: 9,
   num_key_value_heads: 3,
   hidden_act: "silu",
@@ -36,93 +80,390 @@ const SMOLLM_135M = {
   bos_token_id: 1,
   eos_token_id: 2,
 };
-const BATCH = 2;
-const SEQ = 256;
-const STEPS = Number(process.env.STEPS ?? 3);
+const BOS = 1;
+const EOS = 2;
 
-// 2 threads by default: the same as the PyTorch side (torch.set_num_threads(2)); THREADS overrides.
-const info = await initBackend({
-  backend: (process.env.BACKEND as "wasm" | undefined) ?? "wasm",
-  threads: Number(process.env.THREADS ?? 2),
-});
-const model = createRandomModel(SMOLLM_135M, { seed: 0 });
-addLoraAdapter(
-  model,
-  { r: 8, alpha: 16, dropout: 0, targetModules: ["gate_proj", "up_proj", "down_proj"] },
-  { seed: 1 },
-);
-// TRANSPOSE_CACHE_MB=0 measures the step without cached W^T (lower memory, slower backward products).
-if (process.env.TRANSPOSE_CACHE_MB !== undefined) {
-  model.transposeCacheBytes = Number(process.env.TRANSPOSE_CACHE_MB) * 2 ** 20;
-}
-const variables = model.trainableVariables();
-const optimizer = createAdamW(variables);
-const task = lmTask(model, { padId: 0, checkpointLayers: true });
-const rng = createRng(0);
-const batch = (): TokenizedExample[] =>
-  Array.from({ length: BATCH }, () => {
-    const ids = Array.from({ length: SEQ }, () => 3 + rng.int(SMOLLM_135M.vocab_size - 3));
-    return { inputIds: ids, labels: ids };
-  });
+// ---------------------------------------------------------------------------------------------------------
+// Data: real lengths from the shared files, Llama-2 token ids (all below SmolLM's vocabulary of 49,152).
 
-async function step(): Promise<number> {
-  const t0 = performance.now();
-  const { grads } = await accumulateGradients(task, [batch()], variables);
-  const clipped = clipByGlobalNorm(grads, 1.0);
-  optimizer.apply(clipped.grads, 1e-4);
-  for (const g of clipped.grads) g.dispose();
-  return (performance.now() - t0) / 1000;
+interface MedQa {
+  question: string;
+  options: Record<string, string>;
+  answer: string;
+  answer_idx: string;
 }
 
-await step(); // warm-up (kernel set-up, first allocations)
-const times: number[] = [];
-for (let i = 0; i < STEPS; i++) times.push(await step());
-times.sort((a, b) => a - b);
-const median = times[Math.floor(times.length / 2)] as number;
-const tokensPerSecond = (BATCH * SEQ) / median;
-const peakRssMiB = process.resourceUsage().maxRSS / 1024;
-// The WebAssembly heap only grows, so its size is the peak of weights + caches + activations + gradients.
-const wasmHeap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.length;
-const heapMiB = wasmHeap === undefined ? "-" : (wasmHeap / 2 ** 20).toFixed(0);
-const trainable = variables.reduce((s, v) => s + v.size, 0);
+const medqaPrompt = (q: MedQa) =>
+  `Question: ${q.question}\n${Object.entries(q.options)
+    .map(([l, t]) => `(${l}) ${t}`)
+    .join(" ")}\nAnswer:`;
 
-process.stderr.write(
-  `tfjs: median step ${median.toFixed(2)} s, ${tokensPerSecond.toFixed(1)} tokens/s, peak RSS ${peakRssMiB.toFixed(0)} MiB, wasm heap ${heapMiB} MiB\n`,
-);
+async function sftExamples(n: number): Promise<TokenizedExample[]> {
+  const tok = await loadTokenizer(TOKENIZER);
+  const rows = readFileSync(MEDQA, "utf8").split("\n").filter(Boolean).slice(0, n);
+  const out: TokenizedExample[] = [];
+  for (const line of rows) {
+    const q = JSON.parse(line) as MedQa;
+    const prompt = [BOS, ...(await tok.encode(medqaPrompt(q), { addSpecialTokens: false }))];
+    const answer = [
+      ...(await tok.encode(` (${q.answer_idx}) ${q.answer}`, { addSpecialTokens: false })),
+      EOS,
+    ];
+    out.push({
+      inputIds: [...prompt, ...answer],
+      labels: [...prompt.map(() => IGNORE_INDEX), ...answer],
+    });
+  }
+  return out;
+}
 
-let torch: { tokens_per_second: number; threads: number; blas: string } | undefined;
-let torchNote = "";
-const script = fileURLToPath(new URL("./torch_train.py", import.meta.url));
-const py = spawnSync("/usr/bin/python3", [script, String(SMOLLM_135M.num_hidden_layers), String(STEPS)], {
-  encoding: "utf8",
-  timeout: 1_800_000,
-});
-if (py.status === 0) {
-  const line = py.stdout.trim().split("\n").at(-1) ?? "";
-  torch = JSON.parse(line) as typeof torch;
-} else torchNote = (py.stdout + py.stderr).trim().split("\n").at(-1) ?? `python exit ${py.status}`;
+function pubmedqa(): { contexts: string; longAnswer: string }[] {
+  const raw = JSON.parse(readFileSync(PUBMEDQA, "utf8")) as Record<
+    string,
+    { CONTEXTS: string[]; LONG_ANSWER: string }
+  >;
+  return Object.values(raw).map((r) => ({ contexts: r.CONTEXTS.join("\n"), longAnswer: r.LONG_ANSWER }));
+}
 
-const cpu = cpus();
-console.log(
-  `\n### @hippocrates/train: LoRA r8 training step, SmolLM-135M shape (${SMOLLM_135M.num_hidden_layers} layers, vocab 49152, tied)\n`,
-);
-console.log(`machine: ${cpu[0]?.model ?? "?"}, ${cpu.length} cores; backend: ${describeBackend(info)}`);
-console.log(
-  `batch ${BATCH} x ${SEQ} tokens, LoRA r8 alpha 16 on gate/up/down_proj (${trainable} trainable), AdamW, clipping 1.0, gradient checkpointing per layer, W^T cache ${(model.transposeCacheBytes / 2 ** 20).toFixed(0)} MiB; median of ${STEPS} steps after 1 warm-up\n`,
-);
-console.log("| implementation | step (s) | tokens/s | peak RSS (MiB) | wasm heap (MiB) |");
-console.log("|---|---|---|---|---|");
-console.log(
-  `| tfjs (${info.name}) | ${median.toFixed(2)} | ${tokensPerSecond.toFixed(1)} | ${peakRssMiB.toFixed(0)} | ${heapMiB} |`,
-);
-if (torch) {
+async function dpoPairs(n: number): Promise<TokenizedPreference[]> {
+  const tok = await loadTokenizer(TOKENIZER);
+  const qs = readFileSync(MEDQA, "utf8").split("\n").filter(Boolean).slice(0, n);
+  const answers = pubmedqa();
+  const out: TokenizedPreference[] = [];
+  for (let i = 0; i < qs.length; i++) {
+    const q = JSON.parse(qs[i] as string) as MedQa;
+    const enc = async (t: string) => tok.encode(t, { addSpecialTokens: false });
+    out.push({
+      promptIds: [BOS, ...(await enc(medqaPrompt(q)))],
+      chosenIds: [...(await enc(` ${answers[2 * i]?.longAnswer}`)), EOS],
+      rejectedIds: [...(await enc(` ${answers[2 * i + 1]?.longAnswer}`)), EOS],
+    });
+  }
+  return out;
+}
+
+async function cptBlocks(n: number, size: number): Promise<TokenizedExample[]> {
+  const tok = await loadTokenizer(TOKENIZER);
+  const blocks: TokenizedExample[] = [];
+  let ids: number[] = [];
+  let seg: number[] = [];
+  let d = 0;
+  for (const doc of pubmedqa()) {
+    if (blocks.length >= n) break;
+    for (const t of [BOS, ...(await tok.encode(doc.contexts, { addSpecialTokens: false })), EOS]) {
+      ids.push(t);
+      seg.push(d);
+      if (ids.length === size) {
+        blocks.push({ inputIds: ids, labels: [...ids], segmentIds: seg });
+        ids = [];
+        seg = [];
+      }
+    }
+    d++;
+  }
+  return blocks.slice(0, n);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Work accounting: token slots through the layers, rows through the lm_head, and the FLOPs they imply.
+
+interface Work {
+  /** Token slots through the decoder layers (padding included). */
+  slots: number;
+  /** Rows of those slots' sequences, with their length (attention is [T, T] per row). */
+  rows: number;
+  T: number;
+  /** Rows through the lm_head. */
+  headRows: number;
+}
+
+/** Matrix-product FLOPs of a LoRA training step (forward + input gradients; frozen weights get none). */
+function flops(w: Work): number {
+  const E = 576;
+  const Iw = 1536;
+  const kv = 192;
+  const perSlotLayer = 2 * (E * E + 2 * E * kv + E * E + 3 * E * Iw); // q, k, v, o, gate, up, down
+  const layers = LAYERS * (2 * w.slots * perSlotLayer + 12 * w.rows * w.T * w.T * E); // attention: 4 fwd + 8 bwd
+  const head = 2 * 2 * w.headRows * E * 49152; // logits + d hidden
+  return layers + head;
+}
+
+function sumLengths(items: readonly { length: number }[]): number {
+  return items.reduce((s, x) => s + x.length, 0);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+interface Plan {
+  name: string;
+  unit: string;
+  /** Micro-batches: the first is the warm-up. */
+  batches: unknown[][];
+  /** Units of throughput (effective tokens, pairs) per micro-batch. */
+  unitsOf: (items: unknown[]) => number;
+  ours: (items: unknown[]) => Work;
+  theirs: (items: unknown[]) => Work;
+  lora: LoraConfig;
+  task: (model: CausalLM) => Promise<TrainTask<unknown>>;
+  torchMode: "lm" | "dpo";
+  torchItems: (items: unknown[]) => unknown[];
+}
+
+async function plan(name: string): Promise<Plan> {
+  const micro = (all: unknown[], size: number) =>
+    Array.from({ length: STEPS + 1 }, (_, s) => all.slice(s * size, (s + 1) * size));
+  if (name === "sft") {
+    const examples = await sftExamples((STEPS + 1) * SFT_BATCH);
+    return {
+      name: "SFT (MedQA question + answer)",
+      unit: "effective tokens/s",
+      batches: micro(examples, SFT_BATCH),
+      unitsOf: (items) => sumLengths((items as TokenizedExample[]).map((e) => e.inputIds)),
+      ours: (items) => {
+        const b = packExamples(items as TokenizedExample[], 0);
+        return { slots: b.batchSize * b.seqLen, rows: b.batchSize, T: b.seqLen, headRows: b.picks.length };
+      },
+      theirs: (items) => {
+        const b = collateLm(items as TokenizedExample[], 0);
+        const slots = b.batchSize * b.seqLen;
+        return { slots, rows: b.batchSize, T: b.seqLen, headRows: slots };
+      },
+      lora: loraConfigOf(SFT_PRESET.lora),
+      task: async (model) => lmTask(model, { padId: 0, checkpointLayers: true }) as TrainTask<unknown>,
+      torchMode: "lm",
+      torchItems: (items) =>
+        (items as TokenizedExample[]).map((e) => ({ input_ids: e.inputIds, labels: e.labels })),
+    };
+  }
+  if (name === "dpo") {
+    const pairs = await dpoPairs((STEPS + 1) * DPO_BATCH);
+    return {
+      name: "DPO (MedQA prompt, PubMedQA long answers)",
+      unit: "pairs/s",
+      batches: micro(pairs, DPO_BATCH),
+      unitsOf: (b) => b.length,
+      ours: (b) => {
+        const p = packPreferences(b as TokenizedPreference[], 0);
+        return { slots: p.batchSize * p.seqLen, rows: p.batchSize, T: p.seqLen, headRows: p.picks.length };
+      },
+      theirs: (b) => {
+        const ps = b as TokenizedPreference[];
+        const T = Math.max(
+          ...ps.flatMap((p) => [
+            p.promptIds.length + p.chosenIds.length,
+            p.promptIds.length + p.rejectedIds.length,
+          ]),
+        );
+        return { slots: 2 * ps.length * T, rows: 2 * ps.length, T, headRows: 2 * ps.length * T };
+      },
+      lora: loraConfigOf(DPO_PRESET.lora),
+      task: async (model) => {
+        // Reference log-probs are precomputed before training on both sides (TRL's precompute_ref_log_probs);
+        // their values do not change the work of a step, so both sides get the same constants.
+        const task = dpoTask(model, { padId: 0, beta: 0.1, checkpointLayers: true });
+        return {
+          ...task,
+          lossSum: (b: readonly unknown[], c) =>
+            task.lossSum(
+              (b as TokenizedPreference[]).map((p) => ({
+                ...p,
+                referenceChosen: -50,
+                referenceRejected: -50,
+              })),
+              c,
+            ),
+        } as TrainTask<unknown>;
+      },
+      torchMode: "dpo",
+      torchItems: (b) =>
+        (b as TokenizedPreference[]).map((p) => ({
+          prompt: p.promptIds,
+          chosen: p.chosenIds,
+          rejected: p.rejectedIds,
+          ref_chosen: -50,
+          ref_rejected: -50,
+        })),
+    };
+  }
+  if (name === "cpt") {
+    const blocks = await cptBlocks((STEPS + 1) * 2, CPT_BLOCK);
+    return {
+      name: `CPT (PubMedQA contexts packed, 2 x ${CPT_BLOCK})`,
+      unit: "tokens/s",
+      batches: micro(blocks, 2),
+      unitsOf: (items) => sumLengths((items as TokenizedExample[]).map((e) => e.inputIds)),
+      ours: (items) => {
+        const b = packExamples(items as TokenizedExample[], 0);
+        return { slots: b.batchSize * b.seqLen, rows: b.batchSize, T: b.seqLen, headRows: b.picks.length };
+      },
+      theirs: (items) => {
+        const n = items.length * CPT_BLOCK;
+        return { slots: n, rows: items.length, T: CPT_BLOCK, headRows: n };
+      },
+      lora: loraConfigOf(CPT_PRESET.lora),
+      task: async (model) => lmTask(model, { padId: 0, checkpointLayers: true }) as TrainTask<unknown>,
+      torchMode: "lm",
+      torchItems: (items) =>
+        (items as TokenizedExample[]).map((e) => ({ input_ids: e.inputIds, labels: e.labels })),
+    };
+  }
+  throw new Error(`unknown workload ${name} (sft, dpo, cpt)`);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+interface Result {
+  workload: string;
+  unit: string;
+  tfjs: number;
+  torch: number | null;
+  tfjsStep: number;
+  torchStep: number | null;
+  flopsOurs: number;
+  flopsTheirs: number;
+  slotsOurs: number;
+  slotsTheirs: number;
+  headOurs: number;
+  headTheirs: number;
+  heapMiB: number | null;
+  rssMiB: number;
+  torchRssMiB: number | null;
+  torchNote: string;
+  load: string;
+}
+
+async function runOne(name: string): Promise<Result> {
+  const info = await initBackend({ backend: "wasm", threads: THREADS });
+  const p = await plan(name);
+  const model = createRandomModel(SMOLLM_135M, { seed: 0 });
+  if (process.env.TRANSPOSE_CACHE_MB !== undefined) {
+    model.transposeCacheBytes = Number(process.env.TRANSPOSE_CACHE_MB) * 2 ** 20;
+  }
+  const task = await p.task(model);
+  addLoraAdapter(model, p.lora, { seed: 1 });
+  const variables = model.trainableVariables();
+  const optimizer = createAdamW(variables);
+  const times: number[] = [];
+  const load0 = loadavg()[0] as number;
+  for (let s = 0; s < p.batches.length; s++) {
+    const t0 = performance.now();
+    const { grads } = await accumulateGradients(task, [p.batches[s] as unknown[]], variables);
+    const clipped = clipByGlobalNorm(grads, 1.0);
+    optimizer.apply(clipped.grads, 1e-4);
+    for (const g of clipped.grads) g.dispose();
+    const sec = (performance.now() - t0) / 1000;
+    if (s > 0) times.push(sec);
+    process.stderr.write(`${name} tfjs step ${s}${s === 0 ? " (warm-up)" : ""}: ${sec.toFixed(2)} s\n`);
+  }
+  const measured = p.batches.slice(1);
+  const units = sum(measured.map(p.unitsOf));
+  const tfjsRate = units / sum(times);
+  const ours = measured.map(p.ours);
+  const theirs = measured.map(p.theirs);
+  const heap = wasmHeapBytes();
+  optimizer.dispose();
+  model.dispose();
+
+  let torchRate: number | null = null;
+  let torchStep: number | null = null;
+  let torchRss: number | null = null;
+  let torchNote = "not run (TORCH=0)";
+  if (RUN_TORCH) {
+    const dir = mkdtempSync(join(tmpdir(), "hippo-train-bench-"));
+    try {
+      const file = join(dir, "job.json");
+      writeFileSync(
+        file,
+        JSON.stringify({
+          config: { hidden: 576, intermediate: 1536, vocab: 49152, layers: LAYERS, heads: 9, kv_heads: 3 },
+          lora: { r: p.lora.r, alpha: p.lora.alpha, targets: p.lora.targetModules },
+          mode: p.torchMode,
+          batches: p.batches.map(p.torchItems),
+        }),
+      );
+      const r = spawnSync("/usr/bin/python3", [TORCH_SCRIPT, file], { encoding: "utf8", timeout: 3_600_000 });
+      const last = r.stdout.trim().split("\n").pop() ?? "";
+      if (r.status === 0 && last.startsWith("{")) {
+        const t = JSON.parse(last) as {
+          seconds: number;
+          step_s: number;
+          peak_rss_mib: number;
+          gemm_gflops: number;
+          blas: string;
+        };
+        torchRate = units / t.seconds;
+        torchStep = t.step_s;
+        torchRss = t.peak_rss_mib;
+        torchNote = `torch 2 threads, ${t.blas.includes("openblas") ? "OpenBLAS" : t.blas}, GEMM ${t.gemm_gflops.toFixed(0)} GFLOP/s`;
+      } else torchNote = `failed: ${(r.stderr || r.stdout).trim().split("\n").pop()}`;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return {
+    workload: p.name,
+    unit: p.unit,
+    tfjs: tfjsRate,
+    torch: torchRate,
+    tfjsStep: median(times),
+    torchStep,
+    flopsOurs: sum(ours.map(flops)) / ours.length,
+    flopsTheirs: sum(theirs.map(flops)) / theirs.length,
+    slotsOurs: sum(ours.map((w) => w.slots)) / ours.length,
+    slotsTheirs: sum(theirs.map((w) => w.slots)) / theirs.length,
+    headOurs: sum(ours.map((w) => w.headRows)) / ours.length,
+    headTheirs: sum(theirs.map((w) => w.headRows)) / theirs.length,
+    heapMiB: heap === null ? null : heap / 2 ** 20,
+    rssMiB: process.resourceUsage().maxRSS / 1024,
+    torchRssMiB: torchRss,
+    torchNote: `${torchNote}; tfjs ${describeBackend(info)}`,
+    load: `${load0.toFixed(1)} -> ${(loadavg()[0] as number).toFixed(1)}`,
+  };
+}
+
+function printTable(results: Result[]): void {
+  const cpu = cpus();
   console.log(
-    `| PyTorch (${torch.threads} threads, BLAS: ${torch.blas}) | ${((BATCH * SEQ) / torch.tokens_per_second).toFixed(2)} | ${torch.tokens_per_second.toFixed(1)} | - | - |`,
+    `\n### @hippocrates/train: training steps on real shapes, SmolLM-135M shape (${LAYERS} layers), vs PyTorch\n`,
   );
   console.log(
-    `\nratio tfjs / PyTorch: ${(tokensPerSecond / torch.tokens_per_second).toFixed(2)}x (target >= 0.2x)`,
+    `machine: ${cpu[0]?.model ?? "?"}, ${cpu.length} cores; ${STEPS} measured steps after 1 warm-up each; FLOPs are the matrix products of one step (forward + input gradients), estimated from the shapes\n`,
   );
-} else console.log(`\nPyTorch comparison skipped: ${torchNote}`);
-console.log(`tfjs tensors alive after the run: ${tf.memory().numTensors}`);
-optimizer.dispose();
-model.dispose();
+  console.log(
+    "| workload | tfjs | PyTorch | ratio | step s (tfjs / torch) | token slots / step (tfjs / torch) | lm_head rows / step (tfjs / torch) | GFLOP / step (tfjs / torch) | FLOPs skipped | peak MiB (wasm heap, RSS / torch RSS) | load avg |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const r of results) {
+    const ratio = r.torch === null ? "n/a" : `**${(r.tfjs / r.torch).toFixed(2)}x**`;
+    console.log(
+      `| ${r.workload} | ${r.tfjs.toFixed(2)} ${r.unit} | ${r.torch === null ? "n/a" : r.torch.toFixed(2)} | ${ratio} | ${r.tfjsStep.toFixed(1)} / ${r.torchStep?.toFixed(1) ?? "-"} | ${r.slotsOurs.toFixed(0)} / ${r.slotsTheirs.toFixed(0)} | ${r.headOurs.toFixed(0)} / ${r.headTheirs.toFixed(0)} | ${(r.flopsOurs / 1e9).toFixed(0)} / ${(r.flopsTheirs / 1e9).toFixed(0)} | ${(100 * (1 - r.flopsOurs / r.flopsTheirs)).toFixed(0)}% | ${r.heapMiB?.toFixed(0) ?? "-"}, ${r.rssMiB.toFixed(0)} / ${r.torchRssMiB?.toFixed(0) ?? "-"} | ${r.load} |`,
+    );
+  }
+  for (const r of results) console.log(`\n${r.workload}: ${r.torchNote}`);
+  console.log("\nTargets (issue 15): SFT >= 1.0x, DPO >= 1.0x, CPT step >= 0.45x.");
+}
+
+const one = process.argv.indexOf("--one");
+if (one >= 0) {
+  const r = await runOne(process.argv[one + 1] as string);
+  console.log(`RESULT ${JSON.stringify(r)}`);
+} else {
+  const results: Result[] = [];
+  for (const w of WORKLOADS) {
+    const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), "--one", w], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+      timeout: 7_200_000,
+    });
+    const line = r.stdout.split("\n").find((l) => l.startsWith("RESULT "));
+    if (line === undefined) {
+      console.log(`${w}: failed (exit ${r.status}) ${r.stdout.trim().split("\n").pop() ?? ""}`);
+      continue;
+    }
+    results.push(JSON.parse(line.slice(7)) as Result);
+    printTable(results.slice(-1));
+  }
+  if (results.length > 1) printTable(results);
+  console.log(`\ntfjs tensors: each workload ran in its own process. ${tf.version_core}`);
+}

@@ -63,7 +63,8 @@ export function sequenceLogProbs(logits: tf.Tensor, targets: Int32Array): tf.Ten
     clamped[n] = y;
     flatIndex[n] = n * V + y;
   }
-  const forward = (x: tf.Tensor, save: tf.GradSaveFunc) => {
+  const forward = (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
     const x2 = tf.reshape(x, [N, V]);
     const lse = tf.logSumExp(x2, 1);
     const picked = tf.gather(tf.reshape(x2, [N * V]), tf.tensor1d(flatIndex, "int32"));
@@ -84,7 +85,7 @@ export function sequenceLogProbs(logits: tf.Tensor, targets: Int32Array): tf.Ten
       },
     };
   };
-  const op = tf.customGrad(forward as unknown as Parameters<typeof tf.customGrad>[0]);
+  const op = tf.customGrad(forward);
   return op(logits) as tf.Tensor1D;
 }
 

@@ -1,11 +1,11 @@
 /**
- * The little the training loop needs from a model: a forward pass from token ids to logits that is
- * differentiable with respect to the trainable variables. `@hippocrates/model`'s CausalLM (Llama/Mistral)
+ * The little the training loop needs from a model (`TrainableLM`): a forward pass from token ids to logits that
+ * is differentiable with respect to the trainable variables. `@hippocrates/model`'s CausalLM (Llama/Mistral)
  * satisfies it structurally; the tests also use a tiny two-layer MLP language model.
  */
 import type { Rng } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
-import type { LmBatch } from "./batch.js";
+import type { LmBatch, PackedBatch } from "./batch.js";
 import { sequenceLogProbs } from "./losses.js";
 
 export interface ForwardOptions {
@@ -15,6 +15,8 @@ export interface ForwardOptions {
   positionIds?: number[][];
   /** [batch][seq] document index: attention stays within a segment (packed blocks). */
   segmentIds?: number[][];
+  /** [batch][seq] the segment a token's segment branches off, whose tokens it also sees (its own: none). */
+  parentSegmentIds?: number[][];
   /** Enables dropout (LoRA dropout). */
   training?: boolean;
   /** RNG for the dropout masks (the loop seeds one per micro-batch so resumed runs replay them). */
@@ -23,7 +25,7 @@ export interface ForwardOptions {
   checkpointLayers?: boolean;
 }
 
-export interface CausalLM {
+export interface TrainableLM {
   /** Logits [batch, seq, vocab]; with `logits: "none"` and `outputHidden`, the final hidden states instead. */
   forward(
     inputIds: number[][],
@@ -31,9 +33,11 @@ export interface CausalLM {
   ): { logits: tf.Tensor3D | null; hidden?: tf.Tensor3D | null };
   /**
    * Optional memory-lean head: per-token log p(target | hidden) for [rows, hidden] final hidden states, the
-   * [rows, vocab] logits never whole (@hippocrates/model's Llama has it). Used instead of full logits when present.
+   * [rows, vocab] logits never whole, only scored rows reaching the head (@hippocrates/model's Llama has it).
+   * With `rows`, hidden row rows[i] predicts targets[i]. A model that has it also takes the packed-batch
+   * options above (segments with parents, positions): tasks then use padding-free batches.
    */
-  tokenLogProbs?(hidden: tf.Tensor2D, targets: ArrayLike<number>): tf.Tensor1D;
+  tokenLogProbs?(hidden: tf.Tensor2D, targets: ArrayLike<number>, rows?: ArrayLike<number>): tf.Tensor1D;
 }
 
 function rows(a: Int32Array, B: number, T: number): number[][] {
@@ -48,17 +52,19 @@ export interface ForwardBatchOptions {
 
 function forwardOptions(batch: LmBatch, o: ForwardBatchOptions): ForwardOptions {
   const { batchSize: B, seqLen: T } = batch;
-  const options: ForwardOptions = { training: o.training };
-  if (o.rng) options.rng = o.rng;
-  if (o.checkpointLayers) options.checkpointLayers = true;
-  if (batch.attentionMask) options.attentionMask = rows(batch.attentionMask, B, T);
-  if (batch.segmentIds) options.segmentIds = rows(batch.segmentIds, B, T);
-  if (batch.positionIds) options.positionIds = rows(batch.positionIds, B, T);
-  return options;
+  const rowsOf = (a: Int32Array | undefined) => (a === undefined ? undefined : rows(a, B, T));
+  return {
+    training: o.training,
+    rng: o.rng,
+    checkpointLayers: o.checkpointLayers,
+    attentionMask: rowsOf(batch.attentionMask),
+    segmentIds: rowsOf(batch.segmentIds),
+    positionIds: rowsOf(batch.positionIds),
+  };
 }
 
 /** Run `model` on a collated batch; returns logits [batch, seq, vocab]. */
-export function forwardBatch(model: CausalLM, batch: LmBatch, o: ForwardBatchOptions): tf.Tensor3D {
+export function forwardBatch(model: TrainableLM, batch: LmBatch, o: ForwardBatchOptions): tf.Tensor3D {
   const { batchSize: B, seqLen: T } = batch;
   const { logits } = model.forward(rows(batch.inputIds, B, T), forwardOptions(batch, o));
   if (!logits) throw new Error("model returned no logits");
@@ -70,7 +76,7 @@ export function forwardBatch(model: CausalLM, batch: LmBatch, o: ForwardBatchOpt
  * model's `tokenLogProbs` when it has one (no [tokens, vocab] logits on the tape, and a frozen head's gradient
  * computed while its logits exist), else log-softmax of the full logits.
  */
-export function batchLogProbs(model: CausalLM, batch: LmBatch, o: ForwardBatchOptions): tf.Tensor1D {
+export function batchLogProbs(model: TrainableLM, batch: LmBatch, o: ForwardBatchOptions): tf.Tensor1D {
   const { batchSize: B, seqLen: T } = batch;
   if (model.tokenLogProbs === undefined)
     return sequenceLogProbs(forwardBatch(model, batch, o), batch.targets);
@@ -83,4 +89,47 @@ export function batchLogProbs(model: CausalLM, batch: LmBatch, o: ForwardBatchOp
   const E = hidden.shape[2];
   const perToken = model.tokenLogProbs(tf.reshape(hidden, [B * T, E]), batch.targets);
   return tf.sum(tf.reshape(perToken, [B, T]), 1);
+}
+
+/**
+ * Log-probabilities of the scored tokens of a padding-free batch (`packExamples`, `packPreferences`), in the
+ * batch's `picks` order: [picks]. Only the scored rows go through the lm_head.
+ */
+export function packedTokenLogProbs(
+  model: TrainableLM,
+  batch: PackedBatch,
+  o: ForwardBatchOptions,
+): tf.Tensor1D {
+  if (model.tokenLogProbs === undefined)
+    throw new Error("padding-free batches need a model with tokenLogProbs");
+  const { batchSize: B, seqLen: T } = batch;
+  const { hidden } = model.forward(rows(batch.inputIds, B, T), {
+    training: o.training,
+    rng: o.rng,
+    checkpointLayers: o.checkpointLayers,
+    attentionMask: batch.attentionMask ? rows(batch.attentionMask, B, T) : undefined,
+    segmentIds: rows(batch.segmentIds, B, T),
+    parentSegmentIds: batch.parentSegmentIds ? rows(batch.parentSegmentIds, B, T) : undefined,
+    positionIds: rows(batch.positionIds, B, T),
+    logits: "none",
+    outputHidden: true,
+  });
+  if (!hidden) throw new Error("model returned no hidden states");
+  const E = hidden.shape[2];
+  return model.tokenLogProbs(tf.reshape(hidden, [B * T, E]), batch.pickTargets, batch.picks);
+}
+
+/** Sums of `values` by unit: out[u] = sum of values[i] with unitOf[i] = u; [units], differentiable. */
+export function sumByUnit(values: tf.Tensor1D, unitOf: Int32Array, units: number): tf.Tensor1D {
+  const n = unitOf.length;
+  const assign = new Float32Array(units * n);
+  for (let i = 0; i < n; i++) assign[(unitOf[i] as number) * n + i] = 1;
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const v = args[0] as tf.Tensor1D;
+    return {
+      value: tf.reshape(tf.matMul(tf.tensor2d(assign, [units, n]), tf.reshape(v, [n, 1])), [units]),
+      gradFunc: (dy: tf.Tensor) => tf.gather(dy, tf.tensor1d(unitOf, "int32")),
+    };
+  });
+  return f(values) as tf.Tensor1D;
 }

@@ -16,9 +16,9 @@ import {
   type TokenizedPreference,
 } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
-import { collateLm, countExampleTargets, type LmBatch } from "./batch.js";
+import { collateLm, countExampleTargets, type LmBatch, packExamples, packPreferences } from "./batch.js";
 import { type DpoLossConfig, dpoLoss } from "./losses.js";
-import { batchLogProbs, type CausalLM } from "./model.js";
+import { batchLogProbs, packedTokenLogProbs, sumByUnit, type TrainableLM } from "./model.js";
 
 export interface TaskOutput {
   /** Loss summed over the units of the micro-batch. */
@@ -49,17 +49,32 @@ export interface LmTaskOptions {
   maxLength?: number;
   /** Gradient checkpointing per decoder layer (less memory; the layer's linear products are replayed). */
   checkpointLayers?: boolean;
+  /**
+   * Padding-free micro-batches (TRL's `padding_free`, default true): examples laid end to end in rows with
+   * block-diagonal attention and restarting positions, so no work goes to padding; the loss is the same. Needs
+   * a model with `tokenLogProbs` (others get right-padded batches).
+   */
+  paddingFree?: boolean;
+  /** Row length of padding-free batches; default the micro-batch's longest example. */
+  rowLength?: number;
 }
 
-export function lmTask(model: CausalLM, options: LmTaskOptions): TrainTask<TokenizedExample> {
+/** Whether a task runs padding-free batches on `model`. */
+function packs(model: TrainableLM, paddingFree: boolean | undefined): boolean {
+  return paddingFree !== false && model.tokenLogProbs !== undefined;
+}
+
+export function lmTask(model: TrainableLM, options: LmTaskOptions): TrainTask<TokenizedExample> {
+  const packed = packs(model, options.paddingFree);
   return {
     lossSum(items, context) {
+      const settings = { ...context, checkpointLayers: options.checkpointLayers ?? false };
+      if (packed) {
+        const batch = packExamples(items, options.padId, options);
+        return { loss: tf.neg(tf.sum(packedTokenLogProbs(model, batch, settings))) as tf.Scalar };
+      }
       const batch = collateLm(items, options.padId, options.maxLength);
-      const logps = batchLogProbs(model, batch, {
-        ...context,
-        checkpointLayers: options.checkpointLayers ?? false,
-      });
-      return { loss: tf.neg(tf.sum(logps)) as tf.Scalar };
+      return { loss: tf.neg(tf.sum(batchLogProbs(model, batch, settings))) as tf.Scalar };
     },
     units: (items) =>
       items.reduce(
@@ -79,7 +94,7 @@ function truncate(e: TokenizedExample, n: number): TokenizedExample {
   return {
     inputIds: e.inputIds.slice(0, n),
     labels: e.labels.slice(0, n),
-    ...(e.segmentIds ? { segmentIds: e.segmentIds.slice(0, n) } : {}),
+    segmentIds: e.segmentIds?.slice(0, n),
   };
 }
 
@@ -104,21 +119,36 @@ export function responseExample(
 }
 
 /**
- * Sequence log-probs of the response tokens of each pair, chosen and rejected, in one forward pass of the
- * concatenated batch [chosen..., rejected...] (TRL's concatenated_forward). For IPO TRL averages over the
- * response tokens; `average` does that.
+ * Sequence log-probs of the response tokens of each pair, chosen and rejected. With a model that has
+ * `tokenLogProbs` (and `paddingFree` not false), each pair is one prompt followed by both responses, which
+ * attend to that one copy (the prompt's forward and backward run once per pair), packed padding-free; else
+ * TRL's concatenated_forward, one right-padded batch [prompt + chosen..., prompt + rejected...]. The two give
+ * the same numbers. For IPO TRL averages over the response tokens; `average` does that.
  */
 export function dpoLogProbs(
-  model: CausalLM,
+  model: TrainableLM,
   pairs: readonly TokenizedPreference[],
-  options: { padId: number; maxLength?: number; average?: boolean; checkpointLayers?: boolean } & StepContext,
+  options: {
+    padId: number;
+    maxLength?: number;
+    average?: boolean;
+    checkpointLayers?: boolean;
+    paddingFree?: boolean;
+    rowLength?: number;
+  } & StepContext,
 ): { chosen: tf.Tensor1D; rejected: tf.Tensor1D } {
   const examples = [
     ...pairs.map((p) => responseExample(p.promptIds, p.chosenIds)),
     ...pairs.map((p) => responseExample(p.promptIds, p.rejectedIds)),
   ];
-  const batch: LmBatch = collateLm(examples, options.padId, options.maxLength);
-  let logps: tf.Tensor1D = batchLogProbs(model, batch, options);
+  let logps: tf.Tensor1D;
+  if (packs(model, options.paddingFree)) {
+    const batch = packPreferences(pairs, options.padId, options);
+    logps = sumByUnit(packedTokenLogProbs(model, batch, options), batch.pickUnits, batch.units);
+  } else {
+    const batch: LmBatch = collateLm(examples, options.padId, options.maxLength);
+    logps = batchLogProbs(model, batch, options);
+  }
   if (options.average) {
     const counts = examples.map((e) => Math.max(1, countExampleTargets(e)));
     logps = tf.div(logps, tf.tensor1d(counts)) as tf.Tensor1D;
@@ -135,9 +165,13 @@ export interface DpoTaskOptions extends DpoLossConfig {
   padId: number;
   maxLength?: number;
   checkpointLayers?: boolean;
+  /** Shared-prompt, padding-free micro-batches (default true; see dpoLogProbs). */
+  paddingFree?: boolean;
+  /** Row length of padding-free batches; default the micro-batch's longest pair. */
+  rowLength?: number;
 }
 
-export function dpoTask(policy: CausalLM, options: DpoTaskOptions): TrainTask<DpoItem> {
+export function dpoTask(policy: TrainableLM, options: DpoTaskOptions): TrainTask<DpoItem> {
   const beta = options.beta ?? 0.1;
   return {
     lossSum(items, context) {
@@ -173,7 +207,7 @@ export function dpoTask(policy: CausalLM, options: DpoTaskOptions): TrainTask<Dp
  * gradients, in batches. Returns DpoItems ready for the loop.
  */
 export async function computeReferenceLogProbs(
-  reference: CausalLM,
+  reference: TrainableLM,
   pairs: readonly TokenizedPreference[],
   options: { padId: number; maxLength?: number; batchSize: number; average?: boolean },
 ): Promise<DpoItem[]> {

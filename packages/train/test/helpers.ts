@@ -9,13 +9,13 @@ import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-core/dist/register_all_gradients.js";
 import { createRng } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
-import type { CausalLM } from "../src/model.js";
+import type { TrainableLM } from "../src/model.js";
 
 await tf.setBackend("cpu");
 
 let counter = 0;
 
-export interface MlpLm extends CausalLM {
+export interface MlpLm extends TrainableLM {
   variables: tf.Variable[];
   names: string[];
   dispose(): void;

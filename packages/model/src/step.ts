@@ -1,0 +1,160 @@
+/**
+ * Masks and positions of one forward step, computed in JavaScript before any tensor work: which cached and new
+ * slots each token may attend to (causal, padding, packed segments, sliding window), each token's position id,
+ * and the RoPE tables for those positions. The cache's bookkeeping (validity and segment of every slot) is
+ * updated here too, so that the next step sees this one's tokens.
+ *
+ * Rules (transformers' semantics):
+ * - causal: a query at cache index i sees keys j <= i;
+ * - padding: keys that are padding (attentionMask 0) are never seen;
+ * - packed segments: a query sees keys of its own segment only (block-diagonal), and of its parent segment
+ *   when `parentSegmentIds` names one (responses branching off a shared prompt, continuations off a shared
+ *   context); with `prefixVisible` every new token also sees every cached slot;
+ * - sliding window (Mistral): j > i - window, as `sliding_window_overlay`;
+ * - positions: explicit `positionIds`, else the number of earlier real tokens of the same segment and its parent
+ *   (HF generate's `cumsum(attention_mask) - 1`, restarting per segment); padded slots get 1, as HF fills them.
+ */
+import type { Rng } from "@hippocrates/core";
+import * as tf from "@tensorflow/tfjs-core";
+import type { KVCache } from "./cache.js";
+import { type Dims, ropeTables } from "./config.js";
+
+/** The additive value of a masked score: exp(-1e9 - max) is exactly 0 in float32. */
+export const MASKED = -1e9;
+
+/** What a step takes from the forward's options. */
+export interface StepInputs {
+  attentionMask?: number[][] | undefined;
+  positionIds?: number[][] | undefined;
+  segmentIds?: number[][] | undefined;
+  parentSegmentIds?: number[][] | undefined;
+  prefixVisible?: boolean | undefined;
+}
+
+/** The JavaScript part of a step: positions and masks, no tensors yet. */
+export interface StepPlan {
+  batch: number;
+  T: number;
+  /** Cached slots before this step. */
+  past: number;
+  /** Slots attended to: past + T. */
+  S: number;
+  /** [B * T, headDim] RoPE tables for each token's position. */
+  cos: Float32Array;
+  sin: Float32Array;
+  /** Additive masks [T * S], one per row, or a single one when every row's mask is the same. */
+  masks: Float32Array[];
+}
+
+/**
+ * Plan a step of `T` new tokens for `B` rows on top of `cache` (if any), and record the new slots' validity and
+ * segments in the cache.
+ */
+export function planStep(
+  B: number,
+  T: number,
+  inputs: StepInputs,
+  cache: KVCache | undefined,
+  dims: Dims,
+  invFreq: Float32Array,
+): StepPlan {
+  const past = cache?.length ?? 0;
+  const S = past + T;
+  const positions = new Int32Array(B * T);
+  const masks: Float32Array[] = [];
+  let shared = true;
+  const prefixVisible = inputs.prefixVisible === true && cache !== undefined;
+  for (let b = 0; b < B; b++) {
+    const valid = new Uint8Array(S);
+    const seg = new Int32Array(S);
+    if (cache !== undefined) {
+      valid.set(cache.valid[b] as Uint8Array);
+      seg.set(cache.segments[b] as Int32Array);
+    }
+    const maskRow = inputs.attentionMask?.[b];
+    const segRow = inputs.segmentIds?.[b];
+    for (let t = 0; t < T; t++) {
+      valid[past + t] = maskRow === undefined || maskRow[t] ? 1 : 0;
+      seg[past + t] = segRow === undefined ? 0 : (segRow[t] as number);
+    }
+    // The segment each new token may also see (its own when it has no parent).
+    const parentRow = inputs.parentSegmentIds?.[b];
+    const parent = new Int32Array(T);
+    for (let t = 0; t < T; t++)
+      parent[t] = parentRow === undefined ? (seg[past + t] as number) : (parentRow[t] as number);
+    const posRow = inputs.positionIds?.[b];
+    for (let t = 0; t < T; t++) {
+      const i = past + t;
+      if (posRow !== undefined) positions[b * T + t] = posRow[t] as number;
+      else if (!valid[i]) {
+        positions[b * T + t] = 1; // HF fills padded positions with 1; never used
+      } else {
+        let n = 0;
+        for (let j = 0; j < i; j++) if (valid[j] && (seg[j] === seg[i] || seg[j] === parent[t])) n++;
+        positions[b * T + t] = n;
+      }
+    }
+    const mask = new Float32Array(T * S);
+    const window = dims.slidingWindow;
+    for (let t = 0; t < T; t++) {
+      const i = past + t;
+      for (let j = 0; j < S; j++) {
+        const sameSegment = seg[j] === seg[i] || seg[j] === parent[t] || (prefixVisible && j < past);
+        const ok = j <= i && valid[j] === 1 && sameSegment && (window === null || j > i - window);
+        mask[t * S + j] = ok ? 0 : MASKED;
+      }
+    }
+    if (b > 0 && shared) shared = sameValues(mask, masks[0] as Float32Array);
+    masks.push(mask);
+    if (cache !== undefined) {
+      cache.valid[b] = valid;
+      cache.segments[b] = seg;
+    }
+  }
+  if (cache !== undefined) cache.length = S;
+  const { cos, sin } = ropeTables(invFreq, positions);
+  return { batch: B, T, past, S, cos, sin, masks: shared ? masks.slice(0, 1) : masks };
+}
+
+function sameValues(a: Float32Array, b: Float32Array): boolean {
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+/** One step's tensors and settings, as the decoder layers read them. */
+export interface Step {
+  batch: number;
+  T: number;
+  past: number;
+  /** [B*T, 1, d] cos/sin for each token's position. */
+  cos: tf.Tensor3D;
+  sin: tf.Tensor3D;
+  /** Additive masks [T, past + T], one per row or one shared. */
+  masks: tf.Tensor2D[];
+  training: boolean;
+  rng: Rng;
+  trace: ((name: string, t: tf.Tensor) => void) | undefined;
+  /**
+   * Gradient checkpointing: the first pass records each linear module's base product x W in call order; the
+   * recomputation replays them (linearWithValue) instead of multiplying again.
+   */
+  products?: { mode: "record" | "replay"; outputs: tf.Tensor2D[]; next: number };
+}
+
+/** The plan's tensors (created in the caller's scope). */
+export function stepTensors(
+  plan: StepPlan,
+  headDim: number,
+  settings: { training: boolean; rng: Rng; trace: Step["trace"] },
+): Step {
+  const { batch: B, T } = plan;
+  return {
+    batch: B,
+    T,
+    past: plan.past,
+    cos: tf.tensor3d(plan.cos, [B * T, 1, headDim]),
+    sin: tf.tensor3d(plan.sin, [B * T, 1, headDim]),
+    masks: plan.masks.map((m) => tf.tensor2d(m, [T, plan.S])),
+    ...settings,
+  };
+}
