@@ -158,6 +158,7 @@ export function createPrefixCache(model: CausalLM, options: PrefixCacheOptions =
       lastUse: ++clock,
     };
     stats.entriesCreated++;
+    stats.tokensRun += length - from;
     if (entry.bytes > maxBytes) {
       disposeCache(cache);
       return null;
