@@ -21,12 +21,11 @@ import {
   type TextTokenizer,
 } from "@hippocrates/core";
 import { z } from "zod";
-import { createNgramIndex, type NgramIndex, readTestTexts } from "./decontam.js";
+import { createNgramIndex, indexTestFiles, type NgramIndex } from "./decontam.js";
 import {
-  checkDatasetOutDir,
-  type DatasetTarget,
   type Manifest,
   type OutputPolicy,
+  openDatasetTarget,
   type SourceManifest,
   writeDatasetDir,
 } from "./output.js";
@@ -283,14 +282,12 @@ export async function buildCptDataset(
   options: BuildCptOptions,
   progress: ProgressReporter,
 ): Promise<BuildCptSummary> {
-  const target: DatasetTarget = {
-    builder: "cpt",
-    outDir: options.outDir,
-    inputs: [...options.sources.map((s) => s.path), ...(options.decontaminateAgainst ?? [])],
-    overwrite: options.overwrite ?? false,
-    protect: options.protect ?? [],
-  };
-  await checkDatasetOutDir(target);
+  const target = await openDatasetTarget(
+    "cpt",
+    options.outDir,
+    [...options.sources.map((s) => s.path), ...(options.decontaminateAgainst ?? [])],
+    options,
+  );
   const blockSize = options.blockSize ?? 1024;
   const eos = options.tokenizer.eosTokenId;
   if (eos === null)
@@ -304,9 +301,7 @@ export async function buildCptDataset(
         ? options.decontaminate.index
         : createNgramIndex(options.decontaminate.texts, options.decontaminate.n);
   } else if (options.decontaminateAgainst && options.decontaminateAgainst.length > 0) {
-    const texts: string[] = [];
-    for (const path of options.decontaminateAgainst) texts.push(...(await readTestTexts(path)));
-    index = createNgramIndex(texts, options.ngram);
+    index = (await indexTestFiles(options.decontaminateAgainst, options.ngram)).index;
   }
   const batchSize = options.batchSize ?? 64;
   const config = {

@@ -124,6 +124,27 @@ export async function checkDatasetOutDir(t: DatasetTarget): Promise<void> {
 }
 
 /**
+ * The target of a build, checked (checkDatasetOutDir) before the builder spends any time on it; the builders'
+ * `overwrite` and `protect` options with their defaults (no overwrite, nothing more to protect).
+ */
+export async function openDatasetTarget(
+  builder: Builder,
+  outDir: string,
+  inputs: string[],
+  policy: OutputPolicy,
+): Promise<DatasetTarget> {
+  const target: DatasetTarget = {
+    builder,
+    outDir,
+    inputs,
+    overwrite: policy.overwrite ?? false,
+    protect: policy.protect ?? [],
+  };
+  await checkDatasetOutDir(target);
+  return target;
+}
+
+/**
  * Build `outDir` atomically: `fill` writes its files into a temporary directory and returns the manifest,
  * which is written last as manifest.json. If `fill` throws, nothing appears at `outDir` (an existing one is
  * left as it was) and the temporary directory is removed. An existing outDir is replaced only as the module

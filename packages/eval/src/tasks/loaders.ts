@@ -2,7 +2,6 @@
  * Loaders for the published benchmark formats. Each returns documents in file order (the order the
  * authors' HF datasets have, which the v0.3 shuffle depends on) and validates every record.
  */
-import { access } from "node:fs/promises";
 import { basename } from "node:path";
 import {
   describeValue,
@@ -18,20 +17,10 @@ import type { EvalDoc, TaskData } from "./types.js";
 
 export const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
-export async function fileExists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Where a record is: its file and JSONL line, or its row (a JSON array's, a Hub split's). */
+type RecordWhere = { file: string; line?: number; row?: number };
 
-function requireString(
-  record: Record<string, unknown>,
-  key: string,
-  where: { file: string; line?: number; row?: number },
-): string {
+function requireString(record: Record<string, unknown>, key: string, where: RecordWhere): string {
   const v = record[key];
   if (typeof v !== "string") {
     throw new HippoError(
@@ -52,7 +41,7 @@ function requireString(
 export function letterToIndex(
   letter: unknown,
   nOptions: number,
-  where: { file: string; line?: number; row?: number; key: string },
+  where: RecordWhere & { key: string },
 ): number {
   if (typeof letter !== "string" || letter.length !== 1 || !LETTERS.includes(letter)) {
     throw new HippoError("INVALID_RECORD", "answer must be one capital letter", {
@@ -73,11 +62,7 @@ export function letterToIndex(
   return gold;
 }
 
-export function checkIndex(
-  value: unknown,
-  nOptions: number,
-  where: { file: string; line?: number; row?: number; key: string },
-): number {
+export function checkIndex(value: unknown, nOptions: number, where: RecordWhere & { key: string }): number {
   if (typeof value !== "number" || !Number.isInteger(value)) {
     throw new HippoError("INVALID_RECORD", "answer must be an integer index", {
       ...where,
@@ -98,7 +83,7 @@ export function checkIndex(
 /** A record and where it is: a JSONL line, a JSON array row, a parquet row of a Hub file. */
 export interface SourceRecord {
   record: Record<string, unknown>;
-  where: { file: string; line?: number; row?: number };
+  where: RecordWhere;
 }
 
 /**
@@ -135,19 +120,7 @@ export function letterOptionsDocs(
         },
       );
     }
-    const options: string[] = [];
-    for (const [k, v] of Object.entries(rawOptions)) {
-      if (v === null && opts.dropNullOptions) continue;
-      if (typeof v !== "string") {
-        throw new HippoError("INVALID_RECORD", "option text must be a string", {
-          ...where,
-          key: `options.${k}`,
-          expected: "string",
-          got: describeValue(v),
-        });
-      }
-      options.push(v);
-    }
+    const options = optionTexts(rawOptions, where, opts.dropNullOptions);
     if (options.length < 2) {
       throw new HippoError("INVALID_RECORD", "a question needs at least two options", {
         ...where,
@@ -158,6 +131,24 @@ export function letterOptionsDocs(
     const gold = letterToIndex(record.answer_idx, options.length, { ...where, key: "answer_idx" });
     return { id: String(record.realidx ?? record.id ?? i), question, options, gold, raw: record };
   });
+}
+
+/** The texts of an `options` object (`{"A": "...", "B": "..."}`) in key order; null ones dropped when asked. */
+function optionTexts(rawOptions: Record<string, unknown>, where: RecordWhere, dropNull = false): string[] {
+  const options: string[] = [];
+  for (const [k, v] of Object.entries(rawOptions)) {
+    if (v === null && dropNull) continue;
+    if (typeof v !== "string") {
+      throw new HippoError("INVALID_RECORD", "option text must be a string", {
+        ...where,
+        key: `options.${k}`,
+        expected: "string",
+        got: describeValue(v),
+      });
+    }
+    options.push(v);
+  }
+  return options;
 }
 
 /**
@@ -231,15 +222,7 @@ export function medmcqaDocs(records: readonly SourceRecord[]): EvalDoc[] {
       };
     }
     if (record.choices === undefined && isPlainObject(record.options)) {
-      const options = Object.values(record.options).map((v, k) => {
-        if (typeof v !== "string")
-          throw new HippoError("INVALID_RECORD", "option text must be a string", {
-            ...where,
-            key: `options.${LETTERS[k]}`,
-            got: describeValue(v),
-          });
-        return v;
-      });
+      const options = optionTexts(record.options, where);
       return {
         id: String(record.id ?? i),
         question,
@@ -284,11 +267,7 @@ export function medmcqaDocs(records: readonly SourceRecord[]): EvalDoc[] {
 
 const PUBMEDQA_LABELS = ["yes", "no", "maybe"];
 
-function pubmedqaDoc(
-  id: string,
-  value: unknown,
-  where: { file: string; key?: string; line?: number; row?: number },
-): EvalDoc {
+function pubmedqaDoc(id: string, value: unknown, where: RecordWhere & { key?: string }): EvalDoc {
   const at = (k: string) => ({ ...where, key: where.key === undefined ? k : `${where.key}.${k}` });
   if (!isPlainObject(value))
     throw new HippoError("INVALID_RECORD", "each PMID must map to an object", {
@@ -344,9 +323,14 @@ export function pubmedqaDocs(records: readonly SourceRecord[]): EvalDoc[] {
   );
 }
 
+/** The entries of a JSON object file in file key order (PubMedQA's files are objects keyed by PMID). */
+async function readJsonEntries(path: string): Promise<[string, unknown][]> {
+  return orderedJsonEntries(await readTextFile(path), path);
+}
+
 /** PQA-L `ori_pqal.json` in file key order (as HF's `pubmed_qa`/`pqa_labeled` "train" split, 1,000 rows). */
 export async function loadPubmedqa(path: string): Promise<EvalDoc[]> {
-  const entries = orderedJsonEntries(await readTextFile(path), path);
+  const entries = await readJsonEntries(path);
   if (entries.length === 0) throw noDocuments(path);
   return entries.map(([pmid, value]) => pubmedqaDoc(pmid, value, { file: path, key: pmid }));
 }
@@ -357,7 +341,7 @@ export async function loadPubmedqa(path: string): Promise<EvalDoc[]> {
  */
 export async function loadPubmedqaTest500(oriPath: string, truthPath: string): Promise<EvalDoc[]> {
   const all = new Map((await loadPubmedqa(oriPath)).map((d) => [d.id, d]));
-  const truth = orderedJsonEntries(await readTextFile(truthPath), truthPath);
+  const truth = await readJsonEntries(truthPath);
   if (truth.length === 0) throw noDocuments(truthPath);
   return truth.map(([pmid, label]) => {
     const doc = all.get(pmid);
@@ -423,16 +407,14 @@ export function splitPqal<T>(entries: readonly [string, T][], label: (value: T) 
  * the rebuilt test split must hold exactly its PMIDs, in its order, with its labels.
  */
 export async function loadPubmedqaFold0(oriPath: string, truthPath?: string): Promise<TaskData> {
-  const entries = orderedJsonEntries(await readTextFile(oriPath), oriPath);
-  if (entries.length === 0) throw noDocuments(oriPath);
-  const docs = entries.map(([pmid, value]) => pubmedqaDoc(pmid, value, { file: oriPath, key: pmid }));
+  const docs = await loadPubmedqa(oriPath);
   const byId = new Map(docs.map((d) => [d.id, d]));
   const { test, train, dev } = splitPqal(
     docs.map((d) => [d.id, d] as [string, EvalDoc]),
     (d) => PUBMEDQA_LABELS[d.gold] as string,
   );
   if (truthPath !== undefined) {
-    const truth = orderedJsonEntries(await readTextFile(truthPath), truthPath);
+    const truth = await readJsonEntries(truthPath);
     const n = Math.max(truth.length, test.length);
     for (let i = 0; i < n; i++) {
       const [pmid, label] = truth[i] ?? ["(none)", undefined];
