@@ -27,6 +27,7 @@ import {
   type OutputPolicy,
   openDatasetTarget,
   type SourceManifest,
+  sourceInputs,
   writeDatasetDir,
 } from "./output.js";
 import type { RecordFormat, RecordLocation } from "./read.js";
@@ -282,12 +283,7 @@ export async function buildCptDataset(
   options: BuildCptOptions,
   progress: ProgressReporter,
 ): Promise<BuildCptSummary> {
-  const target = await openDatasetTarget(
-    "cpt",
-    options.outDir,
-    [...options.sources.map((s) => s.path), ...(options.decontaminateAgainst ?? [])],
-    options,
-  );
+  const target = await openDatasetTarget("cpt", options.outDir, sourceInputs(options), options);
   const blockSize = options.blockSize ?? 1024;
   const eos = options.tokenizer.eosTokenId;
   if (eos === null)

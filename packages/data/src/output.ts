@@ -123,6 +123,14 @@ export async function checkDatasetOutDir(t: DatasetTarget): Promise<void> {
   await checkDirTarget(t.outDir, { mayReplace: mayReplace(t) });
 }
 
+/** The input files of a builder of `sources` decontaminated against evaluation test files (CPT, SFT). */
+export function sourceInputs(options: {
+  sources: readonly { path: string }[];
+  decontaminateAgainst?: readonly string[];
+}): string[] {
+  return [...options.sources.map((s) => s.path), ...(options.decontaminateAgainst ?? [])];
+}
+
 /**
  * The target of a build, checked (checkDatasetOutDir) before the builder spends any time on it; the builders'
  * `overwrite` and `protect` options with their defaults (no overwrite, nothing more to protect).

@@ -17,6 +17,7 @@ import {
   type OutputPolicy,
   openDatasetTarget,
   type SourceManifest,
+  sourceInputs,
   writeDatasetDir,
 } from "./output.js";
 import { type SftTokenizeOptions, tokenizeInstruction } from "./sft-tokenize.js";
@@ -110,12 +111,7 @@ export async function buildSftDataset(
   options: BuildSftOptions,
   progress: ProgressReporter,
 ): Promise<BuildSftSummary> {
-  const target = await openDatasetTarget(
-    "sft",
-    options.outDir,
-    [...options.sources.map((s) => s.path), ...(options.decontaminateAgainst ?? [])],
-    options,
-  );
+  const target = await openDatasetTarget("sft", options.outDir, sourceInputs(options), options);
   const seed = options.seed ?? 42;
   const bad = createBadRecords(options.onBadRecord ?? "fail");
   const n = options.ngram ?? 13;

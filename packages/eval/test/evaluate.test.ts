@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import {
   buildContexts,
   defaultRegistry,
+  type EvaluateOptions,
   mergeShards,
   pyIsoDateId,
   readOutput,
@@ -185,62 +186,30 @@ describe("runs that scale", () => {
       logSamples: true,
       now: () => 1_700_000_000_000,
     } as const;
-    const one = await evaluateShared({ ...opts, model: createDetModel(), numFewshot: 0 });
-    const s0 = await evaluateShared({
-      ...opts,
-      model: createDetModel(),
-      numFewshot: 0,
-      shard: { index: 0, count: 2 },
-    });
-    const s1 = await evaluateShared({
-      ...opts,
-      model: createDetModel(),
-      numFewshot: 0,
-      shard: { index: 1, count: 2 },
-    });
+    /** One run (shard undefined) or shard `index` of 2, each with a fresh deterministic model. */
+    const run = (index: number | undefined, more: Partial<EvaluateOptions>) =>
+      evaluateShared({
+        ...opts,
+        model: createDetModel(),
+        shard: index === undefined ? undefined : { index, count: 2 },
+        ...more,
+      });
+    const one = await run(undefined, { numFewshot: 0 });
+    const s0 = await run(0, { numFewshot: 0 });
+    const s1 = await run(1, { numFewshot: 0 });
     expect(s0.samples.pubmedqa).toHaveLength(15);
     const merged = mergeShards([s1, s0]);
     expect(merged.results).toEqual(one.results);
     expect(merged.samples).toEqual(one.samples);
-    const five = await evaluateShared({
-      ...opts,
-      tasks: ["pubmedqa"],
-      model: createDetModel(),
-      numFewshot: 5,
-    });
-    const f0 = await evaluateShared({
-      ...opts,
-      tasks: ["pubmedqa"],
-      model: createDetModel(),
-      numFewshot: 5,
-      shard: { index: 0, count: 2 },
-    });
-    const f1 = await evaluateShared({
-      ...opts,
-      tasks: ["pubmedqa"],
-      model: createDetModel(),
-      numFewshot: 5,
-      shard: { index: 1, count: 2 },
-    });
+    const fiveShot = { tasks: ["pubmedqa"], numFewshot: 5 };
+    const five = await run(undefined, fiveShot);
+    const f0 = await run(0, fiveShot);
+    const f1 = await run(1, fiveShot);
     expect(mergeShards([f0, f1]).samples).toEqual(five.samples);
     expect(() => mergeShards([f0])).toThrow(/exactly once/);
     // Across processes: each shard writes its folder, the merge reads them back.
-    await evaluateShared({
-      ...opts,
-      tasks: ["pubmedqa"],
-      model: createDetModel(),
-      numFewshot: 5,
-      shard: { index: 0, count: 2 },
-      outputPath: join(t.dir, "shard0"),
-    });
-    await evaluateShared({
-      ...opts,
-      tasks: ["pubmedqa"],
-      model: createDetModel(),
-      numFewshot: 5,
-      shard: { index: 1, count: 2 },
-      outputPath: join(t.dir, "shard1"),
-    });
+    await run(0, { ...fiveShot, outputPath: join(t.dir, "shard0") });
+    await run(1, { ...fiveShot, outputPath: join(t.dir, "shard1") });
     const fromDisk = mergeShards([
       await readOutput(join(t.dir, "shard0")),
       await readOutput(join(t.dir, "shard1")),

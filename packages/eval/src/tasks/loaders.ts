@@ -549,33 +549,27 @@ export interface TaskLoader {
   rows?(records: readonly SourceRecord[]): EvalDoc[];
 }
 
-async function withOptional(
-  data: TaskData,
-  split: "train" | "dev",
-  files: Record<string, string>,
-  missing: Record<string, string>,
-  load: (p: string) => Promise<EvalDoc[]>,
-): Promise<TaskData> {
-  const path = files[split] ?? missing[split];
-  if (path !== undefined) data.files = { ...data.files, [split]: path };
-  if (files[split] !== undefined) data[split] = await load(files[split] as string);
-  return data;
+/** A loader of a `test` file and an optional `train` file (the few-shot source) of one format. */
+function testWithOptionalTrain(
+  load: (path: string) => Promise<EvalDoc[]>,
+  rows: (records: readonly SourceRecord[]) => EvalDoc[],
+): TaskLoader {
+  return {
+    files: ["test", "train?"],
+    load: async (files, missing) => {
+      const data: TaskData = { test: await load(files.test as string), files: { test: files.test } };
+      const path = files.train ?? missing.train;
+      if (path !== undefined) data.files = { ...data.files, train: path };
+      if (files.train !== undefined) data.train = await load(files.train);
+      return data;
+    },
+    rows,
+  };
 }
 
 export const TASK_LOADERS: Readonly<Record<string, TaskLoader>> = {
   /** MedQA as `augtoma/medqa_usmle` / the medagents copies: `{question, options: {A..}, answer_idx}`. */
-  medqa: {
-    files: ["test", "train?"],
-    load: async (f, missing) =>
-      withOptional(
-        { test: await loadLetterOptionsJsonl(f.test as string), files: { test: f.test } },
-        "train",
-        f,
-        missing,
-        (p) => loadLetterOptionsJsonl(p),
-      ),
-    rows: medqaDocs,
-  },
+  medqa: testWithOptionalTrain((p) => loadLetterOptionsJsonl(p), medqaDocs),
   /** `augtoma/usmle_self_eval_step*`: options A..G, absent ones null (dropped). */
   usmle: {
     files: ["test"],
@@ -585,18 +579,7 @@ export const TASK_LOADERS: Readonly<Record<string, TaskLoader>> = {
     }),
     rows: (records) => letterOptionsDocs(records, { dropNullOptions: true }),
   },
-  medmcqa: {
-    files: ["test", "train?"],
-    load: async (f, missing) =>
-      withOptional(
-        { test: await loadMedmcqa(f.test as string), files: { test: f.test } },
-        "train",
-        f,
-        missing,
-        loadMedmcqa,
-      ),
-    rows: medmcqaDocs,
-  },
+  medmcqa: testWithOptionalTrain(loadMedmcqa, medmcqaDocs),
   /** All 1,000 PQA-L rows in `ori_pqal.json` order (HF `pubmed_qa` / `pqa_labeled`, split "train"). */
   pubmedqa_pqal: {
     files: ["test"],
