@@ -80,6 +80,26 @@ export function checkIndex(value: unknown, nOptions: number, where: RecordWhere 
   return value;
 }
 
+/**
+ * The document of a record whose gold is the integer index in field `key` (checked against the options); the
+ * record itself is the samples file's `doc`.
+ */
+function indexedDoc(
+  id: string,
+  question: string,
+  options: string[],
+  { record, where }: SourceRecord,
+  key: string,
+): EvalDoc {
+  return {
+    id,
+    question,
+    options,
+    gold: checkIndex(record[key], options.length, { ...where, key }),
+    raw: record,
+  };
+}
+
 /** A record and where it is: a JSONL line, a JSON array row, a parquet row of a Hub file. */
 export interface SourceRecord {
   record: Record<string, unknown>;
@@ -157,16 +177,10 @@ function optionTexts(rawOptions: Record<string, unknown>, where: RecordWhere, dr
  * options `ending0..3`, gold `label`.
  */
 export function endingsDocs(records: readonly SourceRecord[]): EvalDoc[] {
-  return records.map(({ record, where }, i) => {
-    const question = requireString(record, "sent1", where);
-    const options = [0, 1, 2, 3].map((k) => requireString(record, `ending${k}`, where));
-    return {
-      id: String(record.id ?? i),
-      question,
-      options,
-      gold: checkIndex(record.label, options.length, { ...where, key: "label" }),
-      raw: record,
-    };
+  return records.map((r, i) => {
+    const question = requireString(r.record, "sent1", r.where);
+    const options = [0, 1, 2, 3].map((k) => requireString(r.record, `ending${k}`, r.where));
+    return indexedDoc(String(r.record.id ?? i), question, options, r, "label");
   });
 }
 
@@ -213,13 +227,7 @@ export function medmcqaDocs(records: readonly SourceRecord[]): EvalDoc[] {
     const question = requireString(record, "question", where);
     if (record.choices === undefined && record.opa !== undefined) {
       const options = ["opa", "opb", "opc", "opd"].map((k) => requireString(record, k, where));
-      return {
-        id: String(record.id ?? i),
-        question,
-        options,
-        gold: checkIndex(record.cop, options.length, { ...where, key: "cop" }),
-        raw: record,
-      };
+      return indexedDoc(String(record.id ?? i), question, options, { record, where }, "cop");
     }
     if (record.choices === undefined && isPlainObject(record.options)) {
       const options = optionTexts(record.options, where);
@@ -255,13 +263,7 @@ export function medmcqaDocs(records: readonly SourceRecord[]): EvalDoc[] {
       }
       return c.slice(prefix.length);
     });
-    return {
-      id: String(i),
-      question,
-      options,
-      gold: checkIndex(record.answer, options.length, { ...where, key: "answer" }),
-      raw: record,
-    };
+    return indexedDoc(String(i), question, options, { record, where }, "answer");
   });
 }
 
@@ -508,14 +510,7 @@ export function mmluDocs(records: readonly SourceRecord[]): EvalDoc[] {
         key: "choices",
         got: describeValue(choices),
       });
-    const options = choices as string[];
-    return {
-      id: String(i),
-      question,
-      options,
-      gold: checkIndex(record.answer, options.length, { ...where, key: "answer" }),
-      raw: record,
-    };
+    return indexedDoc(String(i), question, choices as string[], { record, where }, "answer");
   });
 }
 
