@@ -87,15 +87,17 @@ function idOf(source: string, loc: RecordLocation, id: string | number | undefin
 export async function* readCptDocuments(source: CptSource, bad: BadRecords): AsyncGenerator<TextDocument> {
   const name = source.name ?? source.kind;
   const opts = source.format ? { format: source.format } : {};
+  // Every case reads the same file with the same policy; only the schema differs.
+  const records = <S extends z.ZodType>(schema: S) => readValidRecords(source.path, schema, bad, opts);
   switch (source.kind) {
     case "guidelines":
-      for await (const { value, loc } of readValidRecords(source.path, guidelineSchema, bad, opts)) {
+      for await (const { value, loc } of records(guidelineSchema)) {
         const text = value.clean_text ?? value.text ?? "";
         if (text.trim()) yield { id: idOf(name, loc, value.id), source: name, text };
       }
       return;
     case "pmc-patients":
-      for await (const { value, loc } of readValidRecords(source.path, pmcPatientSchema, bad, opts)) {
+      for await (const { value, loc } of records(pmcPatientSchema)) {
         if (value.patient.trim())
           yield {
             id: idOf(name, loc, value.patient_uid ?? value.patient_id),
@@ -105,13 +107,13 @@ export async function* readCptDocuments(source: CptSource, bad: BadRecords): Asy
       }
       return;
     case "pubmedqa":
-      for await (const { value, loc } of readValidRecords(source.path, pubmedqaContextSchema, bad, opts)) {
+      for await (const { value, loc } of records(pubmedqaContextSchema)) {
         const text = value.CONTEXTS.join("\n");
         if (text.trim()) yield { id: idOf(name, loc, undefined), source: name, text };
       }
       return;
     case "text":
-      for await (const { value, loc } of readValidRecords(source.path, textSchema, bad, opts)) {
+      for await (const { value, loc } of records(textSchema)) {
         if (value.text.trim()) yield { id: idOf(name, loc, value.id), source: name, text: value.text };
       }
       return;
