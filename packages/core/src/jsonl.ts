@@ -9,12 +9,12 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { type FileHandle, mkdir, open, stat } from "node:fs/promises";
+import { type FileHandle, mkdir, open } from "node:fs/promises";
 import { dirname } from "node:path";
 import { withAtomicFile } from "./atomic.js";
 import { describeValue, HippoError } from "./errors.js";
 import { isPlainObject, parseJsonSafe } from "./json.js";
-import { decodeUtf8 } from "./text.js";
+import { checkRegularFile, decodeUtf8 } from "./text.js";
 
 export interface JsonlLine {
   value: unknown;
@@ -36,32 +36,9 @@ export interface ReadJsonlOptions {
 
 const MAX_LINE_BYTES = 256 * 1024 * 1024;
 
-async function checkFile(path: string): Promise<boolean> {
-  try {
-    const s = await stat(path);
-    if (!s.isFile())
-      throw new HippoError("INVALID_ARGUMENT", "not a regular file", {
-        file: path,
-        expected: "a JSONL file",
-      });
-    return true;
-  } catch (e) {
-    if (e instanceof HippoError) throw e;
-    const errno = (e as NodeJS.ErrnoException).code;
-    throw new HippoError(
-      errno === "ENOENT" ? "NOT_FOUND" : "IO",
-      `cannot read file: ${(e as Error).message}`,
-      {
-        file: path,
-        cause: e,
-      },
-    );
-  }
-}
-
 /** The values of a JSONL file with their line numbers; blank lines are skipped. */
 export async function* readJsonl(path: string, options: ReadJsonlOptions = {}): AsyncGenerator<JsonlLine> {
-  await checkFile(path);
+  await checkRegularFile(path, "a JSONL file");
   const maxLine = options.maxLineBytes ?? MAX_LINE_BYTES;
   const fail = (e: HippoError) => {
     if (options.onInvalidLine) options.onInvalidLine(e);

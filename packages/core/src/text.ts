@@ -3,7 +3,8 @@
  * and line, never a silent U+FFFD (Node's `readFile(path, "utf8")` replaces bad bytes without a word, so a
  * corrupt corpus or benchmark file would turn into different tokens and different numbers).
  */
-import { readFile } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { access, readFile, stat } from "node:fs/promises";
 import { HippoError } from "./errors.js";
 
 const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
@@ -77,21 +78,50 @@ export function decodeUtf8(bytes: Uint8Array, file?: string, firstLine = 1): str
   }
 }
 
+/** The error for a file that cannot be read (`e` from `fs`): NOT_FOUND when it is missing, else IO. */
+export function readFailure(path: string, e: unknown): HippoError {
+  const errno = (e as NodeJS.ErrnoException).code;
+  return new HippoError(
+    errno === "ENOENT" ? "NOT_FOUND" : "IO",
+    `cannot read file: ${(e as Error).message}`,
+    {
+      file: path,
+      cause: e,
+    },
+  );
+}
+
+/**
+ * Check, before reading it, that `path` is a regular file (not a folder or a device); `expected` says what
+ * kind of file the error names. Missing and unreadable paths are errors naming the path.
+ */
+export async function checkRegularFile(path: string, expected?: string): Promise<void> {
+  let s: Stats;
+  try {
+    s = await stat(path);
+  } catch (e) {
+    throw readFailure(path, e);
+  }
+  if (!s.isFile()) throw new HippoError("INVALID_ARGUMENT", "not a regular file", { file: path, expected });
+}
+
+/** Whether something is at `path`, following links (a dangling link counts as missing). */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Read a whole text file, strictly UTF-8; missing and unreadable files are errors naming the path. */
 export async function readTextFile(path: string): Promise<string> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);
   } catch (e) {
-    const errno = (e as NodeJS.ErrnoException).code;
-    throw new HippoError(
-      errno === "ENOENT" ? "NOT_FOUND" : "IO",
-      `cannot read file: ${(e as Error).message}`,
-      {
-        file: path,
-        cause: e,
-      },
-    );
+    throw readFailure(path, e);
   }
   return decodeUtf8(bytes, path);
 }

@@ -1,13 +1,15 @@
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   appendJsonl,
+  checkRegularFile,
   createJsonlWriter,
   decodeUtf8,
   firstInvalidUtf8,
   HippoError,
+  pathExists,
   readJsonFile,
   readJsonl,
   readJsonlObjects,
@@ -72,6 +74,26 @@ describe("strict UTF-8", () => {
     );
     expect((await errorOf(readJsonFile(join(d, "latin1.json")))).code).toBe("INVALID_FORMAT");
     expect((await errorOf(readTextFile(join(d, "missing.txt")))).code).toBe("NOT_FOUND");
+  });
+
+  it("checkRegularFile names the path of a missing file or a folder; pathExists counts a dangling link as missing", async () => {
+    const d = await dir();
+    const f = join(d, "a.txt");
+    await writeFile(f, "a");
+    await checkRegularFile(f);
+    const missing = await errorOf(checkRegularFile(join(d, "none.txt")));
+    expect([missing.code, missing.location.file]).toEqual(["NOT_FOUND", join(d, "none.txt")]);
+    expect(missing.message).toMatch(/cannot read file: ENOENT/);
+    const folder = await errorOf(checkRegularFile(d, "a JSONL file"));
+    expect([folder.code, folder.reason, folder.expected]).toEqual([
+      "INVALID_ARGUMENT",
+      "not a regular file",
+      "a JSONL file",
+    ]);
+    expect(await pathExists(f)).toBe(true);
+    expect(await pathExists(d)).toBe(true);
+    await symlink(join(d, "gone.txt"), join(d, "dangling"));
+    expect(await pathExists(join(d, "dangling"))).toBe(false);
   });
 });
 

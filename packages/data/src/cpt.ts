@@ -21,13 +21,13 @@ import {
   type TextTokenizer,
 } from "@hippocrates/core";
 import { z } from "zod";
-import { createNgramIndex, type NgramIndex, readTestTexts } from "./decontam.js";
+import { createNgramIndex, indexTestFiles, type NgramIndex } from "./decontam.js";
 import {
-  checkDatasetOutDir,
-  type DatasetTarget,
   type Manifest,
   type OutputPolicy,
+  openDatasetTarget,
   type SourceManifest,
+  sourceInputs,
   writeDatasetDir,
 } from "./output.js";
 import type { RecordFormat, RecordLocation } from "./read.js";
@@ -87,15 +87,17 @@ function idOf(source: string, loc: RecordLocation, id: string | number | undefin
 export async function* readCptDocuments(source: CptSource, bad: BadRecords): AsyncGenerator<TextDocument> {
   const name = source.name ?? source.kind;
   const opts = source.format ? { format: source.format } : {};
+  // Every case reads the same file with the same policy; only the schema differs.
+  const records = <S extends z.ZodType>(schema: S) => readValidRecords(source.path, schema, bad, opts);
   switch (source.kind) {
     case "guidelines":
-      for await (const { value, loc } of readValidRecords(source.path, guidelineSchema, bad, opts)) {
+      for await (const { value, loc } of records(guidelineSchema)) {
         const text = value.clean_text ?? value.text ?? "";
         if (text.trim()) yield { id: idOf(name, loc, value.id), source: name, text };
       }
       return;
     case "pmc-patients":
-      for await (const { value, loc } of readValidRecords(source.path, pmcPatientSchema, bad, opts)) {
+      for await (const { value, loc } of records(pmcPatientSchema)) {
         if (value.patient.trim())
           yield {
             id: idOf(name, loc, value.patient_uid ?? value.patient_id),
@@ -105,13 +107,13 @@ export async function* readCptDocuments(source: CptSource, bad: BadRecords): Asy
       }
       return;
     case "pubmedqa":
-      for await (const { value, loc } of readValidRecords(source.path, pubmedqaContextSchema, bad, opts)) {
+      for await (const { value, loc } of records(pubmedqaContextSchema)) {
         const text = value.CONTEXTS.join("\n");
         if (text.trim()) yield { id: idOf(name, loc, undefined), source: name, text };
       }
       return;
     case "text":
-      for await (const { value, loc } of readValidRecords(source.path, textSchema, bad, opts)) {
+      for await (const { value, loc } of records(textSchema)) {
         if (value.text.trim()) yield { id: idOf(name, loc, value.id), source: name, text: value.text };
       }
       return;
@@ -283,14 +285,7 @@ export async function buildCptDataset(
   options: BuildCptOptions,
   progress: ProgressReporter,
 ): Promise<BuildCptSummary> {
-  const target: DatasetTarget = {
-    builder: "cpt",
-    outDir: options.outDir,
-    inputs: [...options.sources.map((s) => s.path), ...(options.decontaminateAgainst ?? [])],
-    overwrite: options.overwrite ?? false,
-    protect: options.protect ?? [],
-  };
-  await checkDatasetOutDir(target);
+  const target = await openDatasetTarget("cpt", options.outDir, sourceInputs(options), options);
   const blockSize = options.blockSize ?? 1024;
   const eos = options.tokenizer.eosTokenId;
   if (eos === null)
@@ -304,9 +299,7 @@ export async function buildCptDataset(
         ? options.decontaminate.index
         : createNgramIndex(options.decontaminate.texts, options.decontaminate.n);
   } else if (options.decontaminateAgainst && options.decontaminateAgainst.length > 0) {
-    const texts: string[] = [];
-    for (const path of options.decontaminateAgainst) texts.push(...(await readTestTexts(path)));
-    index = createNgramIndex(texts, options.ngram);
+    index = (await indexTestFiles(options.decontaminateAgainst, options.ngram)).index;
   }
   const batchSize = options.batchSize ?? 64;
   const config = {

@@ -106,6 +106,21 @@ export async function readTestTexts(path: string): Promise<string[]> {
   return texts;
 }
 
+/** The n-gram index of evaluation test files (see readTestTexts), and how many texts each file gave. */
+export async function indexTestFiles(
+  paths: readonly string[],
+  n?: number,
+): Promise<{ index: NgramIndex; items: number[] }> {
+  const texts: string[] = [];
+  const items: number[] = [];
+  for (const path of paths) {
+    const t = await readTestTexts(path);
+    items.push(t.length);
+    texts.push(...t);
+  }
+  return { index: createNgramIndex(texts, n), items };
+}
+
 const LETTERS = "ABCDEFGHIJ";
 
 /**

@@ -190,9 +190,11 @@ export async function* readInstructions(
   const name = source.name ?? source.format;
   const style = source.style ?? "meditron";
   const opts = source.fileFormat ? { format: source.fileFormat } : {};
+  // Every case reads the same file with the same policy; only the schema differs.
+  const records = <S extends z.ZodType>(schema: S) => readValidRecords(source.path, schema, bad, opts);
   switch (source.format) {
     case "alpaca":
-      for await (const { value: r, loc } of readValidRecords(source.path, alpacaSchema, bad, opts)) {
+      for await (const { value: r, loc } of records(alpacaSchema)) {
         const messages: ChatMessage[] = [];
         if (r.system) messages.push({ role: "system", content: r.system });
         messages.push({ role: "user", content: r.input ? `${r.instruction}\n${r.input}` : r.instruction });
@@ -201,7 +203,7 @@ export async function* readInstructions(
       }
       return;
     case "sharegpt":
-      for await (const { value: r, loc } of readValidRecords(source.path, sharegptSchema, bad, opts)) {
+      for await (const { value: r, loc } of records(sharegptSchema)) {
         const messages: ChatMessage[] = [];
         if (r.system) messages.push({ role: "system", content: r.system });
         for (const t of r.conversations) messages.push({ role: mapRole(t.from), content: t.value });
@@ -210,14 +212,14 @@ export async function* readInstructions(
       }
       return;
     case "chat":
-      for await (const { value: r, loc } of readValidRecords(source.path, chatSchema, bad, opts)) {
+      for await (const { value: r, loc } of records(chatSchema)) {
         const messages = r.messages.map((m) => ({ role: m.role, content: m.content }));
         if (!turnsAreValid(messages, loc, "messages", bad)) continue;
         yield { id: recordId(name, loc, r.id), source: name, messages };
       }
       return;
     case "medqa":
-      for await (const { value: r, loc } of readValidRecords(source.path, medqaSchema, bad, opts)) {
+      for await (const { value: r, loc } of records(medqaSchema)) {
         const letters = Object.keys(r.options).sort();
         const options = letters.map((l) => r.options[l] as string);
         yield {
@@ -228,12 +230,7 @@ export async function* readInstructions(
       }
       return;
     case "medmcqa":
-      for await (const { value: r, loc } of readValidRecords(
-        source.path,
-        z.union([medmcqaOfficialSchema, medmcqaChoicesSchema]),
-        bad,
-        opts,
-      )) {
+      for await (const { value: r, loc } of records(z.union([medmcqaOfficialSchema, medmcqaChoicesSchema]))) {
         const [options, gold] =
           "choices" in r ? [r.choices.map(stripLetter), r.answer] : [[r.opa, r.opb, r.opc, r.opd], r.cop];
         yield {
@@ -244,12 +241,7 @@ export async function* readInstructions(
       }
       return;
     case "pubmedqa":
-      for await (const { value: r, loc } of readValidRecords(
-        source.path,
-        z.union([pubmedqaOriSchema, pubmedqaFlatSchema]),
-        bad,
-        opts,
-      )) {
+      for await (const { value: r, loc } of records(z.union([pubmedqaOriSchema, pubmedqaFlatSchema]))) {
         const messages =
           "CONTEXTS" in r
             ? pubmedqaMessages(r.CONTEXTS.join("\n"), r.QUESTION, r.final_decision, style)

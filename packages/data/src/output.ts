@@ -123,6 +123,35 @@ export async function checkDatasetOutDir(t: DatasetTarget): Promise<void> {
   await checkDirTarget(t.outDir, { mayReplace: mayReplace(t) });
 }
 
+/** The input files of a builder of `sources` decontaminated against evaluation test files (CPT, SFT). */
+export function sourceInputs(options: {
+  sources: readonly { path: string }[];
+  decontaminateAgainst?: readonly string[];
+}): string[] {
+  return [...options.sources.map((s) => s.path), ...(options.decontaminateAgainst ?? [])];
+}
+
+/**
+ * The target of a build, checked (checkDatasetOutDir) before the builder spends any time on it; the builders'
+ * `overwrite` and `protect` options with their defaults (no overwrite, nothing more to protect).
+ */
+export async function openDatasetTarget(
+  builder: Builder,
+  outDir: string,
+  inputs: string[],
+  policy: OutputPolicy,
+): Promise<DatasetTarget> {
+  const target: DatasetTarget = {
+    builder,
+    outDir,
+    inputs,
+    overwrite: policy.overwrite ?? false,
+    protect: policy.protect ?? [],
+  };
+  await checkDatasetOutDir(target);
+  return target;
+}
+
 /**
  * Build `outDir` atomically: `fill` writes its files into a temporary directory and returns the manifest,
  * which is written last as manifest.json. If `fill` throws, nothing appears at `outDir` (an existing one is

@@ -19,13 +19,7 @@ import {
   type JudgeStats,
   openAnswerCache,
 } from "./judge.js";
-import {
-  checkDatasetOutDir,
-  type DatasetTarget,
-  type Manifest,
-  type OutputPolicy,
-  writeDatasetDir,
-} from "./output.js";
+import { type Manifest, type OutputPolicy, openDatasetTarget, writeDatasetDir } from "./output.js";
 import type { RecordFormat } from "./read.js";
 import { sha256File, sha256Hex } from "./text.js";
 import { type BadRecordPolicy, createBadRecords, readValidRecords } from "./validate.js";
@@ -220,14 +214,8 @@ export async function buildPreferenceDataset(
 ): Promise<BuildPreferenceSummary> {
   checkPreferenceOptions(options);
   const cachePath = options.cachePath ?? `${options.outDir.replace(/\/+$/, "")}.judge-cache.jsonl`;
-  const target: DatasetTarget = {
-    builder: "preference",
-    outDir: options.outDir,
-    inputs: [options.input, cachePath],
-    overwrite: options.overwrite ?? false,
-    protect: options.protect ?? [],
-  };
-  await checkDatasetOutDir(target); // before any judge request is paid for
+  // Checked before any judge request is paid for.
+  const target = await openDatasetTarget("preference", options.outDir, [options.input, cachePath], options);
   const seed = options.seed ?? 42;
   const policy = options.pairs ?? "best-vs-rest";
   const { questions, bad } = await readPatientQuestions(options.input, options.onBadRecord ?? "fail");

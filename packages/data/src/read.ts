@@ -5,8 +5,14 @@
  * a JSON file is one document and is parsed whole (use JSONL for large corpora).
  */
 import { createReadStream } from "node:fs";
-import { stat } from "node:fs/promises";
-import { describeValue, HippoError, isPlainObject, readJsonFile, readJsonl } from "@hippocrates/core";
+import {
+  checkRegularFile,
+  describeValue,
+  HippoError,
+  isPlainObject,
+  readJsonFile,
+  readJsonl,
+} from "@hippocrates/core";
 import { parse as parseCsv } from "csv-parse";
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
 
@@ -49,17 +55,6 @@ export function detectFormat(path: string): RecordFormat {
   });
 }
 
-async function ensureReadable(path: string): Promise<void> {
-  try {
-    const s = await stat(path);
-    if (!s.isFile()) throw new HippoError("INVALID_ARGUMENT", "not a regular file", { file: path });
-  } catch (e) {
-    if (e instanceof HippoError) throw e;
-    const code = (e as NodeJS.ErrnoException).code === "ENOENT" ? "NOT_FOUND" : "IO";
-    throw new HippoError(code, `cannot read file: ${(e as Error).message}`, { file: path, cause: e });
-  }
-}
-
 const rethrow: ParseFailure = (e) => {
   throw e;
 };
@@ -68,7 +63,7 @@ const rethrow: ParseFailure = (e) => {
 export async function* readRawRecords(path: string, options: ReadOptions = {}): AsyncGenerator<RawRecord> {
   const format = options.format ?? detectFormat(path);
   const onError = options.onParseError ?? rethrow;
-  await ensureReadable(path);
+  await checkRegularFile(path);
   switch (format) {
     case "jsonl":
       yield* readJsonlRecords(path, onError);

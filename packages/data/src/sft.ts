@@ -5,20 +5,19 @@
 import type { InstructionRecord, ProgressReporter, TextTokenizer } from "@hippocrates/core";
 import { createJsonlWriter, createRng, HippoError, type Rng } from "@hippocrates/core";
 import {
-  createNgramIndex,
   type DecontaminationReport,
   decontaminateInstructions,
   emptyDecontaminationReport,
+  indexTestFiles,
   type NgramIndex,
-  readTestTexts,
 } from "./decontam.js";
 import { type InstructionSource, readInstructions } from "./instructions.js";
 import {
-  checkDatasetOutDir,
-  type DatasetTarget,
   type Manifest,
   type OutputPolicy,
+  openDatasetTarget,
   type SourceManifest,
+  sourceInputs,
   writeDatasetDir,
 } from "./output.js";
 import { type SftTokenizeOptions, tokenizeInstruction } from "./sft-tokenize.js";
@@ -112,27 +111,17 @@ export async function buildSftDataset(
   options: BuildSftOptions,
   progress: ProgressReporter,
 ): Promise<BuildSftSummary> {
-  const target: DatasetTarget = {
-    builder: "sft",
-    outDir: options.outDir,
-    inputs: [...options.sources.map((s) => s.path), ...(options.decontaminateAgainst ?? [])],
-    overwrite: options.overwrite ?? false,
-    protect: options.protect ?? [],
-  };
-  await checkDatasetOutDir(target);
+  const target = await openDatasetTarget("sft", options.outDir, sourceInputs(options), options);
   const seed = options.seed ?? 42;
   const bad = createBadRecords(options.onBadRecord ?? "fail");
   const n = options.ngram ?? 13;
   let index = options.decontaminationIndex;
   const testFiles: Array<{ path: string; sha256: string; bytes: number; items: number }> = [];
   if (!index && options.decontaminateAgainst && options.decontaminateAgainst.length > 0) {
-    const texts: string[] = [];
-    for (const path of options.decontaminateAgainst) {
-      const t = await readTestTexts(path);
-      testFiles.push({ path, ...(await sha256File(path)), items: t.length });
-      texts.push(...t);
-    }
-    index = createNgramIndex(texts, n);
+    const built = await indexTestFiles(options.decontaminateAgainst, n);
+    index = built.index;
+    for (const [i, path] of options.decontaminateAgainst.entries())
+      testFiles.push({ path, ...(await sha256File(path)), items: built.items[i] as number });
   }
   const report = emptyDecontaminationReport(index?.n ?? n);
   const rng = createRng(seed);

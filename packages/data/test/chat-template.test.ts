@@ -1,9 +1,9 @@
 import { join } from "node:path";
-import { IGNORE_INDEX, type InstructionRecord } from "@hippocrates/core";
+import type { InstructionRecord } from "@hippocrates/core";
 import { loadTokenizer } from "@hippocrates/tokenizer";
 import { describe, expect, it } from "vitest";
 import { tokenizeInstruction } from "../src/index.js";
-import { SHARED } from "./helpers.js";
+import { CONVERSATION, labelledRuns, SHARED } from "./helpers.js";
 
 // The chat template published with meta-llama/Llama-2-7b-chat-hf (tokenizer_config.json), with the
 // `raise_exception` role check.
@@ -15,40 +15,18 @@ describe("SFT with the tokenizer's own chat template", () => {
     const tokenizer = await loadTokenizer(join(SHARED, "tokenizers/llama2"), {
       chatTemplate: LLAMA2_CHAT_TEMPLATE,
     });
-    const record: InstructionRecord = {
-      id: "c",
-      source: "t",
-      messages: [
-        { role: "system", content: "Be brief." },
-        { role: "user", content: "I have a fever." },
-        { role: "assistant", content: "Rest and drink fluids." },
-        { role: "user", content: "For how long?" },
-        { role: "assistant", content: "Until it passes." },
-      ],
-    };
+    const record: InstructionRecord = { id: "c", source: "t", messages: CONVERSATION };
     const ex = await tokenizeInstruction(record, tokenizer, { template: { kind: "tokenizer" } });
     if (!ex) throw new Error("no example");
     const text = tokenizer.applyChatTemplate(record.messages);
     expect(text).toBe(
-      "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nI have a fever. [/INST] Rest and drink fluids. </s><s>[INST] For how long? [/INST] Until it passes. </s>",
+      "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] Fever? [/INST] Rest. </s>",
     );
     // The ids are exactly the tokenization of the whole rendered text (what the model sees at inference).
     expect(ex.inputIds).toEqual(await tokenizer.encode(text, { addSpecialTokens: false }));
     expect(ex.inputIds.filter((id) => id === 1)).toHaveLength(2);
     // Labelled runs, decoded: the two answers with their EOS; everything else masked.
-    const runs: number[][] = [];
-    let cur: number[] = [];
-    ex.labels.forEach((l, i) => {
-      if (l !== IGNORE_INDEX) {
-        expect(l).toBe(ex.inputIds[i]);
-        cur.push(l);
-      } else if (cur.length) {
-        runs.push(cur);
-        cur = [];
-      }
-    });
-    if (cur.length) runs.push(cur);
-    const decoded = await Promise.all(runs.map((r) => tokenizer.decode(r)));
-    expect(decoded.map((d) => d.trim())).toEqual(["Rest and drink fluids. </s>", "Until it passes. </s>"]);
+    const decoded = await Promise.all(labelledRuns(ex).map((r) => tokenizer.decode(r)));
+    expect(decoded.map((d) => d.trim())).toEqual(["Hello. </s>", "Rest. </s>"]);
   });
 });

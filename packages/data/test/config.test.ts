@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { isHippoError, silentProgress } from "@hippocrates/core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   buildCptDataset,
   cptConfigSchema,
@@ -10,14 +10,10 @@ import {
   sftConfigSchema,
   sftOptionsFromConfig,
 } from "../src/index.js";
-import { llama2, ORI_PQAL, PUBMEDQA_TEST500, tempDir } from "./helpers.js";
+import { llama2, ORI_PQAL, PUBMEDQA_TEST500, useTempDir } from "./helpers.js";
 
 describe("builder configs", () => {
-  let t: Awaited<ReturnType<typeof tempDir>>;
-  beforeAll(async () => {
-    t = await tempDir();
-  });
-  afterAll(() => t.cleanup());
+  const t = useTempDir();
 
   it("a CPT config file drives the builder: PQA-L contexts decontaminated against the 500 test items", async () => {
     const config = parseDataConfig(cptConfigSchema, {

@@ -1,9 +1,15 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { IGNORE_INDEX, readJsonFile, silentProgress, type TokenizedExample } from "@hippocrates/core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  IGNORE_INDEX,
+  readJsonFile,
+  silentProgress,
+  type TokenizedExample,
+  writeJsonlAtomic,
+} from "@hippocrates/core";
+import { describe, expect, it } from "vitest";
 import { buildCptDataset, createPacker } from "../src/index.js";
-import { llama2, ORI_PQAL, readJsonl, tempDir } from "./helpers.js";
+import { llama2, ORI_PQAL, readJsonl, useTempDir } from "./helpers.js";
 
 describe("packing", () => {
   it("puts EOS after each document, splits long documents across blocks and restarts segments", () => {
@@ -37,11 +43,7 @@ describe("packing", () => {
 });
 
 describe("CPT on PubMedQA contexts (ori_pqal.json)", () => {
-  let t: Awaited<ReturnType<typeof tempDir>>;
-  beforeAll(async () => {
-    t = await tempDir();
-  });
-  afterAll(() => t.cleanup());
+  const t = useTempDir();
 
   it("packs all 1,000 abstracts: block tokens = sum of document tokens + one EOS per document", async () => {
     const tokenizer = await llama2();
@@ -93,7 +95,7 @@ describe("CPT on PubMedQA contexts (ori_pqal.json)", () => {
       { id: "g2", text: "  give ORAL rehydration salts for acute   diarrhoea. " },
       { id: "g3", text: "Raw text only.", clean_text: "Measure blood pressure at every visit." },
     ];
-    await writeFile(file, lines.map((l) => JSON.stringify(l)).join("\n"));
+    await writeJsonlAtomic(file, lines);
     const run = async (name: string) => {
       const s = await buildCptDataset(
         {

@@ -1,40 +1,26 @@
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { HippoError, isHippoError, silentProgress } from "@hippocrates/core";
+import { type ChatRole, isHippoError, silentProgress } from "@hippocrates/core";
 import { parquetWriteFile } from "hyparquet-writer";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
+  type BuildCptOptions,
   buildCptDataset,
   buildSftDataset,
+  type CptSource,
   createBadRecords,
   readCptDocuments,
   readInstructions,
   readRawRecords,
 } from "../src/index.js";
-import { listAll, llama2, readJsonl, tempDir } from "./helpers.js";
+import { CONVERSATION, collect, failure, listAll, llama2, readJsonl, useTempDir } from "./helpers.js";
 
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
-async function failure(p: Promise<unknown>): Promise<HippoError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  if (!(e instanceof HippoError)) throw new Error(`expected a HippoError, got ${String(e)}`);
-  return e;
-}
+/** ShareGPT's `from` for each role. */
+const SHAREGPT_FROM: Record<ChatRole, string> = { system: "system", user: "human", assistant: "gpt" };
 
 describe("readers", () => {
-  let t: Awaited<ReturnType<typeof tempDir>>;
-  beforeAll(async () => {
-    t = await tempDir();
-  });
-  afterAll(() => t.cleanup());
+  const t = useTempDir();
 
   it("reads PMC-Patients from CSV with quoted, multi-line fields, and keeps line numbers", async () => {
     const file = join(t.dir, "pmc.csv");
@@ -89,16 +75,7 @@ describe("readers", () => {
     const sharegpt = join(t.dir, "sharegpt.jsonl");
     await writeFile(
       sharegpt,
-      `${JSON.stringify({
-        id: "s1",
-        conversations: [
-          { from: "system", value: "Be brief." },
-          { from: "human", value: "Hi" },
-          { from: "gpt", value: "Hello." },
-          { from: "human", value: "Fever?" },
-          { from: "gpt", value: "Rest." },
-        ],
-      })}\n`,
+      `${JSON.stringify({ id: "s1", conversations: CONVERSATION.map(({ role, content }) => ({ from: SHAREGPT_FROM[role], value: content })) })}\n`,
     );
     const chat = join(t.dir, "chat.jsonl");
     await writeFile(
@@ -131,32 +108,37 @@ describe("readers", () => {
 });
 
 describe("bad input: clear errors, nothing half-written", () => {
-  let t: Awaited<ReturnType<typeof tempDir>>;
-  beforeAll(async () => {
-    t = await tempDir();
-  });
-  afterAll(() => t.cleanup());
+  const t = useTempDir();
 
   async function expectNothingWritten(outParent: string) {
     expect(existsSync(join(outParent, "out"))).toBe(false);
     expect((await listAll(outParent)).filter((n) => n.includes(".tmp-"))).toEqual([]);
   }
 
-  it("a truncated JSONL line: INVALID_FORMAT with file and line; policy skip counts it", async () => {
-    const dir = join(t.dir, "jsonl");
+  /** `content` as `<folder>/<name>` in a folder of its own (where a failed build must leave nothing). */
+  async function fileInFolder(folder: string, name: string, content: string) {
+    const dir = join(t.dir, folder);
     await mkdir(dir);
-    const file = join(dir, "guidelines.jsonl");
-    await writeFile(
-      file,
+    const file = join(dir, name);
+    await writeFile(file, content);
+    return { dir, file };
+  }
+
+  /** The error of a CPT build of one source into `<dir>/out`. */
+  async function cptFailure(dir: string, source: CptSource, options: Partial<BuildCptOptions> = {}) {
+    const tokenizer = await llama2();
+    return failure(
+      buildCptDataset({ sources: [source], outDir: join(dir, "out"), tokenizer, ...options }, silentProgress),
+    );
+  }
+
+  it("a truncated JSONL line: INVALID_FORMAT with file and line; policy skip counts it", async () => {
+    const { dir, file } = await fileInFolder(
+      "jsonl",
+      "guidelines.jsonl",
       '{"id":"a","text":"First guideline."}\n{"id":"b","text":"Second guideline."}\n{"id":"c","text":"Trunc',
     );
-    const tokenizer = await llama2();
-    const e = await failure(
-      buildCptDataset(
-        { sources: [{ kind: "guidelines", path: file }], outDir: join(dir, "out"), tokenizer },
-        silentProgress,
-      ),
-    );
+    const e = await cptFailure(dir, { kind: "guidelines", path: file });
     expect(e.code).toBe("INVALID_FORMAT");
     expect(e.location).toMatchObject({ file, line: 3 });
     expect(e.message).toContain(`${file}:3`);
@@ -166,7 +148,7 @@ describe("bad input: clear errors, nothing half-written", () => {
       {
         sources: [{ kind: "guidelines", path: file }],
         outDir: join(dir, "ok"),
-        tokenizer,
+        tokenizer: await llama2(),
         onBadRecord: "skip",
       },
       silentProgress,
@@ -178,17 +160,8 @@ describe("bad input: clear errors, nothing half-written", () => {
   });
 
   it("a CSV with a missing column: INVALID_RECORD naming the key and line", async () => {
-    const dir = join(t.dir, "csv");
-    await mkdir(dir);
-    const file = join(dir, "pmc.csv");
-    await writeFile(file, "patient_uid,PMID,text\n1-1,123,A woman.\n");
-    const tokenizer = await llama2();
-    const e = await failure(
-      buildCptDataset(
-        { sources: [{ kind: "pmc-patients", path: file }], outDir: join(dir, "out"), tokenizer },
-        silentProgress,
-      ),
-    );
+    const { dir, file } = await fileInFolder("csv", "pmc.csv", "patient_uid,PMID,text\n1-1,123,A woman.\n");
+    const e = await cptFailure(dir, { kind: "pmc-patients", path: file });
     expect(e.code).toBe("INVALID_RECORD");
     expect(e.location).toMatchObject({ file, line: 2, key: "patient" });
     expect(e.got).toBe("missing");
@@ -206,11 +179,9 @@ describe("bad input: clear errors, nothing half-written", () => {
   });
 
   it("a record with the wrong type: INVALID_RECORD with key, expected and got", async () => {
-    const dir = join(t.dir, "type");
-    await mkdir(dir);
-    const file = join(dir, "medqa.jsonl");
-    await writeFile(
-      file,
+    const { dir, file } = await fileInFolder(
+      "type",
+      "medqa.jsonl",
       `${JSON.stringify({ question: "Q?", options: { A: "x", B: "y" }, answer_idx: "A" })}\n${JSON.stringify({ question: "Q2?", options: { A: "x", B: 3 }, answer_idx: "A" })}\n`,
     );
     const e = await failure(
@@ -242,17 +213,8 @@ describe("bad input: clear errors, nothing half-written", () => {
   });
 
   it("a Parquet file that is not Parquet: INVALID_FORMAT naming the file, even under policy skip", async () => {
-    const dir = join(t.dir, "pq");
-    await mkdir(dir);
-    const file = join(dir, "data.parquet");
-    await writeFile(file, "id,text\n1,this is a CSV in disguise\n");
-    const tokenizer = await llama2();
-    const e = await failure(
-      buildCptDataset(
-        { sources: [{ kind: "text", path: file }], outDir: join(dir, "out"), tokenizer, onBadRecord: "skip" },
-        silentProgress,
-      ),
-    );
+    const { dir, file } = await fileInFolder("pq", "data.parquet", "id,text\n1,this is a CSV in disguise\n");
+    const e = await cptFailure(dir, { kind: "text", path: file }, { onBadRecord: "skip" });
     expect(e.code).toBe("INVALID_FORMAT");
     expect(e.location.file).toBe(file);
     expect(e.message).toMatch(/not a Parquet file/);

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { IGNORE_INDEX, type InstructionRecord, silentProgress } from "@hippocrates/core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { IGNORE_INDEX, type InstructionRecord, silentProgress, writeJsonlAtomic } from "@hippocrates/core";
+import { describe, expect, it } from "vitest";
 import {
   buildSftDataset,
   CHATML_TEMPLATE,
@@ -15,20 +15,18 @@ import {
   tokenizeInstruction,
 } from "../src/index.js";
 import {
+  CONVERSATION,
+  collect,
+  labelledAndMasked,
+  labelledRuns,
   llama2,
   MEDMCQA_DEV,
   MEDQA_TEST,
   ORI_PQAL,
   PUBMEDQA_TEST500,
   readJsonl,
-  tempDir,
+  useTempDir,
 } from "./helpers.js";
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
 
 describe("evaluation instructions from the benchmark formats", () => {
   it("MedQA, MedMCQA (shared variant) and PubMedQA (ori_pqal) become Meditron-style chats", async () => {
@@ -78,11 +76,7 @@ describe("evaluation instructions from the benchmark formats", () => {
 });
 
 describe("decontamination against the benchmark test files", () => {
-  let t: Awaited<ReturnType<typeof tempDir>>;
-  beforeAll(async () => {
-    t = await tempDir();
-  });
-  afterAll(() => t.cleanup());
+  const t = useTempDir();
 
   it("drops test items fed back as training data and keeps unrelated ones", async () => {
     const clean = join(t.dir, "clean.json");
@@ -181,14 +175,10 @@ describe("SFT tokenization", () => {
     expect(ex.inputIds).toEqual([1, ...prompt, ...response, 2]);
     expect(ex.labels).toEqual([IGNORE_INDEX, ...prompt.map(() => IGNORE_INDEX), ...response, 2]);
     // Read it back: what is trained on is the answer and the end of sequence, nothing else.
-    const trained = ex.inputIds.filter((_, i) => ex.labels[i] !== IGNORE_INDEX);
-    expect(await tokenizer.decode(trained)).toBe("High blood pressure.</s>");
-    expect(
-      await tokenizer.decode(
-        ex.inputIds.filter((_, i) => ex.labels[i] === IGNORE_INDEX),
-        { skipSpecialTokens: true },
-      ),
-    ).toBe("Human: What is hypertension?\nAssistant: ");
+    expect(await labelledAndMasked(ex)).toEqual({
+      labelled: "High blood pressure.</s>",
+      masked: "Human: What is hypertension?\nAssistant: ",
+    });
     for (let i = 0; i < ex.inputIds.length; i++) {
       const inResponse = i > prompt.length;
       expect(ex.labels[i]).toBe(inResponse ? ex.inputIds[i] : IGNORE_INDEX);
@@ -197,29 +187,10 @@ describe("SFT tokenization", () => {
 
   it("multi-turn: every assistant turn labelled, system, user turns and separators masked; truncation", async () => {
     const tokenizer = await llama2();
-    const record: InstructionRecord = {
-      id: "y",
-      source: "t",
-      messages: [
-        { role: "system", content: "Be brief." },
-        { role: "user", content: "Hi" },
-        { role: "assistant", content: "Hello." },
-        { role: "user", content: "Fever?" },
-        { role: "assistant", content: "Rest." },
-      ],
-    };
+    const record: InstructionRecord = { id: "y", source: "t", messages: CONVERSATION };
     const ex = await tokenizeInstruction(record, tokenizer, { template: CHATML_TEMPLATE });
     if (!ex) throw new Error("no example");
-    const spans: string[] = [];
-    let cur: number[] = [];
-    for (let i = 0; i < ex.labels.length; i++) {
-      if (ex.labels[i] !== IGNORE_INDEX) cur.push(ex.inputIds[i] as number);
-      else if (cur.length) {
-        spans.push(await tokenizer.decode(cur));
-        cur = [];
-      }
-    }
-    if (cur.length) spans.push(await tokenizer.decode(cur));
+    const spans = await Promise.all(labelledRuns(ex).map((run) => tokenizer.decode(run)));
     expect(spans).toEqual(["Hello.<|im_end|></s>", "Rest.<|im_end|></s>"]);
     const short = await tokenizeInstruction(record, tokenizer, { template: CHATML_TEMPLATE, maxLength: 8 });
     expect(short).toBeUndefined();
@@ -227,26 +198,18 @@ describe("SFT tokenization", () => {
 });
 
 describe("mixtures", () => {
-  let t: Awaited<ReturnType<typeof tempDir>>;
-  beforeAll(async () => {
-    t = await tempDir();
-  });
-  afterAll(() => t.cleanup());
+  const t = useTempDir();
 
   it("weighted counts add up, sampling is seeded and deterministic, and tokenized output is written", async () => {
     const a = join(t.dir, "a.jsonl");
     const b = join(t.dir, "b.jsonl");
-    await writeFile(
+    await writeJsonlAtomic(
       a,
-      Array.from({ length: 30 }, (_, i) =>
-        JSON.stringify({ instruction: `alpha ${i}`, output: `A${i}` }),
-      ).join("\n"),
+      Array.from({ length: 30 }, (_, i) => ({ instruction: `alpha ${i}`, output: `A${i}` })),
     );
-    await writeFile(
+    await writeJsonlAtomic(
       b,
-      Array.from({ length: 5 }, (_, i) => JSON.stringify({ instruction: `beta ${i}`, output: `B${i}` })).join(
-        "\n",
-      ),
+      Array.from({ length: 5 }, (_, i) => ({ instruction: `beta ${i}`, output: `B${i}` })),
     );
     expect(
       resolveCounts(

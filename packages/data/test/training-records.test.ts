@@ -6,10 +6,10 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type ChatMessage, IGNORE_INDEX, type TokenizedExample } from "@hippocrates/core";
+import { type ChatMessage, IGNORE_INDEX, writeJsonlAtomic } from "@hippocrates/core";
 import { loadTokenizer } from "@hippocrates/tokenizer";
 import { parquetWriteFile } from "hyparquet-writer";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   CHATML_TEMPLATE,
   checkTrainingFile,
@@ -23,7 +23,7 @@ import {
   tokenizePreference,
   tokenizeSftRecord,
 } from "../src/index.js";
-import { llama2, SHARED, tempDir } from "./helpers.js";
+import { CONVERSATION, labelledAndMasked, llama2, SHARED, useTempDir } from "./helpers.js";
 
 // TRL's examples (dataset_formats.md), verbatim.
 const TRL = {
@@ -62,24 +62,11 @@ const raw = (value: unknown, line = 1) => ({ value, loc: { file: "data.jsonl", l
 const sft = (value: unknown) => parseTrainingRecord("sft", raw(value));
 const pair = (value: unknown) => parseTrainingRecord("dpo", raw(value));
 
-/** The labelled tokens, decoded (what the loss is taken on), and the masked ones. */
-async function split(ex: TokenizedExample | undefined) {
-  if (!ex) throw new Error("no example");
-  const tok = await llama2();
-  ex.labels.forEach((l, i) => {
-    if (l !== IGNORE_INDEX) expect(l).toBe(ex.inputIds[i]);
-  });
-  return {
-    labelled: await tok.decode(ex.inputIds.filter((_, i) => ex.labels[i] !== IGNORE_INDEX)),
-    masked: await tok.decode(
-      ex.inputIds.filter((_, i) => ex.labels[i] === IGNORE_INDEX),
-      { skipSpecialTokens: true },
-    ),
-  };
-}
-
 const none = templateFromSetting("none");
 const enc = async (s: string, special = false) => (await llama2()).encode(s, { addSpecialTokens: special });
+/** An SFT record through the Llama-2 tokenizer (default template): its labelled and masked text. */
+const sftSplit = async (value: unknown) =>
+  labelledAndMasked(await tokenizeSftRecord(sft(value), await llama2()));
 
 describe("TRL's language-modelling and prompt-completion records (SFT)", () => {
   it("standard language modelling: every token of text + EOS is labelled", async () => {
@@ -90,8 +77,7 @@ describe("TRL's language-modelling and prompt-completion records (SFT)", () => {
   });
 
   it("conversational language modelling: the assistant turn and EOS labelled, the user turn masked", async () => {
-    const ex = await tokenizeSftRecord(sft(TRL.lmChat), await llama2());
-    expect(await split(ex)).toEqual({
+    expect(await sftSplit(TRL.lmChat)).toEqual({
       labelled: "It is blue.</s>",
       masked: "Human: What color is the sky?\nAssistant: ",
     });
@@ -104,12 +90,11 @@ describe("TRL's language-modelling and prompt-completion records (SFT)", () => {
     const prompt = await enc("The sky is", true);
     expect(ex?.inputIds).toEqual([...full, 2]);
     expect(ex?.labels).toEqual([...prompt.map(() => IGNORE_INDEX), ...full.slice(prompt.length), 2]);
-    expect(await split(ex)).toEqual({ labelled: "blue.</s>", masked: "The sky is" });
+    expect(await labelledAndMasked(ex)).toEqual({ labelled: "blue.</s>", masked: "The sky is" });
   });
 
   it("standard prompt-completion under a template: the prompt is the user turn, the completion the answer", async () => {
-    const ex = await tokenizeSftRecord(sft(TRL.promptCompletion), await llama2());
-    expect(await split(ex)).toEqual({
+    expect(await sftSplit(TRL.promptCompletion)).toEqual({
       labelled: " blue.</s>",
       masked: "Human: The sky is\nAssistant: ",
     });
@@ -117,7 +102,7 @@ describe("TRL's language-modelling and prompt-completion records (SFT)", () => {
 
   it("conversational prompt-completion: the completion labelled (TRL's completion_only_loss), the prompt masked", async () => {
     const ex = await tokenizeSftRecord(sft(TRL.promptCompletionChat), await llama2());
-    expect(await split(ex)).toEqual({
+    expect(await labelledAndMasked(ex)).toEqual({
       labelled: "It is blue.</s>",
       masked: "Human: What color is the sky?\nAssistant: ",
     });
@@ -127,25 +112,14 @@ describe("TRL's language-modelling and prompt-completion records (SFT)", () => {
   });
 
   it("an assistant turn inside a conversational prompt is context: masked, only the completion is labelled", async () => {
-    const record = sft({
-      prompt: [
-        { role: "user", content: "Hi" },
-        { role: "assistant", content: "Hello." },
-        { role: "user", content: "Fever?" },
-      ],
-      completion: [{ role: "assistant", content: "Rest." }],
-    });
+    const record = sft({ prompt: CONVERSATION.slice(1, 4), completion: CONVERSATION.slice(4) });
     const ex = await tokenizeSftRecord(record, await llama2(), { template: CHATML_TEMPLATE });
-    const { labelled } = await split(ex);
+    const { labelled } = await labelledAndMasked(ex);
     expect(labelled).toBe("Rest.<|im_end|></s>");
     // As a messages record both turns would be labelled: the prompt's assistant turn is what the mask changed.
-    const both = await tokenizeSftRecord(
-      {
-        messages: [...(record as { prompt: ChatMessage[] }).prompt, { role: "assistant", content: "Rest." }],
-      },
-      await llama2(),
-      { template: CHATML_TEMPLATE },
-    );
+    const both = await tokenizeSftRecord({ messages: CONVERSATION.slice(1) }, await llama2(), {
+      template: CHATML_TEMPLATE,
+    });
     expect(both?.inputIds).toEqual(ex?.inputIds);
     expect(both?.labels.filter((l) => l !== IGNORE_INDEX)).toEqual([
       ...(await enc("Hello.<|im_end|>")),
@@ -163,7 +137,7 @@ describe("TRL's language-modelling and prompt-completion records (SFT)", () => {
         { role: "assistant", content: "Blue." },
       ],
     });
-    expect(await split(await tokenizeSftRecord(record, await llama2()))).toEqual({
+    expect(await labelledAndMasked(await tokenizeSftRecord(record, await llama2()))).toEqual({
       labelled: "Blue.</s>",
       masked: "Human: Name the color.\nThe sky\nAssistant: ",
     });
@@ -280,17 +254,13 @@ describe("records that fit no format", () => {
 });
 
 describe("training files in any record format", () => {
-  let t: Awaited<ReturnType<typeof tempDir>>;
-  beforeAll(async () => {
-    t = await tempDir();
-  });
-  afterAll(() => t.cleanup());
+  const t = useTempDir();
 
   it("JSONL, JSON, CSV and Parquet files of the same records give the same examples", async () => {
     const tok = await llama2();
     const records = [TRL.promptCompletion, { prompt: "The sun is", completion: " in the sky." }];
     const jsonl = join(t.dir, "pc.jsonl");
-    await writeFile(jsonl, `${records.map((r) => JSON.stringify(r)).join("\n")}\n`);
+    await writeJsonlAtomic(jsonl, records);
     const json = join(t.dir, "pc.json");
     await writeFile(json, JSON.stringify(records));
     const csv = join(t.dir, "pc.csv");
@@ -315,12 +285,12 @@ describe("training files in any record format", () => {
   it("cptBlocks packs text records; dpoPairs reads implicit and explicit pairs alike", async () => {
     const tok = await llama2();
     const cpt = join(t.dir, "cpt.jsonl");
-    await writeFile(cpt, `${JSON.stringify(TRL.lm)}\n${JSON.stringify({ text: "Water is wet." })}\n`);
+    await writeJsonlAtomic(cpt, [TRL.lm, { text: "Water is wet." }]);
     const blocks = await cptBlocks(cpt, tok, { blockSize: 8 });
     const tokens = [...(await enc(TRL.lm.text)), 2, ...(await enc("Water is wet.")), 2];
     expect(blocks.flatMap((b) => b.inputIds).slice(0, tokens.length)).toEqual(tokens);
     const dpo = join(t.dir, "dpo.jsonl");
-    await writeFile(dpo, `${JSON.stringify(TRL.preference)}\n${JSON.stringify(TRL.preferenceImplicit)}\n`);
+    await writeJsonlAtomic(dpo, [TRL.preference, TRL.preferenceImplicit]);
     const pairs = await dpoPairs(dpo, tok, { template: none });
     expect(pairs[1]).toEqual(pairs[0]);
   });
@@ -336,12 +306,7 @@ describe("training files in any record format", () => {
     await writeFile(txt, "x");
     await expect(checkTrainingFile(txt, "sft")).rejects.toThrow(/cannot tell the record format/);
     const bad = join(t.dir, "bad.jsonl");
-    await writeFile(
-      bad,
-      [TRL.lmChat, TRL.promptCompletion, { question: "q", answer: "a" }]
-        .map((r) => JSON.stringify(r))
-        .join("\n"),
-    );
+    await writeJsonlAtomic(bad, [TRL.lmChat, TRL.promptCompletion, { question: "q", answer: "a" }]);
     await expect(checkTrainingFile(bad, "sft")).rejects.toThrow(
       /bad\.jsonl:3: the record fits no sft data format/,
     );

@@ -5,36 +5,19 @@
  * and rescored, with one warning that counts them; a key ends up with one value), and a model's own answer
  * is checked (a NaN or a positive log-likelihood is an error, never a score).
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ScoringModel } from "@hippocrates/core";
-import { type HfTokenizer, loadTokenizer } from "@hippocrates/tokenizer";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createTaskRegistry,
-  evaluate,
-  loadMmluCsv,
-  loadTaskFile,
-  openRequestCache,
-  requestKey,
-} from "../src/index.js";
+import { describe, expect, it } from "vitest";
+import { createTaskRegistry, loadMmluCsv, loadTaskFile, openRequestCache, requestKey } from "../src/index.js";
 import { createDetModel, scoreRequest } from "./detModel.js";
-import { DATA_DIR } from "./helpers.js";
+import { evaluateShared, useTempDir } from "./helpers.js";
 
-let tok: HfTokenizer;
-let dir: string;
-beforeAll(async () => {
-  tok = await loadTokenizer(join(DATA_DIR, "tokenizers/llama2"));
-  dir = await mkdtemp(join(tmpdir(), "hippo-eval-bad-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const tmp = useTempDir("hippo-eval-bad-");
 
 /** A data folder whose benchmark files are the given contents (relative path -> text or bytes). */
 async function dataDir(name: string, files: Record<string, string | Uint8Array>): Promise<string> {
-  const root = join(dir, name);
+  const root = join(tmp.dir, name);
   for (const [rel, content] of Object.entries(files)) {
     await mkdir(join(root, rel, ".."), { recursive: true });
     await writeFile(join(root, rel), content);
@@ -70,34 +53,28 @@ describe("empty benchmark files are errors naming the file", () => {
     ],
   ] as const)("%s", async (_what, task, profile, files, named) => {
     const data = await dataDir(`empty-${task}-${Object.values(files)[0]?.length}`, files);
-    const run = evaluate({ model: createDetModel(), tokenizer: tok, tasks: [task], profile, dataDir: data });
+    const run = evaluateShared({ model: createDetModel(), tasks: [task], profile, dataDir: data });
     await expect(run).rejects.toThrow(new RegExp(`${named.replace(".", "\\.")}: no documents in the file`));
   });
 
   it("a limit of 0 leaves nothing to evaluate: an error, not acc null", async () => {
     await expect(
-      evaluate({
-        model: createDetModel(),
-        tokenizer: tok,
-        tasks: ["medqa_usmle"],
-        dataDir: DATA_DIR,
-        limit: 0,
-      }),
+      evaluateShared({ model: createDetModel(), tasks: ["medqa_usmle"], limit: 0 }),
     ).rejects.toThrow(/task medqa_usmle: no documents to evaluate/);
   });
 
   it("a user task file whose test file is empty", async () => {
-    await writeFile(join(dir, "empty.jsonl"), "");
+    await writeFile(join(tmp.dir, "empty.jsonl"), "");
     await writeFile(
-      join(dir, "empty.task.json"),
+      join(tmp.dir, "empty.task.json"),
       JSON.stringify({
         name: "empty_task",
         files: { test: "empty.jsonl" },
         fields: { question: "q", options: "o", answer: "a" },
       }),
     );
-    const task = await loadTaskFile(join(dir, "empty.task.json"));
-    await expect(task.load(dir)).rejects.toThrow(/empty\.jsonl: no documents in the file/);
+    const task = await loadTaskFile(join(tmp.dir, "empty.task.json"));
+    await expect(task.load(tmp.dir)).rejects.toThrow(/empty\.jsonl: no documents in the file/);
   });
 });
 
@@ -134,7 +111,7 @@ describe("the request cache is untrusted", () => {
   const reqsB = [{ context: [9], continuation: [8] }];
 
   it("non-finite, non-numeric, positive, malformed, torn and conflicting entries are discarded; a key keeps one value", async () => {
-    const cacheDir = join(dir, "cache-unit");
+    const cacheDir = join(tmp.dir, "cache-unit");
     const c0 = await openRequestCache(cacheDir, "m");
     const kA = requestKey("m", reqsA);
     const kB = requestKey("m", reqsB);
@@ -189,10 +166,10 @@ describe("the request cache is untrusted", () => {
   });
 
   it("evaluate rescores what it discards, warns once with the count, and gives the clean run's numbers", async () => {
-    const opts = { tokenizer: tok, tasks: ["pubmedqa"], dataDir: DATA_DIR, limit: 4, now: () => 0 };
-    const clean = await evaluate({ ...opts, model: createDetModel() });
-    const cacheDir = join(dir, "cache-eval");
-    await evaluate({ ...opts, model: createDetModel(), cacheDir });
+    const opts = { tasks: ["pubmedqa"], limit: 4, now: () => 0 };
+    const clean = await evaluateShared({ ...opts, model: createDetModel() });
+    const cacheDir = join(tmp.dir, "cache-eval");
+    await evaluateShared({ ...opts, model: createDetModel(), cacheDir });
     const c = await openRequestCache(cacheDir, createDetModel().name);
     const text = await readFile(c.path, "utf8");
     const [first, second, ...rest] = text.trim().split("\n");
@@ -208,7 +185,7 @@ describe("the request cache is untrusted", () => {
     );
     const warnings: string[] = [];
     const m = createDetModel();
-    const again = await evaluate({ ...opts, model: m, cacheDir, log: (w) => warnings.push(w) });
+    const again = await evaluateShared({ ...opts, model: m, cacheDir, log: (w) => warnings.push(w) });
     expect(m.calls).toBe(2);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/discarded 2 unusable lines of the request cache .*scored again/);
@@ -218,7 +195,7 @@ describe("the request cache is untrusted", () => {
 });
 
 describe("a model's answer is checked", () => {
-  const base = () => ({ tokenizer: tok, tasks: ["medqa_usmle"], dataDir: DATA_DIR, limit: 2 });
+  const base = () => ({ tasks: ["medqa_usmle"], limit: 2 });
   const model = (f: (lp: number) => number): ScoringModel => ({
     name: "odd",
     maxLength: 4096,
@@ -230,7 +207,7 @@ describe("a model's answer is checked", () => {
     ["a positive log-likelihood", () => 0.5],
     ["-Infinity", () => Number.NEGATIVE_INFINITY],
   ])("%s is an error naming the task and document, never a score", async (_what, f) => {
-    await expect(evaluate({ ...base(), model: model(f) })).rejects.toThrow(
+    await expect(evaluateShared({ ...base(), model: model(f) })).rejects.toThrow(
       /model odd returned an invalid result for continuation 0 of document 0 of medqa_usmle/,
     );
   });
@@ -240,7 +217,7 @@ describe("a model's answer is checked", () => {
       maxLength: 4096,
       logLikelihood: async (r) => r.slice(1).map(scoreRequest),
     };
-    await expect(evaluate({ ...base(), model: short })).rejects.toThrow(
+    await expect(evaluateShared({ ...base(), model: short })).rejects.toThrow(
       /returned 3 results for the 4 requests/,
     );
   });

@@ -1,41 +1,25 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createBarReporter, type ProgressReporter } from "@hippocrates/core";
-import { type HfTokenizer, loadTokenizer } from "@hippocrates/tokenizer";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   buildContexts,
   defaultRegistry,
-  evaluate,
+  type EvaluateOptions,
   mergeShards,
   pyIsoDateId,
   readOutput,
   truncateRequest,
 } from "../src/index.js";
 import { createDetModel, scoreRequest } from "./detModel.js";
-import { DATA_DIR } from "./helpers.js";
+import { DATA_DIR, evaluateShared, llama2, useTempDir } from "./helpers.js";
 
-let tok: HfTokenizer;
-let tmp: string;
-beforeAll(async () => {
-  tok = await loadTokenizer(join(DATA_DIR, "tokenizers/llama2"));
-  tmp = await mkdtemp(join(tmpdir(), "hippo-eval-"));
-});
-afterAll(async () => {
-  await rm(tmp, { recursive: true, force: true });
-});
+const t = useTempDir("hippo-eval-");
 
 describe("acc and acc_norm by hand equal the package's", () => {
   it("medqa_usmle, 6 documents, with the Llama-2 tokenizer and a deterministic model", async () => {
-    const model = createDetModel();
-    const out = await evaluate({
-      model,
-      tokenizer: tok,
-      tasks: ["medqa_usmle"],
-      dataDir: DATA_DIR,
-      limit: 6,
-    });
+    const tok = await llama2();
+    const out = await evaluateShared({ model: createDetModel(), tasks: ["medqa_usmle"], limit: 6 });
     const task = defaultRegistry.get("medqa_usmle", "v0.3");
     const built = buildContexts(task, await task.load(DATA_DIR), {
       profile: "v0.3",
@@ -82,20 +66,16 @@ describe("acc and acc_norm by hand equal the package's", () => {
   });
 
   it("BOS policy 'bos' puts the BOS id first and is recorded", async () => {
-    const out = await evaluate({
+    const out = await evaluateShared({
       model: createDetModel(),
-      tokenizer: tok,
       tasks: ["pubmedqa"],
-      dataDir: DATA_DIR,
       limit: 2,
       bos: "bos",
     });
     expect(out.results.config.bos_policy).toBe("bos");
-    const noBos = await evaluate({
+    const noBos = await evaluateShared({
       model: createDetModel(),
-      tokenizer: tok,
       tasks: ["pubmedqa"],
-      dataDir: DATA_DIR,
       limit: 2,
     });
     expect(out.samples.pubmedqa?.[0]?.context_tokens[0]).toBe(
@@ -119,11 +99,9 @@ describe("acc and acc_norm by hand equal the package's", () => {
   });
 
   it("the multimedqa group is weighted by size", async () => {
-    const out = await evaluate({
+    const out = await evaluateShared({
       model: createDetModel(),
-      tokenizer: tok,
       tasks: ["multimedqa"],
-      dataDir: DATA_DIR,
       profile: "current",
       limit: 4,
     });
@@ -144,11 +122,9 @@ describe("runs that scale", () => {
     const progress: ProgressReporter = createBarReporter({ stream, plain: true, intervalMs: 0 });
     // The results record the run's date and duration: a fixed clock makes two runs comparable.
     const now = () => 1_700_000_000_000;
-    const full = await evaluate({
+    const full = await evaluateShared({
       model: createDetModel(),
-      tokenizer: tok,
       tasks: ["medqa_usmle"],
-      dataDir: DATA_DIR,
       progress,
       batchSize: 32,
       now,
@@ -156,7 +132,7 @@ describe("runs that scale", () => {
     expect(full.samples.medqa_usmle).toHaveLength(1273);
     expect(lines.at(-1)).toMatch(/medqa_usmle +\[#+\] 1273\/1273 doc/);
 
-    const cacheDir = join(tmp, "cache");
+    const cacheDir = join(t.dir, "cache");
     const ctrl = new AbortController();
     const m1 = createDetModel();
     const aborting = {
@@ -171,11 +147,9 @@ describe("runs that scale", () => {
     };
     // One document per model call, one call at a time: the interruption lands after exactly 320 documents.
     await expect(
-      evaluate({
+      evaluateShared({
         model: aborting,
-        tokenizer: tok,
         tasks: ["medqa_usmle"],
-        dataDir: DATA_DIR,
         cacheDir,
         signal: ctrl.signal,
         batchSize: 1,
@@ -183,11 +157,9 @@ describe("runs that scale", () => {
     ).rejects.toThrow(/interrupted/);
     expect(m1.requests).toBe(10 * 32 * 4);
     const m2 = createDetModel();
-    const resumed = await evaluate({
+    const resumed = await evaluateShared({
       model: m2,
-      tokenizer: tok,
       tasks: ["medqa_usmle"],
-      dataDir: DATA_DIR,
       cacheDir,
       batchSize: 32,
       now,
@@ -197,11 +169,9 @@ describe("runs that scale", () => {
     expect(resumed.samples).toEqual(full.samples);
     // A third run is served from the cache alone.
     const m3 = createDetModel();
-    await evaluate({
+    await evaluateShared({
       model: m3,
-      tokenizer: tok,
       tasks: ["medqa_usmle"],
-      dataDir: DATA_DIR,
       cacheDir,
       limit: 50,
     });
@@ -211,67 +181,38 @@ describe("runs that scale", () => {
   it("two shards merged equal one run (5-shot pubmedqa, v0.3 stream)", async () => {
     // A fixed clock: the results record the run's date and duration, which differ between runs.
     const opts = {
-      tokenizer: tok,
       tasks: ["pubmedqa", "medmcqa"],
-      dataDir: DATA_DIR,
       limit: 30,
       logSamples: true,
       now: () => 1_700_000_000_000,
     } as const;
-    const one = await evaluate({ ...opts, model: createDetModel(), numFewshot: 0 });
-    const s0 = await evaluate({
-      ...opts,
-      model: createDetModel(),
-      numFewshot: 0,
-      shard: { index: 0, count: 2 },
-    });
-    const s1 = await evaluate({
-      ...opts,
-      model: createDetModel(),
-      numFewshot: 0,
-      shard: { index: 1, count: 2 },
-    });
+    /** One run (shard undefined) or shard `index` of 2, each with a fresh deterministic model. */
+    const run = (index: number | undefined, more: Partial<EvaluateOptions>) =>
+      evaluateShared({
+        ...opts,
+        model: createDetModel(),
+        shard: index === undefined ? undefined : { index, count: 2 },
+        ...more,
+      });
+    const one = await run(undefined, { numFewshot: 0 });
+    const s0 = await run(0, { numFewshot: 0 });
+    const s1 = await run(1, { numFewshot: 0 });
     expect(s0.samples.pubmedqa).toHaveLength(15);
     const merged = mergeShards([s1, s0]);
     expect(merged.results).toEqual(one.results);
     expect(merged.samples).toEqual(one.samples);
-    const five = await evaluate({ ...opts, tasks: ["pubmedqa"], model: createDetModel(), numFewshot: 5 });
-    const f0 = await evaluate({
-      ...opts,
-      tasks: ["pubmedqa"],
-      model: createDetModel(),
-      numFewshot: 5,
-      shard: { index: 0, count: 2 },
-    });
-    const f1 = await evaluate({
-      ...opts,
-      tasks: ["pubmedqa"],
-      model: createDetModel(),
-      numFewshot: 5,
-      shard: { index: 1, count: 2 },
-    });
+    const fiveShot = { tasks: ["pubmedqa"], numFewshot: 5 };
+    const five = await run(undefined, fiveShot);
+    const f0 = await run(0, fiveShot);
+    const f1 = await run(1, fiveShot);
     expect(mergeShards([f0, f1]).samples).toEqual(five.samples);
     expect(() => mergeShards([f0])).toThrow(/exactly once/);
     // Across processes: each shard writes its folder, the merge reads them back.
-    await evaluate({
-      ...opts,
-      tasks: ["pubmedqa"],
-      model: createDetModel(),
-      numFewshot: 5,
-      shard: { index: 0, count: 2 },
-      outputPath: join(tmp, "shard0"),
-    });
-    await evaluate({
-      ...opts,
-      tasks: ["pubmedqa"],
-      model: createDetModel(),
-      numFewshot: 5,
-      shard: { index: 1, count: 2 },
-      outputPath: join(tmp, "shard1"),
-    });
+    await run(0, { ...fiveShot, outputPath: join(t.dir, "shard0") });
+    await run(1, { ...fiveShot, outputPath: join(t.dir, "shard1") });
     const fromDisk = mergeShards([
-      await readOutput(join(tmp, "shard0")),
-      await readOutput(join(tmp, "shard1")),
+      await readOutput(join(t.dir, "shard0")),
+      await readOutput(join(t.dir, "shard1")),
     ]);
     expect(fromDisk.results).toEqual(five.results);
     expect(fromDisk.samples).toEqual(five.samples);
@@ -279,12 +220,10 @@ describe("runs that scale", () => {
   });
 
   it("--output_path with --log_samples writes DIR/<model>/results_<date>.json and every request's context and continuations", async () => {
-    const dir = join(tmp, "out");
-    const out = await evaluate({
+    const dir = join(t.dir, "out");
+    const out = await evaluateShared({
       model: createDetModel(),
-      tokenizer: tok,
       tasks: ["pubmedqa"],
-      dataDir: DATA_DIR,
       limit: 3,
       outputPath: dir,
       logSamples: true,
@@ -320,18 +259,18 @@ describe("runs that scale", () => {
 
 describe("bad input", () => {
   it("unknown task name, bad shard, bad profile", async () => {
-    const base = { model: createDetModel(), tokenizer: tok, dataDir: DATA_DIR };
-    await expect(evaluate({ ...base, tasks: ["medqa_usmel"] })).rejects.toThrow(
+    const base = { model: createDetModel() };
+    await expect(evaluateShared({ ...base, tasks: ["medqa_usmel"] })).rejects.toThrow(
       /unknown task "medqa_usmel" for profile v0\.3/,
     );
     await expect(
-      evaluate({ ...base, tasks: ["medqa_usmle"], shard: { index: 2, count: 2 } }),
+      evaluateShared({ ...base, tasks: ["medqa_usmle"], shard: { index: 2, count: 2 } }),
     ).rejects.toThrow(/shard/);
-    await expect(evaluate({ ...base, tasks: ["medqa_usmle"], profile: "v9" as "v0.3" })).rejects.toThrow(
-      /unknown profile/,
-    );
-    await expect(evaluate({ ...base, tasks: ["medqa_usmle"], dataDir: join(tmp, "nope") })).rejects.toThrow(
-      /cannot read file/,
-    );
+    await expect(
+      evaluateShared({ ...base, tasks: ["medqa_usmle"], profile: "v9" as "v0.3" }),
+    ).rejects.toThrow(/unknown profile/);
+    await expect(
+      evaluateShared({ ...base, tasks: ["medqa_usmle"], dataDir: join(t.dir, "nope") }),
+    ).rejects.toThrow(/cannot read file/);
   });
 });

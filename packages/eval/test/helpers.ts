@@ -1,8 +1,48 @@
 import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type HfTokenizer, loadTokenizer } from "@hippocrates/tokenizer";
+import { afterAll, beforeAll } from "vitest";
+import { type EvaluateOptions, evaluate } from "../src/index.js";
 
 /** The shared data folder, resolved from the repo root (CI puts `shared/` beside the clone). */
 export const DATA_DIR = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
+
+let tokenizer: Promise<HfTokenizer> | undefined;
+/** The shared Llama-2 tokenizer, loaded once per test file. */
+export function llama2(): Promise<HfTokenizer> {
+  tokenizer ??= loadTokenizer(join(DATA_DIR, "tokenizers/llama2"));
+  return tokenizer;
+}
+
+/** `evaluate` on the shared data folder with the Llama-2 tokenizer (`options` may replace either). */
+export async function evaluateShared(
+  options: Omit<EvaluateOptions, "tokenizer"> & Partial<Pick<EvaluateOptions, "tokenizer">>,
+): ReturnType<typeof evaluate> {
+  return evaluate({ tokenizer: await llama2(), dataDir: DATA_DIR, ...options });
+}
+
+/**
+ * A temporary folder for the tests of this file (or of the enclosing describe block): made before the first,
+ * removed after the last. `dir` is read inside the tests.
+ */
+export function useTempDir(prefix: string): { readonly dir: string } {
+  let dir: string | undefined;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    get dir(): string {
+      if (dir === undefined) throw new Error("the temporary folder exists only while its tests run");
+      return dir;
+    },
+  };
+}
 
 export function rawJsonl(rel: string): Record<string, unknown>[] {
   return readFileSync(DATA_DIR + rel, "utf8")

@@ -6,13 +6,9 @@
  * continuations and gold index as from the shared files; the results record each split's repository,
  * revision and commit. A second run reads the cache without a request.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { HubOptions } from "@hippocrates/hub";
-import { type HubServer, recordingProgress, startHubServer } from "@hippocrates/hub/testing";
-import { loadTokenizer } from "@hippocrates/tokenizer";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hubFixture } from "@hippocrates/hub/testing";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   buildContexts,
   createTaskRegistry,
@@ -23,33 +19,19 @@ import {
   parseTaskFile,
 } from "../src/index.js";
 import { createDetModel } from "./detModel.js";
-import { DATA_DIR } from "./helpers.js";
+import { DATA_DIR, llama2 } from "./helpers.js";
 import { pinnedBenchmarkRepos, pinnedRevisions } from "./hubData.js";
 
 const reg = createTaskRegistry();
-let hub: HubServer;
-let tmp: string;
-let n = 0;
-
+const fx = hubFixture("hippo-eval-hub-");
 beforeAll(async () => {
-  tmp = await mkdtemp(join(tmpdir(), "hippo-eval-hub-"));
-  hub = await startHubServer({ repos: await pinnedBenchmarkRepos(DATA_DIR) });
+  await fx.start({ repos: await pinnedBenchmarkRepos(DATA_DIR) });
 });
-afterAll(async () => {
-  await hub?.close();
-  await rm(tmp, { recursive: true, force: true });
-});
+afterAll(() => fx.close());
+beforeEach(() => fx.freshCache());
 
-/** A fresh cache on the loopback Hub, no bar. */
-function hubOptions(extra: HubOptions = {}): HubOptions {
-  return {
-    cacheDir: join(tmp, `cache-${n++}`),
-    endpoint: hub.url,
-    token: false,
-    progress: recordingProgress().reporter,
-    ...extra,
-  };
-}
+/** The loopback Hub with this test's (fresh) cache, no bar. */
+const hubOptions = (extra: HubOptions = {}): HubOptions => fx.options(extra);
 
 /** Prompt, continuations and gold of every document, from the Hub and from the shared files. */
 async function both(name: string, profile: Profile, k: number, options: HubOptions) {
@@ -152,9 +134,9 @@ describe("the current profile's tasks from today's lm-evaluation-harness dataset
 describe("what is fetched and recorded", () => {
   it("0-shot fetches the evaluated split only; the few-shot split only when shots are wanted", async () => {
     const options = hubOptions();
-    hub.requests.length = 0;
+    fx.hub.requests.length = 0;
     await reg.get("pubmedqa", "current").load(undefined, { hub: options, numFewshot: 0 });
-    const paths = hub.requests.map((r) => r.url);
+    const paths = fx.hub.requests.map((r) => r.url);
     expect(paths.some((u) => u.includes("/test/0000.parquet"))).toBe(true);
     expect(paths.some((u) => u.includes("/train/"))).toBe(false);
   });
@@ -163,7 +145,7 @@ describe("what is fetched and recorded", () => {
     const options = hubOptions();
     const out = await evaluate({
       model: createDetModel(),
-      tokenizer: await loadTokenizer(join(DATA_DIR, "tokenizers/llama2")),
+      tokenizer: await llama2(),
       tasks: ["medqa_usmle", "medmcqa", "pubmedqa"],
       profile: "v0.3",
       limit: 2,
@@ -176,7 +158,7 @@ describe("what is fetched and recorded", () => {
         config: "default",
         split: "test",
         revision: "main",
-        commit: hub.commitOf("augtoma/medqa_usmle", "main", "dataset"),
+        commit: fx.hub.commitOf("augtoma/medqa_usmle", "main", "dataset"),
         files: ["data/test-00000-of-00001-997553f5b24c9767.parquet"],
       },
     });
@@ -186,8 +168,8 @@ describe("what is fetched and recorded", () => {
       test_split: "test",
     });
     expect(datasetSources(out.results).map((s) => `${s.role} ${s.repo}@${s.commit}`)).toEqual([
-      `dataset medmcqa/test augtoma/medmcqa@${hub.commitOf("augtoma/medmcqa", "main", "dataset")}`,
-      `dataset medqa_usmle/test augtoma/medqa_usmle@${hub.commitOf("augtoma/medqa_usmle", "main", "dataset")}`,
+      `dataset medmcqa/test augtoma/medmcqa@${fx.hub.commitOf("augtoma/medmcqa", "main", "dataset")}`,
+      `dataset medqa_usmle/test augtoma/medqa_usmle@${fx.hub.commitOf("augtoma/medqa_usmle", "main", "dataset")}`,
       "dataset pubmedqa/test pubmed_qa@9001f2853fb87cab8d220904e0de81ac6973b318",
     ]);
     // The v0.3 fork evaluates pubmed_qa's train split (all 1,000 labelled questions).
@@ -197,12 +179,12 @@ describe("what is fetched and recorded", () => {
   it("a second run reads the cache: offline, with no request", async () => {
     const options = hubOptions();
     await reg.get("medmcqa", "v0.3").load(undefined, { hub: options, numFewshot: 0 });
-    hub.requests.length = 0;
+    fx.hub.requests.length = 0;
     const again = await reg
       .get("medmcqa", "v0.3")
       .load(undefined, { hub: { ...options, offline: true }, numFewshot: 0 });
     expect(again.test).toHaveLength(4183);
-    expect(hub.requests).toEqual([]);
+    expect(fx.hub.requests).toEqual([]);
   });
 
   it("offline with an empty cache names the dataset, config, split and revision", async () => {
@@ -218,10 +200,10 @@ describe("what is fetched and recorded", () => {
   });
 
   it("a data folder wins over the Hub: no request", async () => {
-    hub.requests.length = 0;
+    fx.hub.requests.length = 0;
     const data = await reg.get("medqa_usmle", "v0.3").load(DATA_DIR, { hub: hubOptions(), numFewshot: 0 });
     expect(data.sources).toBeUndefined();
-    expect(hub.requests).toEqual([]);
+    expect(fx.hub.requests).toEqual([]);
   });
 
   it("a task of local files with no data folder and no Hub dataset says to give the folder", async () => {

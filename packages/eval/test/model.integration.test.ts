@@ -7,36 +7,27 @@
  * batches rows of one call together, and float32 results can differ in the last bits when documents are
  * batched differently, so exact equality of shards and one run needs the same call composition.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initBackend } from "@hippocrates/backend";
 import { createBarReporter } from "@hippocrates/core";
 import { asScoringModel, createRandomModel } from "@hippocrates/model";
-import { type HfTokenizer, loadTokenizer } from "@hippocrates/tokenizer";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildContexts, defaultRegistry, evaluate, mergeShards, pyLen } from "../src/index.js";
-import { DATA_DIR } from "./helpers.js";
+import { buildContexts, defaultRegistry, mergeShards, pyLen } from "../src/index.js";
+import { DATA_DIR, evaluateShared, llama2, useTempDir } from "./helpers.js";
 import { TINY_LLAMA2_VOCAB } from "./localModel.js";
 
 const FULL = process.env.HIPPO_EVAL_FULL === "1";
 const LIMIT = FULL ? undefined : 12;
 
 describe("local TensorFlow.js model (tiny random Llama, Llama-2 vocabulary)", () => {
-  let tok: HfTokenizer;
   let lm: ReturnType<typeof createRandomModel>;
-  let tmp: string;
+  const tmp = useTempDir("hippo-eval-model-");
   beforeAll(async () => {
     await initBackend({ backend: "wasm" });
-    tok = await loadTokenizer(join(DATA_DIR, "tokenizers/llama2"));
     lm = createRandomModel({ ...TINY_LLAMA2_VOCAB }, { seed: 7 });
-    tmp = await mkdtemp(join(tmpdir(), "hippo-eval-model-"));
   });
-  afterAll(async () => {
-    lm?.dispose();
-    await rm(tmp, { recursive: true, force: true });
-  });
+  afterAll(() => lm?.dispose());
   const scorer = (o: { shareContext?: boolean } = {}) =>
     asScoringModel(lm, { name: "tiny-llama2-vocab-seed7", ...o });
 
@@ -47,13 +38,8 @@ describe("local TensorFlow.js model (tiny random Llama, Llama-2 vocabulary)", ()
       numFewshot: 0,
       limit: 2,
     });
-    const out = await evaluate({
-      model: scorer(),
-      tokenizer: tok,
-      tasks: ["medqa_usmle"],
-      dataDir: DATA_DIR,
-      limit: 2,
-    });
+    const out = await evaluateShared({ model: scorer(), tasks: ["medqa_usmle"], limit: 2 });
+    const tok = await llama2();
     for (const b of built) {
       const ctx = await tok.encode(b.context, { addSpecialTokens: false });
       const lls: number[] = [];
@@ -85,16 +71,14 @@ describe("local TensorFlow.js model (tiny random Llama, Llama-2 vocabulary)", ()
     const lines: string[] = [];
     const stream = { write: (s: string) => lines.push(s), isTTY: false } as unknown as NodeJS.WriteStream;
     const base = {
-      tokenizer: tok,
       tasks: ["medqa_usmle"],
-      dataDir: DATA_DIR,
       limit: LIMIT,
       batchSize: 1,
       // The results record the run's date and duration: a fixed clock makes runs comparable.
       now: () => 1_700_000_000_000,
     } as const;
     const before = tf.memory().numTensors;
-    const one = await evaluate({
+    const one = await evaluateShared({
       ...base,
       model: scorer(),
       progress: createBarReporter({ stream, plain: true, intervalMs: 0 }),
@@ -103,7 +87,7 @@ describe("local TensorFlow.js model (tiny random Llama, Llama-2 vocabulary)", ()
     const n = LIMIT ?? 1273;
     expect(lines.at(-1)).toMatch(new RegExp(`medqa_usmle +\\[#+\\] ${n}/${n} doc`));
 
-    const cacheDir = join(tmp, "cache");
+    const cacheDir = join(tmp.dir, "cache");
     const ctrl = new AbortController();
     const inner = scorer();
     let calls = 0;
@@ -116,15 +100,15 @@ describe("local TensorFlow.js model (tiny random Llama, Llama-2 vocabulary)", ()
         return r;
       },
     };
-    await expect(evaluate({ ...base, model: interrupting, cacheDir, signal: ctrl.signal })).rejects.toThrow(
-      /interrupted/,
-    );
-    const resumed = await evaluate({ ...base, model: scorer(), cacheDir });
+    await expect(
+      evaluateShared({ ...base, model: interrupting, cacheDir, signal: ctrl.signal }),
+    ).rejects.toThrow(/interrupted/);
+    const resumed = await evaluateShared({ ...base, model: scorer(), cacheDir });
     expect(resumed.results).toEqual(one.results);
     expect(resumed.samples).toEqual(one.samples);
 
-    const s0 = await evaluate({ ...base, model: scorer(), shard: { index: 0, count: 2 } });
-    const s1 = await evaluate({ ...base, model: scorer(), shard: { index: 1, count: 2 } });
+    const s0 = await evaluateShared({ ...base, model: scorer(), shard: { index: 0, count: 2 } });
+    const s1 = await evaluateShared({ ...base, model: scorer(), shard: { index: 1, count: 2 } });
     const merged = mergeShards([s0, s1]);
     expect(merged.results).toEqual(one.results);
     expect(merged.samples).toEqual(one.samples);
@@ -132,20 +116,8 @@ describe("local TensorFlow.js model (tiny random Llama, Llama-2 vocabulary)", ()
   });
 
   it("context sharing gives the harness's numbers (naive full forwards) within float32 rounding", async () => {
-    const a = await evaluate({
-      model: scorer(),
-      tokenizer: tok,
-      tasks: ["pubmedqa"],
-      dataDir: DATA_DIR,
-      limit: 3,
-    });
-    const b = await evaluate({
-      model: scorer({ shareContext: false }),
-      tokenizer: tok,
-      tasks: ["pubmedqa"],
-      dataDir: DATA_DIR,
-      limit: 3,
-    });
+    const a = await evaluateShared({ model: scorer(), tasks: ["pubmedqa"], limit: 3 });
+    const b = await evaluateShared({ model: scorer({ shareContext: false }), tasks: ["pubmedqa"], limit: 3 });
     for (const [i, s] of (a.samples.pubmedqa ?? []).entries()) {
       for (const [j, r] of s.resps.entries())
         expect(r[0]).toBeCloseTo(b.samples.pubmedqa?.[i]?.resps[j]?.[0] as number, 3);

@@ -1,12 +1,9 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
-import { loadTokenizer } from "@hippocrates/tokenizer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { evaluate } from "../src/index.js";
-import { createOpenAICompletionsModel } from "../src/openai.js";
+import { createOpenAICompletionsModel, type OpenAICompletionsOptions } from "../src/openai.js";
 import { createDetModel, H0, preferred, step, tokenLogprob } from "./detModel.js";
-import { DATA_DIR } from "./helpers.js";
+import { evaluateShared } from "./helpers.js";
 
 /**
  * A loopback server speaking the completions protocol as vLLM does for echo + logprobs + max_tokens 0:
@@ -93,15 +90,13 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
+/** The completions backend on the loopback server (the deterministic model's scores), `options` over these. */
+const endpoint = (options: Partial<OpenAICompletionsOptions> = {}) =>
+  createOpenAICompletionsModel({ baseUrl, model: "det", maxLength: 64, ...options });
+
 describe("OpenAI-compatible completions backend", () => {
   it("gives the same per-item log-likelihoods and greedy flags as the local model", async () => {
-    const remote = createOpenAICompletionsModel({
-      baseUrl,
-      model: "det",
-      maxLength: 4096,
-      batchSize: 5,
-      concurrency: 3,
-    });
+    const remote = endpoint({ maxLength: 4096, batchSize: 5, concurrency: 3 });
     const local = createDetModel();
     const reqs = [
       { context: [1, 2, 3], continuation: [4, 5] },
@@ -123,16 +118,10 @@ describe("OpenAI-compatible completions backend", () => {
   });
 
   it("a whole task run through the endpoint equals the local run", async () => {
-    const tok = await loadTokenizer(join(DATA_DIR, "tokenizers/llama2"));
-    const remote = createOpenAICompletionsModel({ baseUrl, model: "det", maxLength: 4096 });
-    const opts = {
-      tokenizer: tok,
-      tasks: ["pubmedqa", "medqa_usmle"],
-      dataDir: DATA_DIR,
-      limit: 10,
-    } as const;
-    const viaHttp = await evaluate({ ...opts, model: remote });
-    const local = await evaluate({ ...opts, model: createDetModel() });
+    const remote = endpoint({ maxLength: 4096 });
+    const opts = { tasks: ["pubmedqa", "medqa_usmle"], limit: 10 } as const;
+    const viaHttp = await evaluateShared({ ...opts, model: remote });
+    const local = await evaluateShared({ ...opts, model: createDetModel() });
     for (const t of ["pubmedqa", "medqa_usmle"]) {
       const x = viaHttp.samples[t] ?? [];
       const y = local.samples[t] ?? [];
@@ -147,19 +136,13 @@ describe("OpenAI-compatible completions backend", () => {
     const req = [{ context: [1, 2], continuation: [3] }];
     const expected = await createDetModel().logLikelihood(req);
     for (const url of [`${baseUrl}/v1/completions`, `${baseUrl}/v1/`, baseUrl]) {
-      const m = createOpenAICompletionsModel({ baseUrl: url, model: "det", maxLength: 64 });
+      const m = endpoint({ baseUrl: url });
       expect((await m.logLikelihood(req))[0]?.logprob).toBeCloseTo(expected[0]?.logprob as number, 9);
     }
   });
 
   it("retries 503s and then fails clearly; 4xx is not retried", async () => {
-    const remote = createOpenAICompletionsModel({
-      baseUrl,
-      model: "det",
-      maxLength: 64,
-      retries: 2,
-      backoffMs: 1,
-    });
+    const remote = endpoint({ retries: 2, backoffMs: 1 });
     failNext = 2;
     const ok = await remote.logLikelihood([{ context: [1], continuation: [2] }]);
     expect(ok).toHaveLength(1);
@@ -168,13 +151,7 @@ describe("OpenAI-compatible completions backend", () => {
       /after 3 attempts/,
     );
     failNext = 0;
-    const wrongPath = createOpenAICompletionsModel({
-      baseUrl: `${baseUrl}/nope`,
-      model: "det",
-      maxLength: 64,
-      retries: 2,
-      backoffMs: 1,
-    });
+    const wrongPath = endpoint({ baseUrl: `${baseUrl}/nope`, retries: 2, backoffMs: 1 });
     const before = calls;
     await expect(wrongPath.logLikelihood([{ context: [1], continuation: [2] }])).rejects.toThrow(
       /server answered 404/,
@@ -186,14 +163,7 @@ describe("OpenAI-compatible completions backend", () => {
     const silent = createServer(() => {});
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
     const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
-    const m = createOpenAICompletionsModel({
-      baseUrl: url,
-      model: "x",
-      maxLength: 64,
-      retries: 1,
-      timeoutMs: 100,
-      backoffMs: 1,
-    });
+    const m = endpoint({ baseUrl: url, model: "x", retries: 1, timeoutMs: 100, backoffMs: 1 });
     await expect(m.logLikelihood([{ context: [1], continuation: [2] }])).rejects.toThrow(/after 2 attempts/);
     silent.closeAllConnections();
     await new Promise((r) => silent.close(r));

@@ -4,8 +4,7 @@
  * loaded with @hippocrates/model's loadArtifact: the stage's metrics equal `evaluate` on the same model.
  */
 import { existsSync, readdirSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { initBackend } from "@hippocrates/backend";
 import { type ModelArtifact, type StageContext, silentProgress } from "@hippocrates/core";
@@ -19,13 +18,13 @@ import {
 } from "@hippocrates/model";
 import { loadTokenizer } from "@hippocrates/tokenizer";
 import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { type EvalSettings, evalStage, evaluate, metricsFromResults } from "../src/index.js";
-import { DATA_DIR } from "./helpers.js";
+import { DATA_DIR, useTempDir } from "./helpers.js";
 import { TINY_LLAMA2_VOCAB } from "./localModel.js";
 
 const TOKENIZER = join(DATA_DIR, "tokenizers/llama2");
-let dir: string;
+const tmp = useTempDir("hippo-eval-stage-");
 
 async function settings(entry: unknown, stage = evalStage()) {
   const r = await stage.settings["~standard"].validate(entry);
@@ -39,8 +38,8 @@ const issues = async (entry: unknown) =>
 function context(outputDir: string): StageContext {
   return {
     outputDir,
-    runDir: dir,
-    baseDir: dir,
+    runDir: tmp.dir,
+    baseDir: tmp.dir,
     tokenizer: TOKENIZER,
     seed: 0,
     progress: silentProgress,
@@ -48,11 +47,6 @@ function context(outputDir: string): StageContext {
     log: () => {},
   };
 }
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-eval-stage-"));
-});
-afterAll(() => rm(dir, { recursive: true, force: true }));
 
 describe("eval stage settings and check", () => {
   it("validates the entry: defaults, strict keys with did-you-mean, the harness's limit", async () => {
@@ -78,7 +72,7 @@ describe("eval stage settings and check", () => {
   });
 
   it("check: every task is known in the profile or a task file that parses; data_dir is a folder", async () => {
-    const ctx = context(dir);
+    const ctx = context(tmp.dir);
     const check = async (s: EvalSettings) => evalStage().check?.(s, ctx);
     await expect(check(await settings({ tasks: ["medqa_usmle", "multimedqa"] }))).resolves.toBeUndefined();
     await expect(check(await settings({ tasks: ["medqa_usmle", "medqa_usmel"] }))).rejects.toThrow(
@@ -89,11 +83,11 @@ describe("eval stage settings and check", () => {
     await expect(check(await settings({ tasks: ["usmle_step1"], profile: "current" }))).rejects.toThrow(
       /unknown task "usmle_step1".* in profile current/,
     );
-    await writeFile(join(dir, "bad.task.json"), JSON.stringify({ name: "x", files: {} }));
+    await writeFile(join(tmp.dir, "bad.task.json"), JSON.stringify({ name: "x", files: {} }));
     await expect(check(await settings({ tasks: ["bad.task.json"] }))).rejects.toThrow(
       /bad\.task\.json.*tasks\[0\]: /,
     );
-    await writeFile(join(dir, "broken.json"), "{ not json");
+    await writeFile(join(tmp.dir, "broken.json"), "{ not json");
     await expect(check(await settings({ tasks: ["broken.json"] }))).rejects.toThrow(/broken\.json/);
     await expect(check(await settings({ tasks: ["medqa_usmle"], data_dir: "nowhere" }))).rejects.toThrow(
       /key "data_dir".*not a folder/,
@@ -106,31 +100,31 @@ describe("eval stage run", () => {
   beforeAll(async () => {
     await initBackend({ backend: "wasm" });
     const m = createRandomModel({ ...TINY_LLAMA2_VOCAB }, { seed: 7 });
-    await saveModel(m, join(dir, "base"));
+    await saveModel(m, join(tmp.dir, "base"));
     // An adapter that changes the model (random B), so the chain is not the base.
     const a = addLoraAdapter(m, { r: 2, alpha: 4, targetModules: ["q_proj", "v_proj"] }, { seed: 1 });
     for (const b of a.b.values()) tf.tidy(() => b.assign(tf.randomNormal(b.shape, 0, 0.5, "float32", 3)));
-    await saveAdapter(m, join(dir, "adapter"));
+    await saveAdapter(m, join(tmp.dir, "adapter"));
     m.dispose();
     chain = {
       kind: "peft-adapter",
-      path: join(dir, "adapter"),
-      base: { kind: "hf-model", path: join(dir, "base") },
+      path: join(tmp.dir, "adapter"),
+      base: { kind: "hf-model", path: join(tmp.dir, "base") },
     };
   }, 120_000);
 
   it("scores the input chain: metrics equal evaluate() on loadArtifact's model; results and samples written", async () => {
     const stage = evalStage();
     const s = await settings({ tasks: ["medqa_usmle"], limit: 2, data_dir: DATA_DIR, batch_size: 1 });
-    const out = await stage.run({ model: chain, config: s }, context(join(dir, "eval")));
+    const out = await stage.run({ model: chain, config: s }, context(join(tmp.dir, "eval")));
     expect(out.model).toBe(chain);
     // lm-evaluation-harness 0.4's layout: <output_path>/<model_name_sanitized>/results_<date>.json, samples beside.
     const results = out.files.results as string;
-    expect(dirname(dirname(results))).toBe(join(dir, "eval"));
+    expect(dirname(dirname(results))).toBe(join(tmp.dir, "eval"));
     expect(basename(results)).toMatch(/^results_\d{4}-\d\d-\d\dT[\d.-]+\.json$/);
     const samples = readdirSync(dirname(results)).filter((f) => f.startsWith("samples_medqa_usmle_"));
     expect(samples).toHaveLength(1);
-    expect(existsSync(join(dir, "eval", "cache"))).toBe(false);
+    expect(existsSync(join(tmp.dir, "eval", "cache"))).toBe(false);
 
     const lm = await loadArtifact(chain);
     const direct = await evaluate({
@@ -153,7 +147,7 @@ describe("eval stage run", () => {
   it("log_samples: false (or its earlier name write_out: false) writes the results without per-sample files", async () => {
     for (const off of [{ log_samples: false }, { write_out: false }]) {
       const s = await settings({ tasks: ["medqa_usmle"], limit: 1, data_dir: DATA_DIR, ...off });
-      const out = await evalStage().run({ model: chain, config: s }, context(join(dir, "eval-quiet")));
+      const out = await evalStage().run({ model: chain, config: s }, context(join(tmp.dir, "eval-quiet")));
       const results = out.files.results as string;
       expect(existsSync(results)).toBe(true);
       expect(readdirSync(dirname(results)).filter((f) => f.startsWith("samples_"))).toEqual([]);

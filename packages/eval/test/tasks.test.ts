@@ -3,12 +3,24 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { buildContexts, createTaskRegistry, MMLU_MEDICAL_SUBJECTS, PyRandom } from "../src/index.js";
+import {
+  buildContexts,
+  createTaskRegistry,
+  MMLU_MEDICAL_SUBJECTS,
+  type Profile,
+  PyRandom,
+} from "../src/index.js";
 import { DATA_DIR, pythonRandom, rawJsonl } from "./helpers.js";
 
 const reg = createTaskRegistry();
 const v03 = (name: string) => reg.get(name, "v0.3");
 const cur = (name: string) => reg.get(name, "current");
+
+/** The first `limit` requests of a task, 0-shot, in its profile's document order. */
+async function firstRequests(name: string, profile: Profile, limit = 2) {
+  const task = reg.get(name, profile);
+  return buildContexts(task, await task.load(DATA_DIR), { profile, numFewshot: 0, limit });
+}
 
 /** The first N of Python's random.Random(42).shuffle(range(n)), from this JS port (checked against CPython). */
 function pyOrder(n: number): number[] {
@@ -51,12 +63,7 @@ describe("v0.3 document order is Python's shuffle with seed 42", () => {
 
 describe("first two requests of each task, character for character", () => {
   it("medqa_usmle (literal string of the first request)", async () => {
-    const task = v03("medqa_usmle");
-    const [a, b] = buildContexts(task, await task.load(DATA_DIR), {
-      profile: "v0.3",
-      numFewshot: 0,
-      limit: 2,
-    });
+    const [a, b] = await firstRequests("medqa_usmle", "v0.3");
     console.log("medqa_usmle request 1:", JSON.stringify(a?.context), JSON.stringify(a?.continuations));
     console.log("medqa_usmle request 2:", JSON.stringify(b?.context), JSON.stringify(b?.continuations));
     expect(a?.docIndex).toBe(990);
@@ -83,12 +90,7 @@ describe("first two requests of each task, character for character", () => {
   });
 
   it("medqa_usmle_5options", async () => {
-    const task = v03("medqa_usmle_5options");
-    const built = buildContexts(task, await task.load(DATA_DIR), {
-      profile: "v0.3",
-      numFewshot: 0,
-      limit: 2,
-    });
+    const built = await firstRequests("medqa_usmle_5options", "v0.3");
     const rows = rawJsonl("benchmarks/medqa/medqa_us_5options_test.jsonl") as {
       question: string;
       options: Record<string, string>;
@@ -105,12 +107,7 @@ describe("first two requests of each task, character for character", () => {
   });
 
   it("medmcqa: option text is the choice without its 'A. ' prefix", async () => {
-    const task = v03("medmcqa");
-    const built = buildContexts(task, await task.load(DATA_DIR), {
-      profile: "v0.3",
-      numFewshot: 0,
-      limit: 2,
-    });
+    const built = await firstRequests("medmcqa", "v0.3");
     const rows = rawJsonl("benchmarks/medmcqa/medmcqa_validation_4183.jsonl") as {
       question: string;
       choices: string[];
@@ -130,12 +127,7 @@ describe("first two requests of each task, character for character", () => {
   });
 
   it("pubmedqa: all 1,000 rows in the file's key order, shuffled", async () => {
-    const task = v03("pubmedqa");
-    const built = buildContexts(task, await task.load(DATA_DIR), {
-      profile: "v0.3",
-      numFewshot: 0,
-      limit: 2,
-    });
+    const built = await firstRequests("pubmedqa", "v0.3");
     // File key order (Python's json.load keeps it): the ids as they appear in the text.
     const text = readFileSync(`${DATA_DIR}benchmarks/pubmedqa/ori_pqal.json`, "utf8");
     const ids = [...text.matchAll(/^ {4}"(\d+)": \{/gm)].map((m) => m[1]);
@@ -173,12 +165,7 @@ describe("first two requests of each task, character for character", () => {
 
   it("MMLU (current harness): description, stripped question, lettered options, letters as choices", async () => {
     for (const s of MMLU_MEDICAL_SUBJECTS) {
-      const task = cur(`mmlu_${s}`);
-      const built = buildContexts(task, await task.load(DATA_DIR), {
-        profile: "current",
-        numFewshot: 0,
-        limit: 2,
-      });
+      const built = await firstRequests(`mmlu_${s}`, "current");
       const csv = readFileSync(`${DATA_DIR}benchmarks/mmlu_medical/test/${s}_test.csv`, "utf8");
       for (const [i, b] of built.entries()) {
         expect(b.docIndex).toBe(i);
@@ -198,12 +185,7 @@ describe("first two requests of each task, character for character", () => {
       }
     }
     // Literal check of anatomy's first request (test CSV row 1).
-    const task = cur("mmlu_anatomy");
-    const [first] = buildContexts(task, await task.load(DATA_DIR), {
-      profile: "current",
-      numFewshot: 0,
-      limit: 1,
-    });
+    const [first] = await firstRequests("mmlu_anatomy", "current", 1);
     expect(first?.context).toBe(
       "The following are multiple choice questions (with answers) about anatomy.\n\nA lesion causing compression of the facial nerve at the stylomastoid foramen will cause ipsilateral\nA. paralysis of the facial muscles.\nB. paralysis of the facial muscles and loss of taste.\nC. paralysis of the facial muscles, loss of taste and lacrimation.\nD. paralysis of the facial muscles, loss of taste, lacrimation and decreased salivation.\nAnswer:",
     );
@@ -211,8 +193,7 @@ describe("first two requests of each task, character for character", () => {
   });
 
   it("medqa_4options and medmcqa in the current profile", async () => {
-    const mq = cur("medqa_4options");
-    const [a] = buildContexts(mq, await mq.load(DATA_DIR), { profile: "current", numFewshot: 0, limit: 2 });
+    const [a] = await firstRequests("medqa_4options", "current");
     const r = rawJsonl("benchmarks/medqa/medqa_us_4options_test.jsonl")[0] as {
       question: string;
       options: Record<string, string>;
@@ -221,8 +202,7 @@ describe("first two requests of each task, character for character", () => {
       `Question: ${r.question}\nA. ${r.options.A}\nB. ${r.options.B}\nC. ${r.options.C}\nD. ${r.options.D}\nAnswer:`,
     );
     expect(a?.continuations).toEqual([" A", " B", " C", " D"]);
-    const mm = cur("medmcqa");
-    const [m] = buildContexts(mm, await mm.load(DATA_DIR), { profile: "current", numFewshot: 0, limit: 2 });
+    const [m] = await firstRequests("medmcqa", "current");
     const q = rawJsonl("benchmarks/medmcqa/medmcqa_validation_4183.jsonl")[0] as {
       question: string;
       choices: string[];

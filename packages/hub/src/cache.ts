@@ -11,10 +11,9 @@
  * Paths inside a repository come from the Hub (untrusted): every one is checked before it is joined.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { constants } from "node:fs";
-import { access, copyFile, lstat, mkdir, readFile, rename, rm, stat, symlink } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rename, rm, stat, symlink } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
-import { HippoError, writeFileAtomic } from "@hippocrates/core";
+import { HippoError, pathExists, writeFileAtomic } from "@hippocrates/core";
 import { isCommitSha, isRevision, type RepoType, repoFolderName } from "./repo-id.js";
 
 export function repoStorage(cacheDir: string, repo: string, type: RepoType): string {
@@ -72,15 +71,6 @@ export async function writeRef(storage: string, revision: string, commit: string
   await writeFileAtomic(path, commit);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.F_OK); // follows symlinks: a dangling snapshot link counts as missing
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export function cachedPath(storage: string, commit: string, path: string): string {
   checkRepoPath(path, storage);
   return join(snapshotDir(storage, commit), ...path.split("/"));
@@ -88,13 +78,13 @@ export function cachedPath(storage: string, commit: string, path: string): strin
 
 /** Whether `snapshots/<commit>/<path>` exists and resolves to a file. */
 export async function isCached(storage: string, commit: string, path: string): Promise<boolean> {
-  return exists(cachedPath(storage, commit, path));
+  return pathExists(cachedPath(storage, commit, path)); // a dangling snapshot link counts as missing
 }
 
 /** Whether the cache records that `path` does not exist at `commit` (`.no_exist/<commit>/<path>`). */
 export async function isMarkedMissing(storage: string, commit: string, path: string): Promise<boolean> {
   checkRepoPath(path, storage);
-  return exists(join(storage, ".no_exist", commit, ...path.split("/")));
+  return pathExists(join(storage, ".no_exist", commit, ...path.split("/")));
 }
 
 export async function markMissing(storage: string, commit: string, path: string): Promise<void> {
@@ -159,15 +149,5 @@ export async function fileSize(path: string): Promise<number | undefined> {
     return s.isFile() ? s.size : undefined;
   } catch {
     return undefined;
-  }
-}
-
-/** Whether something (file, folder or link) is at `path`, without following links. */
-export async function pathExists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

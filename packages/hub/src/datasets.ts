@@ -20,15 +20,13 @@ import { HippoError, isPlainObject } from "@hippocrates/core";
 import { parse as parseYaml } from "yaml";
 import { cachedPath, isCached, isMarkedMissing, readRef, snapshotDir } from "./cache.js";
 import type { HubOptions } from "./env.js";
-import { hubError } from "./errors.js";
 import { globFiles } from "./glob.js";
-import { describeRef, hubRef } from "./repo-id.js";
+import { describeRef } from "./repo-id.js";
 import {
   checkMetadataSize,
-  errorContext,
   fetchPlan,
+  inSession,
   listRepo,
-  openSession,
   type RemoteFile,
   resolveCommit,
   type Session,
@@ -99,13 +97,7 @@ export async function fetchDatasetFiles(repoId: string, options: DatasetFilesOpt
       expected: "e.g. test",
     });
   }
-  const ref = hubRef(repoId, options.revision);
-  const s = openSession(ref.repo, "dataset", ref.revision ?? "main", options);
-  try {
-    return await fetchInSession(s, options);
-  } catch (e) {
-    throw hubError(e, errorContext(s));
-  }
+  return inSession(repoId, "dataset", options, (s) => fetchInSession(s, options));
 }
 
 interface Selection {

@@ -9,15 +9,13 @@ import { readFile } from "node:fs/promises";
 import { HippoError, isPlainObject, parseJsonSafe } from "@hippocrates/core";
 import { cachedPath, checkRepoPath, isCached, isMarkedMissing, readRef, snapshotDir } from "./cache.js";
 import type { HubOptions } from "./env.js";
-import { hubError } from "./errors.js";
-import { describeRef, hubRef, parseHubId, type RepoType } from "./repo-id.js";
+import { describeRef, parseHubId, type RepoType } from "./repo-id.js";
 import {
   checkMetadataSize,
-  errorContext,
   type FetchPlan,
   fetchPlan,
+  inSession,
   listRepo,
-  openSession,
   type RemoteFile,
   resolveCommit,
   type Session,
@@ -78,13 +76,7 @@ export async function resolvePretrained(
   options: ResolveOptions = {},
 ): Promise<ResolvedPretrained> {
   if (existsSync(nameOrPath) || parseHubId(nameOrPath) === null) return { path: nameOrPath, hub: null };
-  const ref = hubRef(nameOrPath, options.revision);
-  const s = openSession(ref.repo, "model", ref.revision ?? "main", options);
-  try {
-    return await resolveInSession(s, kind, options.refresh === true);
-  } catch (e) {
-    throw hubError(e, errorContext(s));
-  }
+  return inSession(nameOrPath, "model", options, (s) => resolveInSession(s, kind, options.refresh === true));
 }
 
 async function resolveInSession(

@@ -24,7 +24,7 @@ import {
 import type { HubOptions, HubSettings } from "./env.js";
 import { hubSettings } from "./env.js";
 import { type ErrorContext, hubError } from "./errors.js";
-import { describeRef, isCommitSha, type RepoType, repoFolderName } from "./repo-id.js";
+import { describeRef, hubRef, isCommitSha, type RepoType, repoFolderName } from "./repo-id.js";
 
 /** A file of the repository as the Hub's tree API lists it. */
 export interface RemoteFile {
@@ -65,6 +65,25 @@ export function openSession(repo: string, type: RepoType, revision: string, opti
     signal,
     gated: false,
   };
+}
+
+/**
+ * Open a session on `repoId` (`org/name` or `org/name@rev`; `revision` when the id has none, default `main`)
+ * and run `work` in it; whatever fails becomes a HippoError naming the repository, revision and endpoint.
+ */
+export async function inSession<T>(
+  repoId: string,
+  type: RepoType,
+  options: HubOptions & { revision?: string },
+  work: (s: Session) => Promise<T>,
+): Promise<T> {
+  const ref = hubRef(repoId, options.revision);
+  const s = openSession(ref.repo, type, ref.revision ?? "main", options);
+  try {
+    return await work(s);
+  } catch (e) {
+    throw hubError(e, errorContext(s));
+  }
 }
 
 export function errorContext(s: Session, path?: string): ErrorContext {

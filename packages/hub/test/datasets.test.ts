@@ -4,28 +4,15 @@
  * the parquet export), the files' contents read back with hyparquet, caching and offline mode.
  */
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { HippoError } from "@hippocrates/core";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type DatasetFilesOptions, fetchDatasetFiles } from "../src/index.js";
-import {
-  benchmarkRepos,
-  type HubServer,
-  objectKeysInOrder,
-  recordingProgress,
-  startHubServer,
-} from "../src/testing/index.js";
+import { benchmarkRepos, hubFixture, objectKeysInOrder } from "../src/testing/index.js";
+import { LAYOUT_REPOS, rejection, SHARED } from "./helpers.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const SHARED = join(here, "../../../../shared/data");
-
-let hub: HubServer;
-let tmp: string;
-let cacheDir: string;
+const fx = hubFixture("hippo-hub-datasets-");
 
 /**
  * A stand-in for PubMedQA's fold-0 split, enough for the layout tests here: the official test set in
@@ -42,60 +29,15 @@ async function standInFold0() {
 }
 
 beforeAll(async () => {
-  tmp = await mkdtemp(join(tmpdir(), "hippo-hub-datasets-"));
-  hub = await startHubServer({
-    repos: [
-      ...(await benchmarkRepos(SHARED, { pubmedqaFold0: await standInFold0() })),
-      {
-        id: "org/two-configs",
-        type: "dataset",
-        files: [
-          {
-            path: "README.md",
-            content:
-              "---\nconfigs:\n- config_name: small\n  data_files: small/*.jsonl\n- config_name: big\n  default: true\n  data_files:\n  - split: test\n    path: [big/a.csv, big/b.csv]\n---\n",
-          },
-          { path: "small/x.jsonl", content: '{"a":1}\n' },
-          { path: "big/a.csv", content: "a\n1\n" },
-          { path: "big/b.csv", content: "a\n2\n" },
-        ],
-      },
-      {
-        id: "org/folders",
-        type: "dataset",
-        files: [
-          { path: "data/train/part-0.jsonl", content: "{}\n" },
-          { path: "data/train/part-1.jsonl", content: "{}\n" },
-          { path: "data/eval/part-0.jsonl", content: "{}\n" },
-          { path: ".hidden/test.jsonl", content: "{}\n" },
-        ],
-      },
-    ],
+  await fx.start({
+    repos: [...(await benchmarkRepos(SHARED, { pubmedqaFold0: await standInFold0() })), ...LAYOUT_REPOS],
   });
 });
 
-afterAll(async () => {
-  await hub.close();
-  await rm(tmp, { recursive: true, force: true });
-});
+afterAll(() => fx.close());
+beforeEach(() => fx.freshCache());
 
-let n = 0;
-beforeEach(async () => {
-  cacheDir = join(tmp, `cache-${n++}`);
-  await mkdir(cacheDir);
-  hub.requests.length = 0;
-});
-
-function opts(o: DatasetFilesOptions): DatasetFilesOptions {
-  return {
-    endpoint: hub.url,
-    cacheDir,
-    token: false,
-    offline: false,
-    progress: recordingProgress().reporter,
-    ...o,
-  };
-}
+const opts = (o: DatasetFilesOptions) => fx.options(o);
 
 async function rows(path: string): Promise<Record<string, unknown>[]> {
   return (await parquetReadObjects({ file: await asyncBufferFromFile(path) })) as Record<string, unknown>[];
@@ -117,15 +59,6 @@ async function columns(path: string): Promise<string[]> {
   return names;
 }
 
-async function rejection(p: Promise<unknown>): Promise<HippoError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(HippoError);
-  return e as HippoError;
-}
-
 describe("benchmark datasets by id", () => {
   it("GBaker/MedQA-USMLE-4-options-hf: test.json by the split keyword in its name, JSON Lines rows", async () => {
     const r = await fetchDatasetFiles("GBaker/MedQA-USMLE-4-options-hf", opts({ split: "test" }));
@@ -135,10 +68,10 @@ describe("benchmark datasets by id", () => {
       config: "default",
       split: "test",
     });
-    expect(r.commit).toBe(hub.commitOf("GBaker/MedQA-USMLE-4-options-hf", "main", "dataset"));
+    expect(r.commit).toBe(fx.hub.commitOf("GBaker/MedQA-USMLE-4-options-hf", "main", "dataset"));
     expect(r.files.map((f) => [f.path, f.format])).toEqual([["test.json", "json"]]);
     expect(r.files[0]?.localPath).toBe(
-      join(cacheDir, "datasets--GBaker--MedQA-USMLE-4-options-hf", "snapshots", r.commit, "test.json"),
+      join(fx.cacheDir, "datasets--GBaker--MedQA-USMLE-4-options-hf", "snapshots", r.commit, "test.json"),
     );
     const lines = (await readFile(r.files[0]?.localPath as string, "utf8"))
       .trimEnd()
@@ -216,14 +149,14 @@ describe("benchmark datasets by id", () => {
     expect(old.commit).toBe(r.commit);
     expect(old.files[0]?.localPath).toBe(
       join(
-        cacheDir,
+        fx.cacheDir,
         "datasets--pubmed_qa",
         "snapshots",
         r.commit,
         "pqa_labeled/train-00000-of-00001.parquet",
       ),
     );
-    expect(hub.requests.some((q) => q.status === 307)).toBe(true);
+    expect(fx.hub.requests.some((q) => q.status === 307)).toBe(true);
     const e = await rejection(
       fetchDatasetFiles("qiaojin/PubMedQA", opts({ config: "pqa_artificial", split: "train" })),
     );
@@ -247,7 +180,7 @@ describe("benchmark datasets by id", () => {
     expect(test.files.map((f) => f.path)).toEqual(["pubmed_qa_labeled_fold0_source/test/0000.parquet"]);
     expect(
       await readFile(
-        join(cacheDir, "datasets--bigbio--pubmed_qa", "refs", "refs", "convert", "parquet"),
+        join(fx.cacheDir, "datasets--bigbio--pubmed_qa", "refs", "refs", "convert", "parquet"),
         "utf8",
       ),
     ).toBe(test.commit);
@@ -349,29 +282,29 @@ describe("dataset file resolution", () => {
 
   it("sends no request for a cached split, works offline, and names what an offline miss lacks", async () => {
     const first = await fetchDatasetFiles("openlifescienceai/medmcqa", opts({ split: "validation" }));
-    hub.requests.length = 0;
+    fx.hub.requests.length = 0;
     expect(await fetchDatasetFiles("openlifescienceai/medmcqa", opts({ split: "validation" }))).toEqual(
       first,
     );
     expect(
       await fetchDatasetFiles("openlifescienceai/medmcqa", opts({ split: "validation", offline: true })),
     ).toEqual(first);
-    expect(hub.requests).toEqual([]);
+    expect(fx.hub.requests).toEqual([]);
     const e = await rejection(
       fetchDatasetFiles("openlifescienceai/medmcqa", opts({ split: "train", offline: true })),
     );
     expect(e.message).toMatch(
       /^dataset openlifescienceai\/medmcqa \(config default, split train\) is not in the Hub cache and HF_HUB_OFFLINE is set \(revision main/,
     );
-    expect(hub.requests).toEqual([]);
+    expect(fx.hub.requests).toEqual([]);
   });
 
   it("downloads only the split asked for", async () => {
     await fetchDatasetFiles("hails/mmlu_no_train", opts({ config: "anatomy", split: "test" }));
-    const downloaded = hub.requests
+    const downloaded = fx.hub.requests
       .filter((q) => q.url.includes("/resolve/") && q.range === undefined)
       .map((q) => q.url.split("/resolve/")[1]?.split("/").slice(1).join("/"));
     expect(downloaded.sort()).toEqual(["README.md", "anatomy/test-00000-of-00001.parquet"]);
-    expect(existsSync(join(cacheDir, "datasets--hails--mmlu_no_train"))).toBe(true);
+    expect(existsSync(join(fx.cacheDir, "datasets--hails--mmlu_no_train"))).toBe(true);
   });
 });

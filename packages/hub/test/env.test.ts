@@ -4,6 +4,7 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { defaultCacheDir, defaultToken, hubSettings } from "../src/index.js";
+import { saveEnv } from "../src/testing/index.js";
 
 const VARS = [
   "HF_HOME",
@@ -16,19 +17,16 @@ const VARS = [
   "HF_HUB_OFFLINE",
   "HF_ENDPOINT",
 ];
-let saved: Record<string, string | undefined>;
+let restoreEnv: () => void;
 let tmp: string;
 
 beforeEach(async () => {
-  saved = Object.fromEntries(VARS.map((v) => [v, process.env[v]]));
+  restoreEnv = saveEnv(VARS);
   for (const v of VARS) delete process.env[v];
   tmp = await mkdtemp(join(tmpdir(), "hippo-hub-env-"));
 });
 afterEach(async () => {
-  for (const v of VARS) {
-    if (saved[v] === undefined) delete process.env[v];
-    else process.env[v] = saved[v];
-  }
+  restoreEnv();
   await rm(tmp, { recursive: true, force: true });
 });
 

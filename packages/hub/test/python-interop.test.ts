@@ -8,31 +8,27 @@ import { execFile, spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fetchDatasetFiles, resolvePretrained } from "../src/index.js";
 import {
   benchmarkRepos,
-  type HubServer,
+  hubFixture,
   medmcqaRepo,
-  type RepoSpec,
   recordingProgress,
   startHubServer,
 } from "../src/testing/index.js";
+import { LAYOUT_REPOS, SHARED } from "./helpers.js";
 
 const PYTHON = process.env.HIPPO_HF_PYTHON ?? "python3";
 const has = (module: string) =>
   spawnSync(PYTHON, ["-c", `import ${module}`], { stdio: "ignore" }).status === 0;
 const hasHub = has("huggingface_hub");
 const hasDatasets = has("datasets");
-const here = dirname(fileURLToPath(import.meta.url));
-const SHARED = join(here, "../../../../shared/data");
 const TINY = join(SHARED, "models/tiny-llama-hf");
 const run = promisify(execFile);
 
-let hub: HubServer;
-let tmp: string;
+const fx = hubFixture("hippo-hub-python-");
 
 async function python(code: string, env: Record<string, string>): Promise<string> {
   // Asynchronous: the loopback Hub runs in this process and must answer while Python waits.
@@ -45,8 +41,7 @@ async function python(code: string, env: Record<string, string>): Promise<string
 
 describe.skipIf(!hasHub)("with Python's huggingface_hub", () => {
   beforeAll(async () => {
-    tmp = await mkdtemp(join(tmpdir(), "hippo-hub-python-"));
-    hub = await startHubServer({
+    await fx.start({
       repos: [
         {
           id: "org/tiny",
@@ -63,39 +58,36 @@ describe.skipIf(!hasHub)("with Python's huggingface_hub", () => {
       ],
     });
   });
-  afterAll(async () => {
-    await hub?.close();
-    await rm(tmp, { recursive: true, force: true });
-  });
+  afterAll(() => fx.close());
 
   it("we load what Python downloaded, offline and without a request", async () => {
-    const cacheDir = join(tmp, "python-wrote");
+    const cacheDir = join(fx.tmp, "python-wrote");
     const out = await python(
       'from huggingface_hub import hf_hub_download\nprint(hf_hub_download("org/tiny", "model.safetensors"))\nhf_hub_download("org/tiny", "config.json")\nprint(hf_hub_download("openlifescienceai/medmcqa", "data/validation-00000-of-00001.parquet", repo_type="dataset"))\nhf_hub_download("openlifescienceai/medmcqa", "README.md", repo_type="dataset")',
-      { HF_ENDPOINT: hub.url, HF_HUB_CACHE: cacheDir },
+      { HF_ENDPOINT: fx.hub.url, HF_HUB_CACHE: cacheDir },
     );
-    const commit = hub.commitOf("org/tiny");
+    const commit = fx.hub.commitOf("org/tiny");
     expect(out.split("\n")[0]).toBe(
       join(cacheDir, "models--org--tiny", "snapshots", commit, "model.safetensors"),
     );
-    hub.requests.length = 0;
-    const r = await resolvePretrained("org/tiny", "model", { cacheDir, offline: true, endpoint: hub.url });
+    fx.hub.requests.length = 0;
+    const r = await resolvePretrained("org/tiny", "model", { cacheDir, offline: true, endpoint: fx.hub.url });
     expect(r.hub?.commit).toBe(commit);
     const d = await fetchDatasetFiles("openlifescienceai/medmcqa", {
       split: "validation",
       cacheDir,
       offline: true,
-      endpoint: hub.url,
+      endpoint: fx.hub.url,
     });
     expect(d.files[0]?.localPath).toBe(out.split("\n")[1]);
-    expect(hub.requests).toEqual([]);
+    expect(fx.hub.requests).toEqual([]);
   });
 
   it("Python loads what we downloaded, offline, and scans the cache without warnings", async () => {
-    const cacheDir = join(tmp, "we-wrote");
+    const cacheDir = join(fx.tmp, "we-wrote");
     const r = await resolvePretrained("org/tiny", "model", {
       cacheDir,
-      endpoint: hub.url,
+      endpoint: fx.hub.url,
       token: false,
       offline: false,
       progress: recordingProgress().reporter,
@@ -122,60 +114,20 @@ describe.skipIf(!hasHub)("with Python's huggingface_hub", () => {
     const err = await python(
       'from huggingface_hub import hf_hub_download\nhf_hub_download("meta/gated", "config.json")',
       {
-        HF_ENDPOINT: hub.url,
-        HF_HUB_CACHE: join(tmp, "gated"),
+        HF_ENDPOINT: fx.hub.url,
+        HF_HUB_CACHE: join(fx.tmp, "gated"),
       },
     ).catch((e: { stderr?: string }) => e.stderr ?? "");
     expect(err).toMatch(/GatedRepoError/);
   });
 });
 
-const LAYOUTS: RepoSpec[] = [
-  {
-    id: "org/split-files",
-    type: "dataset",
-    files: ["train.json", "dev.json", "test.json"].map((path) => ({ path, content: '{"a":1}\n' })),
-  },
-  {
-    id: "org/folders",
-    type: "dataset",
-    files: [
-      "data/train/part-0.jsonl",
-      "data/train/part-1.jsonl",
-      "data/eval/part-0.jsonl",
-      ".hidden/test.jsonl",
-    ].map((path) => ({ path, content: "{}\n" })),
-  },
-  {
-    id: "org/keywords",
-    type: "dataset",
-    files: ["my_train_file.csv", "validation-split.csv", "notes/test_2.csv"].map((path) => ({
-      path,
-      content: "a\n1\n",
-    })),
-  },
-  {
-    id: "org/two-configs",
-    type: "dataset",
-    files: [
-      {
-        path: "README.md",
-        content:
-          "---\nconfigs:\n- config_name: small\n  data_files: small/*.jsonl\n- config_name: big\n  default: true\n  data_files:\n  - split: test\n    path: [big/a.csv, big/b.csv]\n---\n",
-      },
-      { path: "small/x.jsonl", content: '{"a":1}\n' },
-      { path: "big/a.csv", content: "a\n1\n" },
-      { path: "big/b.csv", content: "a\n2\n" },
-    ],
-  },
-];
-
 describe.skipIf(!hasDatasets)("with Python's datasets library", () => {
   it("load_dataset_builder picks the same files as fetchDatasetFiles for every config and split", async () => {
     const dir = await mkdtemp(join(tmpdir(), "hippo-hub-datasets-lib-"));
     const repos = [
       ...(await benchmarkRepos(SHARED)).filter((r) => r.id !== "bigbio/pubmed_qa" && r.id !== "cais/mmlu"),
-      ...LAYOUTS,
+      ...LAYOUT_REPOS,
     ];
     const server = await startHubServer({ repos });
     try {

@@ -6,31 +6,32 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { lstat, mkdir, readdir, readFile, readlink, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { HippoError } from "@hippocrates/core";
 import { scanCachedRepo } from "@huggingface/hub";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type ResolveOptions, resolvePretrained } from "../src/index.js";
 import {
-  type HubServer,
+  type PretrainedKind,
+  type ResolvedPretrained,
+  type ResolveOptions,
+  resolvePretrained,
+} from "../src/index.js";
+import {
+  hubFixture,
   prepareRepo,
   type RepoFileSpec,
   recordingProgress,
-  startHubServer,
+  saveEnv,
   writeCachedRepo,
 } from "../src/testing/index.js";
+import { rejection, SHARED } from "./helpers.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SHARED = join(here, "../../../../shared/data");
 const TINY = join(SHARED, "models/tiny-llama-hf");
 const LLAMA_TOK = join(SHARED, "tokenizers/llama2");
 
-let hub: HubServer;
-let tmp: string;
-let cacheDir: string;
+const fx = hubFixture("hippo-hub-resolve-");
 let modelFiles: RepoFileSpec[];
 let tokenizerFiles: RepoFileSpec[];
 /** 2.5 MB of LFS bytes so that a download can be cut half-way. */
@@ -45,7 +46,6 @@ const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const BIG_SHA = sha256(BIG);
 
 beforeAll(async () => {
-  tmp = await mkdtemp(join(tmpdir(), "hippo-hub-resolve-"));
   modelFiles = [
     { path: "config.json", content: await read(join(TINY, "config.json")) },
     { path: "model.safetensors", content: await read(join(TINY, "model.safetensors")) },
@@ -60,7 +60,7 @@ beforeAll(async () => {
     "tokenizer.model",
   ].map((name) => ({ path: name, content: new Uint8Array(0) }));
   for (const f of tokenizerFiles) f.content = await read(join(LLAMA_TOK, f.path));
-  hub = await startHubServer({
+  await fx.start({
     treePageSize: 3, // exercise the tree API's Link pagination
     repos: [
       { id: "org/tiny", files: [...modelFiles, ...tokenizerFiles] },
@@ -135,36 +135,17 @@ beforeAll(async () => {
   });
 });
 
-afterAll(async () => {
-  await hub.close();
-  await rm(tmp, { recursive: true, force: true });
-});
+afterAll(() => fx.close());
+beforeEach(() => fx.freshCache());
 
-let n = 0;
-beforeEach(async () => {
-  cacheDir = join(tmp, `cache-${n++}`);
-  await mkdir(cacheDir);
-  hub.requests.length = 0;
-});
+const opts = (extra: ResolveOptions = {}) => fx.options(extra);
 
-function opts(extra: ResolveOptions = {}): ResolveOptions {
-  return {
-    endpoint: hub.url,
-    cacheDir,
-    token: false,
-    offline: false,
-    progress: recordingProgress().reporter,
-    ...extra,
-  };
-}
-
-async function rejection(p: Promise<unknown>): Promise<HippoError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(HippoError);
-  return e as HippoError;
+/** Resolving again sends no request (the cached snapshot has everything); gives the second resolution. */
+async function resolvesFromCache(id: string, kind: PretrainedKind): Promise<ResolvedPretrained> {
+  fx.hub.requests.length = 0;
+  const again = await resolvePretrained(id, kind, opts());
+  expect(fx.hub.requests).toEqual([]);
+  return again;
 }
 
 describe("resolvePretrained from the loopback Hub", () => {
@@ -172,7 +153,7 @@ describe("resolvePretrained from the loopback Hub", () => {
     const r = await resolvePretrained("org/tiny", "config", opts());
     expect((await readdir(r.path)).sort()).toEqual(["config.json"]);
     const downloads = () =>
-      hub.requests
+      fx.hub.requests
         .filter((q) => q.url.includes("/resolve/") && q.range === undefined)
         .map((q) => q.url.split("/").pop());
     expect(downloads()).toEqual(["config.json"]);
@@ -180,7 +161,7 @@ describe("resolvePretrained from the loopback Hub", () => {
     expect(await resolvePretrained("org/tiny", "config", opts({ offline: true }))).toEqual(r);
     const e = await rejection(resolvePretrained("org/tiny", "model", opts({ offline: true })));
     expect(e.message).toContain("model.safetensors is missing");
-    hub.requests.length = 0;
+    fx.hub.requests.length = 0;
     const model = await resolvePretrained("org/tiny", "model", opts());
     expect(model.path).toBe(r.path);
     expect(downloads()).toEqual(["model.safetensors"]);
@@ -188,12 +169,12 @@ describe("resolvePretrained from the loopback Hub", () => {
 
   it("a test repository serves a revision at the commit its spec gives", async () => {
     const pinned = "17af9355ef89fba60de966eabaeba797c695f86e";
-    hub.addRepo({
+    fx.hub.addRepo({
       id: "org/pinned",
       files: [{ path: "config.json", content: "{}" }],
       commits: { main: pinned },
     });
-    expect(hub.commitOf("org/pinned")).toBe(pinned);
+    expect(fx.hub.commitOf("org/pinned")).toBe(pinned);
     const r = await resolvePretrained(`org/pinned@${pinned}`, "config", opts());
     expect(r.hub?.commit).toBe(pinned);
     expect(() => prepareRepo({ id: "org/bad", files: [], commits: { main: "abc" } })).toThrow(/40 hex/);
@@ -202,8 +183,8 @@ describe("resolvePretrained from the loopback Hub", () => {
   it("downloads only what a model loader reads, with progress in bytes, into Python's cache layout", async () => {
     const progress = recordingProgress();
     const r = await resolvePretrained("org/tiny", "model", opts({ progress: progress.reporter }));
-    const commit = hub.commitOf("org/tiny");
-    const storage = join(cacheDir, "models--org--tiny");
+    const commit = fx.hub.commitOf("org/tiny");
+    const storage = join(fx.cacheDir, "models--org--tiny");
     expect(r).toEqual({
       path: join(storage, "snapshots", commit),
       hub: { repo: "org/tiny", type: "model", revision: "main", commit },
@@ -222,7 +203,7 @@ describe("resolvePretrained from the loopback Hub", () => {
     // generation_config.json does not exist on the Hub: recorded under .no_exist as Python does.
     expect(existsSync(join(storage, ".no_exist", commit, "generation_config.json"))).toBe(true);
     // Nothing else was requested: no README, no pickle, no tokenizer file.
-    const downloads = hub.requests.filter((q) => q.url.includes("/resolve/") && q.range === undefined);
+    const downloads = fx.hub.requests.filter((q) => q.url.includes("/resolve/") && q.range === undefined);
     expect(downloads.map((q) => q.url.split("/").pop()).sort()).toEqual(["config.json", "model.safetensors"]);
     // One progress task over the bytes of the two files, finished.
     const total = (config?.size ?? 0) + (weights?.size ?? 0);
@@ -245,11 +226,8 @@ describe("resolvePretrained from the loopback Hub", () => {
 
   it("sends no request the second time", async () => {
     const first = await resolvePretrained("org/tiny", "model", opts());
-    expect(hub.requests.length).toBeGreaterThan(0);
-    hub.requests.length = 0;
-    const second = await resolvePretrained("org/tiny", "model", opts());
-    expect(second).toEqual(first);
-    expect(hub.requests).toEqual([]);
+    expect(fx.hub.requests.length).toBeGreaterThan(0);
+    expect(await resolvesFromCache("org/tiny", "model")).toEqual(first);
   });
 
   it("fetches the tokenizer files of the same snapshot, and only those", async () => {
@@ -263,9 +241,7 @@ describe("resolvePretrained from the loopback Hub", () => {
       "tokenizer.json",
       "tokenizer_config.json",
     ]);
-    hub.requests.length = 0;
-    await resolvePretrained("org/tiny", "tokenizer", opts());
-    expect(hub.requests).toEqual([]);
+    await resolvesFromCache("org/tiny", "tokenizer");
   });
 
   it("fetches a sharded checkpoint's index and every shard it names", async () => {
@@ -276,9 +252,7 @@ describe("resolvePretrained from the loopback Hub", () => {
       "model-00002-of-00002.safetensors",
       "model.safetensors.index.json",
     ]);
-    hub.requests.length = 0;
-    await resolvePretrained("org/sharded", "model", opts());
-    expect(hub.requests).toEqual([]);
+    await resolvesFromCache("org/sharded", "model");
   });
 
   it("takes the revision from org/name@rev or the option, and records it with the commit", async () => {
@@ -287,10 +261,10 @@ describe("resolvePretrained from the loopback Hub", () => {
       repo: "org/pickled",
       type: "model",
       revision: "refs/pr/1",
-      commit: hub.commitOf("org/pickled", "refs/pr/1"),
+      commit: fx.hub.commitOf("org/pickled", "refs/pr/1"),
     });
     // Python nests the ref file: refs/refs/pr/1.
-    const storage = join(cacheDir, "models--org--pickled");
+    const storage = join(fx.cacheDir, "models--org--pickled");
     expect(await readFile(join(storage, "refs", "refs", "pr", "1"), "utf8")).toBe(pr.hub?.commit);
     const viaOption = await resolvePretrained("org/pickled", "model", opts({ revision: "refs/pr/1" }));
     expect(viaOption).toEqual(pr);
@@ -309,7 +283,7 @@ describe("resolvePretrained from the loopback Hub", () => {
     expect(e.message).toMatch(/refs\/pr\/N/);
     expect(e.message).toMatch(/safetensors/);
     // Nothing but metadata was requested: the pickle was never downloaded.
-    expect(hub.requests.some((q) => q.url.endsWith("pytorch_model.bin"))).toBe(false);
+    expect(fx.hub.requests.some((q) => q.url.endsWith("pytorch_model.bin"))).toBe(false);
     const a = await rejection(resolvePretrained("org/pickled-adapter", "adapter", opts()));
     expect(a.code).toBe("UNSUPPORTED");
     expect(a.message).toMatch(
@@ -341,7 +315,7 @@ describe("resolvePretrained from the loopback Hub", () => {
     expect(anonymous.code).toBe("HTTP");
     expect(anonymous.message).toMatch(
       new RegExp(
-        `meta/gated is a gated repository and no token was sent: request access on ${hub.url}/meta/gated, then set HF_TOKEN=hf_\\.\\.\\. or run \`huggingface-cli login\``,
+        `meta/gated is a gated repository and no token was sent: request access on ${fx.hub.url}/meta/gated, then set HF_TOKEN=hf_\\.\\.\\. or run \`huggingface-cli login\``,
       ),
     );
     const denied = await rejection(
@@ -349,13 +323,13 @@ describe("resolvePretrained from the loopback Hub", () => {
     );
     expect(denied.message).toMatch(
       new RegExp(
-        `meta/gated is a gated repository and your token has no access to it: request access on ${hub.url}/meta/gated`,
+        `meta/gated is a gated repository and your token has no access to it: request access on ${fx.hub.url}/meta/gated`,
       ),
     );
     expect(denied.message).toMatch(/HTTP 403/);
     const granted = await resolvePretrained("meta/gated", "model", opts({ token: "hf_granted" }));
     expect(await readFile(join(granted.path, "model.safetensors"), "utf8")).toBe("weights");
-    expect(hub.requests.some((q) => q.authorization === "Bearer hf_granted")).toBe(true);
+    expect(fx.hub.requests.some((q) => q.authorization === "Bearer hf_granted")).toBe(true);
   });
 
   it("hides a private repository from requests without its token", async () => {
@@ -366,11 +340,11 @@ describe("resolvePretrained from the loopback Hub", () => {
   it("refuses a shard path that would leave the snapshot folder", async () => {
     const e = await rejection(resolvePretrained("evil/escape", "model", opts()));
     expect(e.code).toBe("UNSAFE_PATH");
-    expect(existsSync(join(cacheDir, "outside.safetensors"))).toBe(false);
+    expect(existsSync(join(fx.cacheDir, "outside.safetensors"))).toBe(false);
   });
 
   it("leaves local paths and non-ids to the loader", async () => {
-    const dir = join(tmp, "local-model");
+    const dir = join(fx.tmp, "local-model");
     await mkdir(dir, { recursive: true });
     expect(await resolvePretrained(dir, "model", opts())).toEqual({ path: dir, hub: null });
     expect(await resolvePretrained("./not/a/hub/id", "model", opts())).toEqual({
@@ -381,75 +355,68 @@ describe("resolvePretrained from the loopback Hub", () => {
       path: "/abs/missing",
       hub: null,
     });
-    expect(hub.requests).toEqual([]);
+    expect(fx.hub.requests).toEqual([]);
   });
 });
 
 describe("a Python-layout cache", () => {
   it("is used with HF_HUB_OFFLINE and no request, found by refs/main", async () => {
     const cached = await writeCachedRepo(
-      cacheDir,
+      fx.cacheDir,
       { id: "org/tiny", files: modelFiles },
       { paths: ["config.json", "model.safetensors"] },
     );
     const r = await resolvePretrained("org/tiny", "model", opts({ offline: true }));
     expect(r.path).toBe(cached.snapshot());
     expect(r.hub?.commit).toBe(cached.commits.main);
-    expect(hub.requests).toEqual([]);
+    expect(fx.hub.requests).toEqual([]);
   });
 
   it("reads HF_HUB_OFFLINE and HF_HUB_CACHE from the environment", async () => {
     const cached = await writeCachedRepo(
-      cacheDir,
+      fx.cacheDir,
       { id: "org/tiny", files: modelFiles },
       { paths: ["config.json", "model.safetensors"] },
     );
-    const saved = {
-      HF_HUB_OFFLINE: process.env.HF_HUB_OFFLINE,
-      HF_HUB_CACHE: process.env.HF_HUB_CACHE,
-      HF_ENDPOINT: process.env.HF_ENDPOINT,
-    };
+    const restoreEnv = saveEnv(["HF_HUB_OFFLINE", "HF_HUB_CACHE", "HF_ENDPOINT"]);
     try {
       process.env.HF_HUB_OFFLINE = "1";
-      process.env.HF_HUB_CACHE = cacheDir;
-      process.env.HF_ENDPOINT = hub.url;
+      process.env.HF_HUB_CACHE = fx.cacheDir;
+      process.env.HF_ENDPOINT = fx.hub.url;
       const r = await resolvePretrained("org/tiny", "model", { progress: recordingProgress().reporter });
       expect(r.path).toBe(cached.snapshot());
-      expect(hub.requests).toEqual([]);
+      expect(fx.hub.requests).toEqual([]);
       const e = await rejection(resolvePretrained("org/uncached", "model"));
       expect(e.code).toBe("NOT_FOUND");
       expect(e.message).toMatch(
         /^org\/uncached is not in the Hub cache and HF_HUB_OFFLINE is set: refs\/main is missing \(revision main/,
       );
-      expect(hub.requests).toEqual([]);
+      expect(fx.hub.requests).toEqual([]);
     } finally {
-      for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
+      restoreEnv();
     }
   });
 
   it("offline, names the id, revision and the file the snapshot lacks", async () => {
-    await writeCachedRepo(cacheDir, { id: "org/tiny", files: modelFiles }, { paths: ["config.json"] });
+    await writeCachedRepo(fx.cacheDir, { id: "org/tiny", files: modelFiles }, { paths: ["config.json"] });
     const e = await rejection(resolvePretrained("org/tiny", "model", opts({ offline: true })));
     expect(e.message).toMatch(
       /^org\/tiny is not in the Hub cache and HF_HUB_OFFLINE is set: model\.safetensors is missing \(revision main/,
     );
     const t = await rejection(resolvePretrained("org/tiny@v2", "tokenizer", opts({ offline: true })));
     expect(t.message).toMatch(/org\/tiny@v2 is not in the Hub cache .*refs\/v2 is missing \(revision v2/);
-    expect(hub.requests).toEqual([]);
+    expect(fx.hub.requests).toEqual([]);
   });
 
   it("online, completes a snapshot another tool filled partly, reusing its blobs", async () => {
     const cached = await writeCachedRepo(
-      cacheDir,
+      fx.cacheDir,
       { id: "org/tiny", files: [...modelFiles, ...tokenizerFiles] },
       { paths: ["tokenizer.json"] },
     );
     const r = await resolvePretrained("org/tiny", "tokenizer", opts());
     expect(r.path).toBe(cached.snapshot());
-    const fetched = hub.requests
+    const fetched = fx.hub.requests
       .filter((q) => q.url.includes("/resolve/") && q.range === undefined)
       .map((q) => q.url.split("/").pop());
     expect(fetched.sort()).toEqual(["special_tokens_map.json", "tokenizer_config.json"]);
@@ -460,21 +427,21 @@ describe("a Python-layout cache", () => {
 
   it("with refresh, asks the Hub where the branch points now", async () => {
     await writeCachedRepo(
-      cacheDir,
+      fx.cacheDir,
       { id: "org/tiny", files: modelFiles },
       { paths: ["config.json", "model.safetensors"], noExist: ["generation_config.json"] },
     );
     await resolvePretrained("org/tiny", "model", opts({ refresh: true }));
-    expect(hub.requests.some((q) => q.url.startsWith("/api/models/org/tiny/revision/main"))).toBe(true);
+    expect(fx.hub.requests.some((q) => q.url.startsWith("/api/models/org/tiny/revision/main"))).toBe(true);
   });
 });
 
 describe("downloads", () => {
-  const storage = () => join(cacheDir, "models--org--big");
+  const storage = () => join(fx.cacheDir, "models--org--big");
   const blob = () => join(storage(), "blobs", BIG_SHA);
 
   it("resume from the partial file after the connection is cut, and end byte-identical", async () => {
-    const fault = hub.fault({ path: "model.safetensors", kind: "cut", afterBytes: 1_000_000 });
+    const fault = fx.hub.fault({ path: "model.safetensors", kind: "cut", afterBytes: 1_000_000 });
     const e = await rejection(resolvePretrained("org/big", "model", opts()));
     await fault.reached;
     expect(e.message).toMatch(
@@ -484,10 +451,10 @@ describe("downloads", () => {
     expect(partial).toBeGreaterThan(0);
     expect(existsSync(blob())).toBe(false);
     expect(existsSync(join(storage(), "refs", "main"))).toBe(false);
-    hub.requests.length = 0;
+    fx.hub.requests.length = 0;
     const progress = recordingProgress();
     const r = await resolvePretrained("org/big", "model", opts({ progress: progress.reporter }));
-    const ranged = hub.requests.filter(
+    const ranged = fx.hub.requests.filter(
       (q) => q.host === "storage" && q.range !== undefined && q.range !== "bytes=0-0",
     );
     expect(ranged.map((q) => q.range)).toEqual([`bytes=${partial}-2499999`]);
@@ -501,10 +468,10 @@ describe("downloads", () => {
   });
 
   it("resume the partial file a killed process left", async () => {
-    const fault = hub.fault({ path: "model.safetensors", kind: "stall", afterBytes: 1_200_000 });
+    const fault = fx.hub.fault({ path: "model.safetensors", kind: "stall", afterBytes: 1_200_000 });
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", join(here, "download-child.ts"), hub.url, cacheDir, "org/big"],
+      ["--import", "tsx", join(here, "download-child.ts"), fx.hub.url, fx.cacheDir, "org/big"],
       {
         cwd: join(here, ".."),
         stdio: ["ignore", "pipe", "pipe"],
@@ -527,17 +494,17 @@ describe("downloads", () => {
     expect(await exited).toBe(-1);
     fault.release();
     expect((await stat(`${blob()}.incomplete`)).size).toBe(1_200_000);
-    hub.requests.length = 0;
+    fx.hub.requests.length = 0;
     const r = await resolvePretrained("org/big", "model", opts());
     expect(
-      hub.requests.filter((q) => q.host === "storage" && q.range === "bytes=1200000-2499999"),
+      fx.hub.requests.filter((q) => q.host === "storage" && q.range === "bytes=1200000-2499999"),
     ).toHaveLength(1);
     expect(sha256(await read(join(r.path, "model.safetensors")))).toBe(BIG_SHA);
   });
 
   it("stop on an AbortSignal, keep the partial file and resume it", async () => {
     const controller = new AbortController();
-    const fault = hub.fault({ path: "model.safetensors", kind: "stall", afterBytes: 800_000 });
+    const fault = fx.hub.fault({ path: "model.safetensors", kind: "stall", afterBytes: 800_000 });
     const pending = resolvePretrained("org/big", "model", opts({ signal: controller.signal }));
     await fault.reached;
     while (((await stat(`${blob()}.incomplete`).catch(() => undefined))?.size ?? 0) < 800_000) {
@@ -554,14 +521,14 @@ describe("downloads", () => {
   });
 
   it("detect a corrupted blob: nothing is moved into the cache", async () => {
-    hub.fault({ path: "model.safetensors", kind: "corrupt", afterBytes: 12345 });
+    fx.hub.fault({ path: "model.safetensors", kind: "corrupt", afterBytes: 12345 });
     const e = await rejection(resolvePretrained("org/big", "model", opts()));
     expect(e.code).toBe("INVALID_FORMAT");
     expect(e.message).toMatch(/downloaded model\.safetensors does not match the Hub's sha256/);
     expect(e.expected).toBe(BIG_SHA);
     expect(existsSync(blob())).toBe(false);
     expect(existsSync(`${blob()}.incomplete`)).toBe(false);
-    expect(existsSync(join(storage(), "snapshots", hub.commitOf("org/big"), "model.safetensors"))).toBe(
+    expect(existsSync(join(storage(), "snapshots", fx.hub.commitOf("org/big"), "model.safetensors"))).toBe(
       false,
     );
     const r = await resolvePretrained("org/big", "model", opts());
@@ -575,7 +542,7 @@ describe("downloads", () => {
     await writeFile(`${blob()}.incomplete`, bad);
     const r = await resolvePretrained("org/big", "model", opts());
     expect(sha256(await read(join(r.path, "model.safetensors")))).toBe(BIG_SHA);
-    const bodies = hub.requests
+    const bodies = fx.hub.requests
       .filter((q) => q.host === "storage" && q.range !== "bytes=0-0")
       .map((q) => q.range);
     expect(bodies).toEqual(["bytes=700000-2499999", undefined]);
@@ -584,7 +551,7 @@ describe("downloads", () => {
   it("start over when the server ignores the Range header", async () => {
     await mkdir(join(storage(), "blobs"), { recursive: true });
     await writeFile(`${blob()}.incomplete`, BIG.slice(0, 600_000));
-    hub.fault({ path: "model.safetensors", kind: "ignore-range" });
+    fx.hub.fault({ path: "model.safetensors", kind: "ignore-range" });
     const r = await resolvePretrained("org/big", "model", opts());
     expect(sha256(await read(join(r.path, "model.safetensors")))).toBe(BIG_SHA);
   });
@@ -598,7 +565,7 @@ describe("downloads", () => {
     expect(sha256(await read(join(a.path, "model.safetensors")))).toBe(BIG_SHA);
     const link = await lstat(join(a.path, "model.safetensors"));
     expect(link.isSymbolicLink()).toBe(true);
-    const lockDir = join(cacheDir, ".locks", "models--org--big");
+    const lockDir = join(fx.cacheDir, ".locks", "models--org--big");
     expect((await readdir(lockDir)).filter((f) => f.endsWith(".hippo-lock"))).toEqual([]);
   });
 });

@@ -2,7 +2,6 @@
  * Loaders for the published benchmark formats. Each returns documents in file order (the order the
  * authors' HF datasets have, which the v0.3 shuffle depends on) and validates every record.
  */
-import { access } from "node:fs/promises";
 import { basename } from "node:path";
 import {
   describeValue,
@@ -18,20 +17,10 @@ import type { EvalDoc, TaskData } from "./types.js";
 
 export const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
-export async function fileExists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Where a record is: its file and JSONL line, or its row (a JSON array's, a Hub split's). */
+type RecordWhere = { file: string; line?: number; row?: number };
 
-function requireString(
-  record: Record<string, unknown>,
-  key: string,
-  where: { file: string; line?: number; row?: number },
-): string {
+function requireString(record: Record<string, unknown>, key: string, where: RecordWhere): string {
   const v = record[key];
   if (typeof v !== "string") {
     throw new HippoError(
@@ -52,7 +41,7 @@ function requireString(
 export function letterToIndex(
   letter: unknown,
   nOptions: number,
-  where: { file: string; line?: number; row?: number; key: string },
+  where: RecordWhere & { key: string },
 ): number {
   if (typeof letter !== "string" || letter.length !== 1 || !LETTERS.includes(letter)) {
     throw new HippoError("INVALID_RECORD", "answer must be one capital letter", {
@@ -73,11 +62,7 @@ export function letterToIndex(
   return gold;
 }
 
-export function checkIndex(
-  value: unknown,
-  nOptions: number,
-  where: { file: string; line?: number; row?: number; key: string },
-): number {
+export function checkIndex(value: unknown, nOptions: number, where: RecordWhere & { key: string }): number {
   if (typeof value !== "number" || !Number.isInteger(value)) {
     throw new HippoError("INVALID_RECORD", "answer must be an integer index", {
       ...where,
@@ -95,10 +80,30 @@ export function checkIndex(
   return value;
 }
 
+/**
+ * The document of a record whose gold is the integer index in field `key` (checked against the options); the
+ * record itself is the samples file's `doc`.
+ */
+function indexedDoc(
+  id: string,
+  question: string,
+  options: string[],
+  { record, where }: SourceRecord,
+  key: string,
+): EvalDoc {
+  return {
+    id,
+    question,
+    options,
+    gold: checkIndex(record[key], options.length, { ...where, key }),
+    raw: record,
+  };
+}
+
 /** A record and where it is: a JSONL line, a JSON array row, a parquet row of a Hub file. */
 export interface SourceRecord {
   record: Record<string, unknown>;
-  where: { file: string; line?: number; row?: number };
+  where: RecordWhere;
 }
 
 /**
@@ -135,19 +140,7 @@ export function letterOptionsDocs(
         },
       );
     }
-    const options: string[] = [];
-    for (const [k, v] of Object.entries(rawOptions)) {
-      if (v === null && opts.dropNullOptions) continue;
-      if (typeof v !== "string") {
-        throw new HippoError("INVALID_RECORD", "option text must be a string", {
-          ...where,
-          key: `options.${k}`,
-          expected: "string",
-          got: describeValue(v),
-        });
-      }
-      options.push(v);
-    }
+    const options = optionTexts(rawOptions, where, opts.dropNullOptions);
     if (options.length < 2) {
       throw new HippoError("INVALID_RECORD", "a question needs at least two options", {
         ...where,
@@ -160,22 +153,34 @@ export function letterOptionsDocs(
   });
 }
 
+/** The texts of an `options` object (`{"A": "...", "B": "..."}`) in key order; null ones dropped when asked. */
+function optionTexts(rawOptions: Record<string, unknown>, where: RecordWhere, dropNull = false): string[] {
+  const options: string[] = [];
+  for (const [k, v] of Object.entries(rawOptions)) {
+    if (v === null && dropNull) continue;
+    if (typeof v !== "string") {
+      throw new HippoError("INVALID_RECORD", "option text must be a string", {
+        ...where,
+        key: `options.${k}`,
+        expected: "string",
+        got: describeValue(v),
+      });
+    }
+    options.push(v);
+  }
+  return options;
+}
+
 /**
  * `GBaker/MedQA-USMLE-4-options-hf` (lm-evaluation-harness 0.4 `medqa_4options`): `{id, sent1, sent2,
  * ending0..ending3, label}`, which the harness's `preprocess_medqa.py` (commit 8cb0844) reads as question `sent1`,
  * options `ending0..3`, gold `label`.
  */
 export function endingsDocs(records: readonly SourceRecord[]): EvalDoc[] {
-  return records.map(({ record, where }, i) => {
-    const question = requireString(record, "sent1", where);
-    const options = [0, 1, 2, 3].map((k) => requireString(record, `ending${k}`, where));
-    return {
-      id: String(record.id ?? i),
-      question,
-      options,
-      gold: checkIndex(record.label, options.length, { ...where, key: "label" }),
-      raw: record,
-    };
+  return records.map((r, i) => {
+    const question = requireString(r.record, "sent1", r.where);
+    const options = [0, 1, 2, 3].map((k) => requireString(r.record, `ending${k}`, r.where));
+    return indexedDoc(String(r.record.id ?? i), question, options, r, "label");
   });
 }
 
@@ -222,24 +227,10 @@ export function medmcqaDocs(records: readonly SourceRecord[]): EvalDoc[] {
     const question = requireString(record, "question", where);
     if (record.choices === undefined && record.opa !== undefined) {
       const options = ["opa", "opb", "opc", "opd"].map((k) => requireString(record, k, where));
-      return {
-        id: String(record.id ?? i),
-        question,
-        options,
-        gold: checkIndex(record.cop, options.length, { ...where, key: "cop" }),
-        raw: record,
-      };
+      return indexedDoc(String(record.id ?? i), question, options, { record, where }, "cop");
     }
     if (record.choices === undefined && isPlainObject(record.options)) {
-      const options = Object.values(record.options).map((v, k) => {
-        if (typeof v !== "string")
-          throw new HippoError("INVALID_RECORD", "option text must be a string", {
-            ...where,
-            key: `options.${LETTERS[k]}`,
-            got: describeValue(v),
-          });
-        return v;
-      });
+      const options = optionTexts(record.options, where);
       return {
         id: String(record.id ?? i),
         question,
@@ -272,23 +263,13 @@ export function medmcqaDocs(records: readonly SourceRecord[]): EvalDoc[] {
       }
       return c.slice(prefix.length);
     });
-    return {
-      id: String(i),
-      question,
-      options,
-      gold: checkIndex(record.answer, options.length, { ...where, key: "answer" }),
-      raw: record,
-    };
+    return indexedDoc(String(i), question, options, { record, where }, "answer");
   });
 }
 
 const PUBMEDQA_LABELS = ["yes", "no", "maybe"];
 
-function pubmedqaDoc(
-  id: string,
-  value: unknown,
-  where: { file: string; key?: string; line?: number; row?: number },
-): EvalDoc {
+function pubmedqaDoc(id: string, value: unknown, where: RecordWhere & { key?: string }): EvalDoc {
   const at = (k: string) => ({ ...where, key: where.key === undefined ? k : `${where.key}.${k}` });
   if (!isPlainObject(value))
     throw new HippoError("INVALID_RECORD", "each PMID must map to an object", {
@@ -344,9 +325,14 @@ export function pubmedqaDocs(records: readonly SourceRecord[]): EvalDoc[] {
   );
 }
 
+/** The entries of a JSON object file in file key order (PubMedQA's files are objects keyed by PMID). */
+async function readJsonEntries(path: string): Promise<[string, unknown][]> {
+  return orderedJsonEntries(await readTextFile(path), path);
+}
+
 /** PQA-L `ori_pqal.json` in file key order (as HF's `pubmed_qa`/`pqa_labeled` "train" split, 1,000 rows). */
 export async function loadPubmedqa(path: string): Promise<EvalDoc[]> {
-  const entries = orderedJsonEntries(await readTextFile(path), path);
+  const entries = await readJsonEntries(path);
   if (entries.length === 0) throw noDocuments(path);
   return entries.map(([pmid, value]) => pubmedqaDoc(pmid, value, { file: path, key: pmid }));
 }
@@ -357,7 +343,7 @@ export async function loadPubmedqa(path: string): Promise<EvalDoc[]> {
  */
 export async function loadPubmedqaTest500(oriPath: string, truthPath: string): Promise<EvalDoc[]> {
   const all = new Map((await loadPubmedqa(oriPath)).map((d) => [d.id, d]));
-  const truth = orderedJsonEntries(await readTextFile(truthPath), truthPath);
+  const truth = await readJsonEntries(truthPath);
   if (truth.length === 0) throw noDocuments(truthPath);
   return truth.map(([pmid, label]) => {
     const doc = all.get(pmid);
@@ -423,16 +409,14 @@ export function splitPqal<T>(entries: readonly [string, T][], label: (value: T) 
  * the rebuilt test split must hold exactly its PMIDs, in its order, with its labels.
  */
 export async function loadPubmedqaFold0(oriPath: string, truthPath?: string): Promise<TaskData> {
-  const entries = orderedJsonEntries(await readTextFile(oriPath), oriPath);
-  if (entries.length === 0) throw noDocuments(oriPath);
-  const docs = entries.map(([pmid, value]) => pubmedqaDoc(pmid, value, { file: oriPath, key: pmid }));
+  const docs = await loadPubmedqa(oriPath);
   const byId = new Map(docs.map((d) => [d.id, d]));
   const { test, train, dev } = splitPqal(
     docs.map((d) => [d.id, d] as [string, EvalDoc]),
     (d) => PUBMEDQA_LABELS[d.gold] as string,
   );
   if (truthPath !== undefined) {
-    const truth = orderedJsonEntries(await readTextFile(truthPath), truthPath);
+    const truth = await readJsonEntries(truthPath);
     const n = Math.max(truth.length, test.length);
     for (let i = 0; i < n; i++) {
       const [pmid, label] = truth[i] ?? ["(none)", undefined];
@@ -526,14 +510,7 @@ export function mmluDocs(records: readonly SourceRecord[]): EvalDoc[] {
         key: "choices",
         got: describeValue(choices),
       });
-    const options = choices as string[];
-    return {
-      id: String(i),
-      question,
-      options,
-      gold: checkIndex(record.answer, options.length, { ...where, key: "answer" }),
-      raw: record,
-    };
+    return indexedDoc(String(i), question, choices as string[], { record, where }, "answer");
   });
 }
 
@@ -567,33 +544,27 @@ export interface TaskLoader {
   rows?(records: readonly SourceRecord[]): EvalDoc[];
 }
 
-async function withOptional(
-  data: TaskData,
-  split: "train" | "dev",
-  files: Record<string, string>,
-  missing: Record<string, string>,
-  load: (p: string) => Promise<EvalDoc[]>,
-): Promise<TaskData> {
-  const path = files[split] ?? missing[split];
-  if (path !== undefined) data.files = { ...data.files, [split]: path };
-  if (files[split] !== undefined) data[split] = await load(files[split] as string);
-  return data;
+/** A loader of a `test` file and an optional `train` file (the few-shot source) of one format. */
+function testWithOptionalTrain(
+  load: (path: string) => Promise<EvalDoc[]>,
+  rows: (records: readonly SourceRecord[]) => EvalDoc[],
+): TaskLoader {
+  return {
+    files: ["test", "train?"],
+    load: async (files, missing) => {
+      const data: TaskData = { test: await load(files.test as string), files: { test: files.test } };
+      const path = files.train ?? missing.train;
+      if (path !== undefined) data.files = { ...data.files, train: path };
+      if (files.train !== undefined) data.train = await load(files.train);
+      return data;
+    },
+    rows,
+  };
 }
 
 export const TASK_LOADERS: Readonly<Record<string, TaskLoader>> = {
   /** MedQA as `augtoma/medqa_usmle` / the medagents copies: `{question, options: {A..}, answer_idx}`. */
-  medqa: {
-    files: ["test", "train?"],
-    load: async (f, missing) =>
-      withOptional(
-        { test: await loadLetterOptionsJsonl(f.test as string), files: { test: f.test } },
-        "train",
-        f,
-        missing,
-        (p) => loadLetterOptionsJsonl(p),
-      ),
-    rows: medqaDocs,
-  },
+  medqa: testWithOptionalTrain((p) => loadLetterOptionsJsonl(p), medqaDocs),
   /** `augtoma/usmle_self_eval_step*`: options A..G, absent ones null (dropped). */
   usmle: {
     files: ["test"],
@@ -603,18 +574,7 @@ export const TASK_LOADERS: Readonly<Record<string, TaskLoader>> = {
     }),
     rows: (records) => letterOptionsDocs(records, { dropNullOptions: true }),
   },
-  medmcqa: {
-    files: ["test", "train?"],
-    load: async (f, missing) =>
-      withOptional(
-        { test: await loadMedmcqa(f.test as string), files: { test: f.test } },
-        "train",
-        f,
-        missing,
-        loadMedmcqa,
-      ),
-    rows: medmcqaDocs,
-  },
+  medmcqa: testWithOptionalTrain(loadMedmcqa, medmcqaDocs),
   /** All 1,000 PQA-L rows in `ori_pqal.json` order (HF `pubmed_qa` / `pqa_labeled`, split "train"). */
   pubmedqa_pqal: {
     files: ["test"],

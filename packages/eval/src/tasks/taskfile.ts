@@ -36,6 +36,7 @@ import {
   describeValue,
   HippoError,
   isPlainObject,
+  pathExists,
   readJsonFile,
   readJsonlObjects,
   readTextFile,
@@ -45,7 +46,6 @@ import { parseCsv } from "../readers.js";
 import { fetchSplitRows, fewshotSplitOf, parseTaskDataset, type TaskDataset } from "./hub.js";
 import {
   checkIndex,
-  fileExists,
   LETTERS,
   letterToIndex,
   noDocuments,
@@ -534,7 +534,7 @@ export function taskFromSpec(spec: unknown, file: string, opts: { dataDir?: stri
           const k = key.replace(/\?$/, "");
           if (fileEntries[k] === undefined) continue;
           const path = safePath(base, fileEntries[k], file, `files.${k}`);
-          if (key.endsWith("?") && !(await fileExists(path))) missing[k] = path;
+          if (key.endsWith("?") && !(await pathExists(path))) missing[k] = path;
           else present[k] = path;
         }
         return loader.load(present, missing);

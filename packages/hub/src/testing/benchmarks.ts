@@ -6,7 +6,7 @@
  * do not have are written as nulls, never invented. Parquet is written with hyparquet-writer, with the
  * `huggingface` key-value metadata (`{"info": {"features": ...}}`) the datasets library stores.
  */
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { HippoError, jsonlLine, readJsonlObjects } from "@hippocrates/core";
 import { parse as parseCsv } from "csv-parse/sync";
@@ -388,26 +388,26 @@ export async function bigbioPubmedqaRepo(shared: string, fold0: PubmedqaFold0): 
   };
 }
 
-const MMLU_SUBJECTS = [
-  "anatomy",
-  "clinical_knowledge",
-  "college_biology",
-  "college_medicine",
-  "medical_genetics",
-  "professional_medicine",
-];
+/** The subjects of the shared copy (its `test/<subject>_test.csv` files: the six medical ones), by name. */
+async function mmluSubjects(shared: string): Promise<string[]> {
+  const names = await readdir(join(shared, "benchmarks/mmlu_medical/test"));
+  return names
+    .filter((n) => n.endsWith("_test.csv"))
+    .map((n) => n.slice(0, -"_test.csv".length))
+    .sort();
+}
 
 /**
  * MMLU as `cais/mmlu` lays it out and `hails/mmlu_no_train` (0.4 `mmlu_*`, test split, few-shot from `dev`)
  * copies it: `<subject>/{test,validation,dev}-00000-of-00001.parquet`, one README config per subject, columns
- * question, subject, choices (list of 4 strings), answer (ClassLabel A-D, int64). Built for the six medical
- * subjects' test and dev splits (the shared copy has no validation split).
+ * question, subject, choices (list of 4 strings), answer (ClassLabel A-D, int64). Built for the subjects the
+ * shared copy holds (the six medical ones), test and dev splits (the shared copy has no validation split).
  */
 export async function mmluRepo(shared: string, id = "hails/mmlu_no_train"): Promise<RepoSpec> {
   const columns = [str("question"), str("subject"), stringList("choices"), classLabel("answer", LETTERS)];
   const files: RepoFileSpec[] = [];
   const configs: Record<string, Record<string, string>> = {};
-  for (const subject of MMLU_SUBJECTS) {
+  for (const subject of await mmluSubjects(shared)) {
     configs[subject] = { test: `${subject}/test-*`, dev: `${subject}/dev-*` };
     for (const split of ["test", "dev"]) {
       const file = join(shared, `benchmarks/mmlu_medical/${split}/${subject}_${split}.csv`);

@@ -1,6 +1,6 @@
 /**
  * Offline test infrastructure for the Hub, for this package's tests and other packages' (`@hippocrates/hub/testing`):
- * a loopback Hub server, a Python-layout cache writer, and the `../shared/data` benchmark files laid out as the
+ * a loopback Hub server and a per-test fixture around it, a Python-layout cache writer, and the `../shared/data` benchmark files laid out as the
  * real Hub repositories hold them.
  */
 
@@ -18,6 +18,7 @@ export {
   writeHfParquet,
 } from "./benchmarks.js";
 export { type CachedRepo, type CacheFixtureOptions, writeCachedRepo } from "./cache-fixture.js";
+export { type HubFixture, hubFixture, saveEnv } from "./fixture.js";
 export { type RecordedTask, recordingProgress } from "./progress.js";
 export {
   lfsPointer,
