@@ -39,7 +39,17 @@ beforeAll(async () => {
   dir = await makeTempDir("cli-eval");
   await writeTinyLlamaConfig(join(dir, "tiny.json"), { vocab_size: 1000 });
   const init = await hippo(
-    ["init", "--config", "tiny.json", "--output", "base", "--tokenizer", LLAMA2_TOKENIZER, "--vocab-size", "32000"],
+    [
+      "init",
+      "--config",
+      "tiny.json",
+      "--output",
+      "base",
+      "--tokenizer",
+      LLAMA2_TOKENIZER,
+      "--vocab-size",
+      "32000",
+    ],
     {},
   );
   expect(init.status).toBe(0);

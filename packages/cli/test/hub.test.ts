@@ -44,7 +44,15 @@ let commit: string;
 beforeAll(async () => {
   dir = await makeTempDir("cli-hub");
   await writeTinyLlamaConfig(join(dir, "tiny.json"));
-  const init = await hippo(["init", "--config", "tiny.json", "--output", "made", "--tokenizer", LLAMA2_TOKENIZER]);
+  const init = await hippo([
+    "init",
+    "--config",
+    "tiny.json",
+    "--output",
+    "made",
+    "--tokenizer",
+    LLAMA2_TOKENIZER,
+  ]);
   expect(init.stderr).toBe("");
   // The model folder as a Hub repository: config, safetensors (LFS) and the tokenizer files.
   model = {

@@ -82,10 +82,7 @@ async function runFolder(name: string, task: string, samples: number): Promise<s
   );
   await writeFile(
     join(dpoDir, "metrics.jsonl"),
-    jsonl([
-      ...DPO_TRAIN_LOG,
-      { step: 2, epoch: 1, eval_loss: 0.692 },
-    ]),
+    jsonl([...DPO_TRAIN_LOG, { step: 2, epoch: 1, eval_loss: 0.692 }]),
   );
   await writeFile(
     join(evalDir, "results.json"),

@@ -12,7 +12,6 @@
  * before the fix the probe waited for the disconnected client's whole 300-token batch (9 s, 25x) and the
  * 3,200-choice request (minutes).
  */
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, type HippoServer } from "../src/serve/server.js";
 import { makeTempDir, removeTempDir } from "./helpers/cli.js";

@@ -3,7 +3,6 @@
  * per failure found there. The model is the deterministic toy (test/helpers/toy-model.ts), slowed down per
  * token where a test needs work to be in flight; nothing here measures time.
  */
-import { join } from "node:path";
 import { HippoError } from "@hippocrates/core";
 import type { HfTokenizer } from "@hippocrates/tokenizer";
 import OpenAI from "openai";
@@ -246,13 +245,17 @@ describe("hippo serve: request bodies", () => {
     const ask = (declared: number, body: string | undefined) =>
       new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
         let continued = false;
-        const req = completionsRequest(port, { "content-length": declared, expect: "100-continue" }, (res) => {
-          res.resume();
-          res.on("end", () => {
-            req.destroy();
-            resolve({ status: res.statusCode ?? 0, continued });
-          });
-        });
+        const req = completionsRequest(
+          port,
+          { "content-length": declared, expect: "100-continue" },
+          (res) => {
+            res.resume();
+            res.on("end", () => {
+              req.destroy();
+              resolve({ status: res.statusCode ?? 0, continued });
+            });
+          },
+        );
         req.on("continue", () => {
           continued = true;
           req.end(body);

@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import type { HfTokenizer } from "@hippocrates/tokenizer";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -172,9 +171,7 @@ describe("OpenAI-compatible server (official openai client over loopback)", () =
     const a = await sample();
     const b = await sample();
     expect(a.choices[0]?.text).toBe(b.choices[0]?.text);
-    const full =
-      (await greedyCompletion(10))
-        .choices[0]?.text ?? "";
+    const full = (await greedyCompletion(10)).choices[0]?.text ?? "";
     const word = full.trim().split(/\s+/)[1];
     if (word) {
       const cut = await client.completions.create({

@@ -65,7 +65,9 @@ async function truncate(file: string): Promise<void> {
 
 describe("hippo train over damaged checkpoints", () => {
   it("announces a skipped checkpoint, stops when all are corrupt, and --restart starts over", async () => {
-    expectOk(await hippo("init", "--config", "tiny.json", "--output", "base", "--tokenizer", LLAMA2_TOKENIZER));
+    expectOk(
+      await hippo("init", "--config", "tiny.json", "--output", "base", "--tokenizer", LLAMA2_TOKENIZER),
+    );
     expectOk(await hippo(...TRAIN));
     const out = join(dir, "out");
     expect((await readdir(out)).filter((n) => n.startsWith("checkpoint-")).sort()).toEqual([

@@ -91,7 +91,17 @@ async function expectTwoFiniteLosses(stageDir: string, name: string): Promise<vo
 beforeAll(async () => {
   dir = await makeTempDir("cli-trl");
   await writeTinyLlamaConfig(join(dir, "tiny.json"), { max_position_embeddings: 128 });
-  await ok("init", "--config", "tiny.json", "--output", "base", "--tokenizer", LLAMA2_TOKENIZER, "--seed", "1");
+  await ok(
+    "init",
+    "--config",
+    "tiny.json",
+    "--output",
+    "base",
+    "--tokenizer",
+    LLAMA2_TOKENIZER,
+    "--seed",
+    "1",
+  );
   for (const f of FORMATS) await writeFile(join(dir, `${f.name}.jsonl`), `${JSON.stringify(f.record)}\n`);
 }, 120_000);
 afterAll(() => removeTempDir(dir));

@@ -72,9 +72,17 @@ export async function prepareMiniature(dir: string, options: PrepareOptions = {}
   await writeFileAtomic(join(dataDir, "test.jsonl"), jsonl(data.test));
   await writeJsonAtomic(join(dataDir, "knowledge-base.json"), kb);
   // The eval package's task-file format: the exam prompt of the authors' harness (`Question: ...\n(A) ...`).
-  await writeTestTask(dataDir, "miniature_mcq", { choices: "options", prompt: "v0.3", metrics: ["acc", "acc_norm"] });
+  await writeTestTask(dataDir, "miniature_mcq", {
+    choices: "options",
+    prompt: "v0.3",
+    metrics: ["acc", "acc_norm"],
+  });
   // The same questions in the current harness's format (letters as the scored choices), a second task.
-  await writeTestTask(dataDir, "miniature_letters", { choices: "letters", prompt: "letters", metrics: ["acc"] });
+  await writeTestTask(dataDir, "miniature_letters", {
+    choices: "letters",
+    prompt: "letters",
+    metrics: ["acc"],
+  });
   const tokDir = join(dir, "tokenizer");
   const vocab = await writeTokenizerFolder(tokDir, allText(data));
   log(

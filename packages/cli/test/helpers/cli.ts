@@ -58,7 +58,10 @@ export async function runHippoOk(
  * A tiny random Llama's config.json for `hippo init --config`: hidden 32, 2 layers keeps every command to a few
  * seconds; 32000 = the Llama-2 tokenizer's vocabulary. `overrides` are the fields a test changes.
  */
-export async function writeTinyLlamaConfig(file: string, overrides: Record<string, unknown> = {}): Promise<void> {
+export async function writeTinyLlamaConfig(
+  file: string,
+  overrides: Record<string, unknown> = {},
+): Promise<void> {
   await writeFile(
     file,
     JSON.stringify({
