@@ -12,19 +12,18 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   DATA,
+  initArgs,
   LLAMA2_TOKENIZER,
-  makeTempDir,
   removeTempDir,
   runHippo,
   runHippoOk,
-  writeTinyLlamaConfig,
+  tinyLlamaFolder,
 } from "./helpers/cli.js";
 
 let dir: string;
 beforeAll(async () => {
-  dir = await makeTempDir("cli-commands");
   // vocab_size 1000: `hippo init --vocab-size` sets the Llama-2 tokenizer's 32000.
-  await writeTinyLlamaConfig(join(dir, "tiny.json"), { vocab_size: 1000 });
+  dir = await tinyLlamaFolder("cli-commands", { vocab_size: 1000 });
 });
 afterAll(() => removeTempDir(dir));
 
@@ -85,19 +84,7 @@ const EVAL = [
 describe("hippo subcommands on a tiny model", () => {
   it("init writes a loadable HF folder with the tokenizer's files", async () => {
     // The tokenizer's vocabulary is 32000: --vocab-size overrides the config's 1000 to match it.
-    const out = await ok(
-      "init",
-      "--config",
-      "tiny.json",
-      "--output",
-      "base",
-      "--tokenizer",
-      LLAMA2_TOKENIZER,
-      "--vocab-size",
-      "32000",
-      "--seed",
-      "3",
-    );
+    const out = await ok(...initArgs("base", "--vocab-size", "32000", "--seed", "3"));
     expect(out).toMatch(/wrote .*base \([\d,]+ parameters\)/);
     const config = await readJson("base", "config.json");
     expect(config).toMatchObject({ model_type: "llama", hidden_size: 32, vocab_size: 32000 });

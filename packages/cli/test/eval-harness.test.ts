@@ -17,13 +17,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectReport } from "../src/report/collect.js";
 import {
   DATA,
+  initArgs,
   LLAMA2_TOKENIZER,
-  makeTempDir,
   removeTempDir,
   runHippo,
   runHippoOk,
   startHippo,
-  writeTinyLlamaConfig,
+  tinyLlamaFolder,
 } from "./helpers/cli.js";
 
 const TREE = JSON.parse(
@@ -36,22 +36,8 @@ const EPOCH = "1714566896"; // SOURCE_DATE_EPOCH: the results' clock
 
 let dir: string;
 beforeAll(async () => {
-  dir = await makeTempDir("cli-eval");
-  await writeTinyLlamaConfig(join(dir, "tiny.json"), { vocab_size: 1000 });
-  const init = await hippo(
-    [
-      "init",
-      "--config",
-      "tiny.json",
-      "--output",
-      "base",
-      "--tokenizer",
-      LLAMA2_TOKENIZER,
-      "--vocab-size",
-      "32000",
-    ],
-    {},
-  );
+  dir = await tinyLlamaFolder("cli-eval", { vocab_size: 1000 });
+  const init = await hippo(initArgs("base", "--vocab-size", "32000"), {});
   expect(init.status).toBe(0);
 });
 afterAll(() => removeTempDir(dir));

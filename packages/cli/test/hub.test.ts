@@ -21,13 +21,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pinnedBenchmarkRepos } from "../../eval/test/hubData.js";
 import {
   DATA,
-  LLAMA2_TOKENIZER,
-  makeTempDir,
+  initArgs,
   removeTempDir,
   runHippo,
   runHippoOk,
   startHippo,
-  writeTinyLlamaConfig,
+  tinyLlamaFolder,
 } from "./helpers/cli.js";
 
 const EPOCH = "1714566896";
@@ -42,17 +41,8 @@ let pyHome: string;
 let commit: string;
 
 beforeAll(async () => {
-  dir = await makeTempDir("cli-hub");
-  await writeTinyLlamaConfig(join(dir, "tiny.json"));
-  const init = await hippo([
-    "init",
-    "--config",
-    "tiny.json",
-    "--output",
-    "made",
-    "--tokenizer",
-    LLAMA2_TOKENIZER,
-  ]);
+  dir = await tinyLlamaFolder("cli-hub");
+  const init = await hippo(initArgs("made"));
   expect(init.stderr).toBe("");
   // The model folder as a Hub repository: config, safetensors (LFS) and the tokenizer files.
   model = {

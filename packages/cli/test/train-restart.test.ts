@@ -6,20 +6,12 @@
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  expectOk,
-  LLAMA2_TOKENIZER,
-  makeTempDir,
-  removeTempDir,
-  runHippo,
-  writeTinyLlamaConfig,
-} from "./helpers/cli.js";
+import { expectOk, initArgs, removeTempDir, runHippo, tinyLlamaFolder } from "./helpers/cli.js";
 
 let dir: string;
 beforeAll(async () => {
-  dir = await makeTempDir("cli-restart");
   // Smaller than the default: one layer of width 16, tied embeddings.
-  await writeTinyLlamaConfig(join(dir, "tiny.json"), {
+  dir = await tinyLlamaFolder("cli-restart", {
     hidden_size: 16,
     intermediate_size: 32,
     num_hidden_layers: 1,
@@ -65,9 +57,7 @@ async function truncate(file: string): Promise<void> {
 
 describe("hippo train over damaged checkpoints", () => {
   it("announces a skipped checkpoint, stops when all are corrupt, and --restart starts over", async () => {
-    expectOk(
-      await hippo("init", "--config", "tiny.json", "--output", "base", "--tokenizer", LLAMA2_TOKENIZER),
-    );
+    expectOk(await hippo(...initArgs("base")));
     expectOk(await hippo(...TRAIN));
     const out = join(dir, "out");
     expect((await readdir(out)).filter((n) => n.startsWith("checkpoint-")).sort()).toEqual([

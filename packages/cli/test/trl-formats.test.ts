@@ -9,14 +9,7 @@ import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  LLAMA2_TOKENIZER,
-  makeTempDir,
-  removeTempDir,
-  runHippo,
-  runHippoOk,
-  writeTinyLlamaConfig,
-} from "./helpers/cli.js";
+import { initArgs, removeTempDir, runHippo, runHippoOk, tinyLlamaFolder } from "./helpers/cli.js";
 
 const user = (content: string) => ({ role: "user", content });
 const assistant = (content: string) => ({ role: "assistant", content });
@@ -89,19 +82,8 @@ async function expectTwoFiniteLosses(stageDir: string, name: string): Promise<vo
 }
 
 beforeAll(async () => {
-  dir = await makeTempDir("cli-trl");
-  await writeTinyLlamaConfig(join(dir, "tiny.json"), { max_position_embeddings: 128 });
-  await ok(
-    "init",
-    "--config",
-    "tiny.json",
-    "--output",
-    "base",
-    "--tokenizer",
-    LLAMA2_TOKENIZER,
-    "--seed",
-    "1",
-  );
+  dir = await tinyLlamaFolder("cli-trl", { max_position_embeddings: 128 });
+  await ok(...initArgs("base", "--seed", "1"));
   for (const f of FORMATS) await writeFile(join(dir, `${f.name}.jsonl`), `${JSON.stringify(f.record)}\n`);
 }, 120_000);
 afterAll(() => removeTempDir(dir));

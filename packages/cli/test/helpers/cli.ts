@@ -55,15 +55,17 @@ export async function runHippoOk(
 }
 
 /**
- * A tiny random Llama's config.json for `hippo init --config`: hidden 32, 2 layers keeps every command to a few
- * seconds; 32000 = the Llama-2 tokenizer's vocabulary. `overrides` are the fields a test changes.
+ * A fresh temp folder holding tiny.json, a tiny random Llama's config.json for `hippo init --config` (hidden 32,
+ * 2 layers keeps every command to a few seconds; 32000 = the Llama-2 tokenizer's vocabulary); `overrides` are
+ * the fields a test changes. `removeTempDir` removes it.
  */
-export async function writeTinyLlamaConfig(
-  file: string,
+export async function tinyLlamaFolder(
+  prefix: string,
   overrides: Record<string, unknown> = {},
-): Promise<void> {
+): Promise<string> {
+  const dir = await makeTempDir(prefix);
   await writeFile(
-    file,
+    join(dir, "tiny.json"),
     JSON.stringify({
       architectures: ["LlamaForCausalLM"],
       model_type: "llama",
@@ -84,7 +86,20 @@ export async function writeTinyLlamaConfig(
       ...overrides,
     }),
   );
+  return dir;
 }
+
+/** `hippo init` of tiny.json with the Llama-2 tokenizer into `output`, then `extra` flags. */
+export const initArgs = (output: string, ...extra: string[]) => [
+  "init",
+  "--config",
+  "tiny.json",
+  "--output",
+  output,
+  "--tokenizer",
+  LLAMA2_TOKENIZER,
+  ...extra,
+];
 
 /** A fresh temp folder named `hippo-<prefix>-...`; `removeTempDir` removes it (when it was made). */
 export function makeTempDir(prefix: string): Promise<string> {
