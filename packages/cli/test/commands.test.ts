@@ -6,67 +6,33 @@
  * mixture with `hippo data sft` (decontaminated, tokenized) and train on it, and build CPT blocks with
  * `hippo data cpt`.
  */
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-
-const HIPPO = fileURLToPath(new URL("../bin/hippo.mjs", import.meta.url));
-// Shared data sits beside the repository (resolved from the repo root, never an absolute path).
-const DATA = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
-const TOKENIZER = join(DATA, "tokenizers", "llama2");
+import {
+  DATA,
+  initArgs,
+  LLAMA2_TOKENIZER,
+  removeTempDir,
+  runHippo,
+  runHippoOk,
+  tinyLlamaFolder,
+} from "./helpers/cli.js";
 
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-cli-commands-"));
-  // 32000 = the Llama-2 tokenizer's vocabulary; hidden 32, 2 layers keeps every command to a few seconds.
-  await writeFile(
-    join(dir, "tiny.json"),
-    JSON.stringify({
-      architectures: ["LlamaForCausalLM"],
-      model_type: "llama",
-      hidden_size: 32,
-      intermediate_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      hidden_act: "silu",
-      max_position_embeddings: 512,
-      rms_norm_eps: 1e-5,
-      rope_theta: 10000,
-      tie_word_embeddings: false,
-      vocab_size: 1000,
-      bos_token_id: 1,
-      eos_token_id: 2,
-      torch_dtype: "float32",
-    }),
-  );
+  // vocab_size 1000: `hippo init --vocab-size` sets the Llama-2 tokenizer's 32000.
+  dir = await tinyLlamaFolder("cli-commands", { vocab_size: 1000 });
 });
-afterAll(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => removeTempDir(dir));
 
-/** Run `hippo ...args` in the temp folder to completion without blocking the test runner. */
-function hippo(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [HIPPO, ...args], { cwd: dir });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const hippo = (...args: string[]) => runHippo(dir, args);
+const ok = async (...args: string[]) => (await runHippoOk(dir, args)).stdout;
 
-async function ok(...args: string[]): Promise<string> {
-  const r = await hippo(...args);
-  // The stderr rides along so that a failure shows the command's own message.
-  expect({ status: r.status, stderr: r.status === 0 ? "" : r.stderr }).toEqual({ status: 0, stderr: "" });
-  return r.stdout;
-}
+/** `hippo train <kind>` of the base model on `data` into `output`, with `flags`; its stdout. */
+const train = (kind: string, data: string, output: string, ...flags: string[]) =>
+  ok("train", kind, "--model", "base", "--data", data, "--output", output, ...flags, "--no-progress");
 
 const readJson = async (...p: string[]) => JSON.parse(await readFile(join(dir, ...p), "utf8"));
 /** The one file in the folder whose name starts with `prefix` (names carry the run's date). */
@@ -118,19 +84,7 @@ const EVAL = [
 describe("hippo subcommands on a tiny model", () => {
   it("init writes a loadable HF folder with the tokenizer's files", async () => {
     // The tokenizer's vocabulary is 32000: --vocab-size overrides the config's 1000 to match it.
-    const out = await ok(
-      "init",
-      "--config",
-      "tiny.json",
-      "--output",
-      "base",
-      "--tokenizer",
-      TOKENIZER,
-      "--vocab-size",
-      "32000",
-      "--seed",
-      "3",
-    );
+    const out = await ok(...initArgs("base", "--vocab-size", "32000", "--seed", "3"));
     expect(out).toMatch(/wrote .*base \([\d,]+ parameters\)/);
     const config = await readJson("base", "config.json");
     expect(config).toMatchObject({ model_type: "llama", hidden_size: 32, vocab_size: 32000 });
@@ -213,14 +167,9 @@ describe("hippo subcommands on a tiny model", () => {
       { instruction: "Which test monitors warfarin?", input: "", output: "The INR." },
     ];
     await writeFile(join(dir, "sft.jsonl"), records.map((r) => `${JSON.stringify(r)}\n`).join(""));
-    const out = await ok(
-      "train",
+    const out = await train(
       "sft",
-      "--model",
-      "base",
-      "--data",
       "sft.jsonl",
-      "--output",
       "sft",
       "--max-steps",
       "2",
@@ -236,7 +185,6 @@ describe("hippo subcommands on a tiny model", () => {
       "8",
       "--lora-targets",
       "q_proj,v_proj",
-      "--no-progress",
     );
     expect(JSON.parse(out).metrics.global_step).toBe(2);
     expect(await readJson("sft", "adapter_config.json")).toMatchObject({
@@ -274,14 +222,9 @@ describe("hippo subcommands on a tiny model", () => {
     ];
     await writeFile(join(dir, "docs.jsonl"), docs.map((text) => `${JSON.stringify({ text })}\n`).join(""));
     const cpt = JSON.parse(
-      await ok(
-        "train",
+      await train(
         "cpt",
-        "--model",
-        "base",
-        "--data",
         "docs.jsonl",
-        "--output",
         "cpt",
         "--max-steps",
         "2",
@@ -294,7 +237,6 @@ describe("hippo subcommands on a tiny model", () => {
         "16",
         "--lr",
         "0.01",
-        "--no-progress",
       ),
     );
     expect(cpt.metrics.global_step).toBe(2);
@@ -314,17 +256,12 @@ describe("hippo subcommands on a tiny model", () => {
     ];
     await writeFile(join(dir, "pairs.jsonl"), pairs.map((p) => `${JSON.stringify(p)}\n`).join(""));
     const dpo = JSON.parse(
-      await ok(
-        "train",
+      await train(
         "dpo",
-        "--model",
-        "base",
+        "pairs.jsonl",
+        "dpo",
         "--adapter",
         "cpt",
-        "--data",
-        "pairs.jsonl",
-        "--output",
-        "dpo",
         "--max-steps",
         "2",
         "--batch-size",
@@ -333,7 +270,6 @@ describe("hippo subcommands on a tiny model", () => {
         "1",
         "--lr",
         "0.01",
-        "--no-progress",
       ),
     );
     expect(dpo.metrics.global_step).toBe(2);
@@ -382,7 +318,7 @@ describe("hippo subcommands on a tiny model", () => {
         "",
       ].join("\n"),
     );
-    await ok("data", "sft", "sft.yaml", "--tokenizer", TOKENIZER);
+    await ok("data", "sft", "sft.yaml", "--tokenizer", LLAMA2_TOKENIZER);
     const manifest = await readJson("sft-data", "manifest.json");
     expect(manifest.builder).toBe("sft");
     expect(manifest.counts.records).toBe(4);
@@ -399,14 +335,9 @@ describe("hippo subcommands on a tiny model", () => {
       expect(labels).toHaveLength((t.inputIds as number[]).length);
     }
     const out = JSON.parse(
-      await ok(
-        "train",
+      await train(
         "sft",
-        "--model",
-        "base",
-        "--data",
         "sft-data/instructions.jsonl",
-        "--output",
         "sft-from-data",
         "--max-steps",
         "1",
@@ -414,7 +345,6 @@ describe("hippo subcommands on a tiny model", () => {
         "2",
         "--lora-r",
         "4",
-        "--no-progress",
       ),
     );
     expect(out.metrics.global_step).toBe(1);
@@ -435,7 +365,7 @@ describe("hippo subcommands on a tiny model", () => {
       join(dir, "cpt.yaml"),
       "sources:\n  - kind: guidelines\n    path: guidelines.jsonl\noutDir: cpt-data\nblockSize: 16\n",
     );
-    const summary = JSON.parse(await ok("data", "cpt", "cpt.yaml", "--tokenizer", TOKENIZER));
+    const summary = JSON.parse(await ok("data", "cpt", "cpt.yaml", "--tokenizer", LLAMA2_TOKENIZER));
     expect(summary).toMatchObject({ documents: 3, duplicates: 1 });
     const manifest = await readJson("cpt-data", "manifest.json");
     expect(manifest.builder).toBe("cpt");

@@ -5,41 +5,18 @@
  * never a regular file, the current folder, or a folder holding the inputs or the config. Each case ran
  * against the old builders, which replaced the whole folder and exited 0.
  */
-import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-
-const HIPPO = fileURLToPath(new URL("../bin/hippo.mjs", import.meta.url));
+import { expectOk, makeTempDir, removeTempDir, runHippo } from "./helpers/cli.js";
 
 let root: string;
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), "hippo-data-out-"));
+  root = await makeTempDir("data-out");
 });
-afterAll(async () => {
-  if (root) await rm(root, { recursive: true, force: true });
-});
+afterAll(() => removeTempDir(root));
 
-function hippo(
-  cwd: string,
-  ...args: string[]
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [HIPPO, ...args], { cwd });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-/** Exit 0; the stderr (progress bars otherwise) rides along so that a failure shows the command's message. */
-function expectOk(r: { status: number | null; stderr: string }): void {
-  expect({ status: r.status, stderr: r.status === 0 ? "" : r.stderr }).toEqual({ status: 0, stderr: "" });
-}
+const hippo = (cwd: string, ...args: string[]) => runHippo(cwd, args);
 
 const ALPACA = [
   { instruction: "Which drug treats fever?", input: "", output: "Paracetamol." },

@@ -8,19 +8,24 @@
  * SIGKILL and run again, and shards merged with `hippo eval merge`, write byte-identical files to one clean
  * run (SOURCE_DATE_EPOCH fixes the clock); `hippo report` reads them.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectReport } from "../src/report/collect.js";
+import {
+  DATA,
+  initArgs,
+  LLAMA2_TOKENIZER,
+  removeTempDir,
+  runHippo,
+  runHippoOk,
+  startHippo,
+  tinyLlamaFolder,
+} from "./helpers/cli.js";
 
-const HIPPO = fileURLToPath(new URL("../bin/hippo.mjs", import.meta.url));
-const DATA = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
-const TOKENIZER = join(DATA, "tokenizers", "llama2");
 const TREE = JSON.parse(
   await readFile(
     fileURLToPath(new URL("../../eval/test/fixtures/lm_eval_key_tree.json", import.meta.url)),
@@ -31,61 +36,16 @@ const EPOCH = "1714566896"; // SOURCE_DATE_EPOCH: the results' clock
 
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-cli-eval-"));
-  await writeFile(
-    join(dir, "tiny.json"),
-    JSON.stringify({
-      architectures: ["LlamaForCausalLM"],
-      model_type: "llama",
-      hidden_size: 32,
-      intermediate_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      hidden_act: "silu",
-      max_position_embeddings: 512,
-      rms_norm_eps: 1e-5,
-      rope_theta: 10000,
-      tie_word_embeddings: false,
-      vocab_size: 1000,
-      bos_token_id: 1,
-      eos_token_id: 2,
-      torch_dtype: "float32",
-    }),
-  );
-  const init = await hippo(
-    ["init", "--config", "tiny.json", "--output", "base", "--tokenizer", TOKENIZER, "--vocab-size", "32000"],
-    {},
-  );
+  dir = await tinyLlamaFolder("cli-eval", { vocab_size: 1000 });
+  const init = await hippo(initArgs("base", "--vocab-size", "32000"), {});
   expect(init.status).toBe(0);
 });
-afterAll(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => removeTempDir(dir));
 
-function start(args: string[], env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [HIPPO, ...args], { cwd: dir, env: { ...process.env, ...env } });
-}
-
-function hippo(
-  args: string[],
-  env: Record<string, string> = { SOURCE_DATE_EPOCH: EPOCH },
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = start(args, env);
-    let stdout = "";
-    let stderr = "";
-    child.stdout?.on("data", (d: Buffer) => (stdout += d));
-    child.stderr?.on("data", (d: Buffer) => (stderr += d));
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-async function ok(...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const r = await hippo(args);
-  expect({ status: r.status, stderr: r.status === 0 ? "" : r.stderr }).toEqual({ status: 0, stderr: "" });
-  return r;
-}
+const start = (args: string[], env: Record<string, string>) => startHippo(dir, args, env);
+const hippo = (args: string[], env: Record<string, string> = { SOURCE_DATE_EPOCH: EPOCH }) =>
+  runHippo(dir, args, env);
+const ok = (...args: string[]) => runHippoOk(dir, args, { SOURCE_DATE_EPOCH: EPOCH });
 
 /** Every file of an output folder (recursively, the request cache left out), as text. */
 async function folder(rel: string): Promise<Record<string, string>> {
@@ -346,7 +306,7 @@ describe("--model local-completions: an OpenAI-compatible completions server", (
       ...["eval", "--model", "local-completions"],
       ...[
         "--model_args",
-        `base_url=http://127.0.0.1:${port}/v1/completions,model=fake-7b,tokenizer=${TOKENIZER},num_concurrent=2`,
+        `base_url=http://127.0.0.1:${port}/v1/completions,model=fake-7b,tokenizer=${LLAMA2_TOKENIZER},num_concurrent=2`,
       ],
       ...[
         "--tasks",

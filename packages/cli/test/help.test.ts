@@ -1,9 +1,7 @@
 import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { createProgram } from "../src/cli.js";
-
-const HIPPO = fileURLToPath(new URL("../bin/hippo.mjs", import.meta.url));
+import { HIPPO } from "./helpers/cli.js";
 
 /** Every command path of the program, e.g. ["train", "sft"]. */
 function commandPaths(): string[][] {

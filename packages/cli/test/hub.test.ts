@@ -11,21 +11,24 @@
  *   record each dataset's revision and commit;
  * - `hippo run` with `model: org/name` records the resolved commits in the manifest, and the report lists them.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { initBackend } from "@hippocrates/backend";
 import { type HubServer, type RepoSpec, startHubServer, writeCachedRepo } from "@hippocrates/hub/testing";
 import { loadModel } from "@hippocrates/model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pinnedBenchmarkRepos } from "../../eval/test/hubData.js";
+import {
+  DATA,
+  initArgs,
+  removeTempDir,
+  runHippo,
+  runHippoOk,
+  startHippo,
+  tinyLlamaFolder,
+} from "./helpers/cli.js";
 
-const HIPPO = fileURLToPath(new URL("../bin/hippo.mjs", import.meta.url));
-const DATA = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
-const TOKENIZER = join(DATA, "tokenizers", "llama2");
 const EPOCH = "1714566896";
 const ID = "org/tiny-llama";
 
@@ -38,29 +41,8 @@ let pyHome: string;
 let commit: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-cli-hub-"));
-  await writeFile(
-    join(dir, "tiny.json"),
-    JSON.stringify({
-      architectures: ["LlamaForCausalLM"],
-      model_type: "llama",
-      hidden_size: 32,
-      intermediate_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      hidden_act: "silu",
-      max_position_embeddings: 512,
-      rms_norm_eps: 1e-5,
-      rope_theta: 10000,
-      tie_word_embeddings: false,
-      vocab_size: 32000,
-      bos_token_id: 1,
-      eos_token_id: 2,
-      torch_dtype: "float32",
-    }),
-  );
-  const init = await hippo(["init", "--config", "tiny.json", "--output", "made", "--tokenizer", TOKENIZER]);
+  dir = await tinyLlamaFolder("cli-hub");
+  const init = await hippo(initArgs("made"));
   expect(init.stderr).toBe("");
   // The model folder as a Hub repository: config, safetensors (LFS) and the tokenizer files.
   model = {
@@ -82,7 +64,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await hub?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
 });
 
 /** The Hub environment of a child: the loopback Hub, this HF_HOME, no token, nothing from the outer shell. */
@@ -100,29 +82,10 @@ function hubEnv(home: string, offline = false): Record<string, string> {
   };
 }
 
-function start(args: string[], env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [HIPPO, ...args], { cwd: dir, env: { ...process.env, ...env } });
-}
-
-function hippo(
-  args: string[],
-  env: Record<string, string> = { SOURCE_DATE_EPOCH: EPOCH },
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = start(args, env);
-    let stdout = "";
-    let stderr = "";
-    child.stdout?.on("data", (d: Buffer) => (stdout += d));
-    child.stderr?.on("data", (d: Buffer) => (stderr += d));
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-async function ok(args: string[], env: Record<string, string>) {
-  const r = await hippo(args, env);
-  expect({ status: r.status, stderr: r.status === 0 ? "" : r.stderr }).toEqual({ status: 0, stderr: "" });
-  return r;
-}
+const start = (args: string[], env: Record<string, string>) => startHippo(dir, args, env);
+const hippo = (args: string[], env: Record<string, string> = { SOURCE_DATE_EPOCH: EPOCH }) =>
+  runHippo(dir, args, env);
+const ok = (args: string[], env: Record<string, string>) => runHippoOk(dir, args, env);
 
 /** The results file and samples rows of an output folder. */
 async function output(rel: string) {

@@ -6,14 +6,13 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { readManifest } from "../src/pipeline/manifest.js";
+import { HIPPO, makeTempDir, removeTempDir, runHippo } from "./helpers/cli.js";
 
-const HIPPO = fileURLToPath(new URL("../bin/hippo.mjs", import.meta.url));
 const TINY = fileURLToPath(new URL("./fixtures/miniature-tiny.yaml", import.meta.url));
 const FREEZE = fileURLToPath(new URL("./fixtures/freeze-on-rename.mjs", import.meta.url));
 const CHROMIUM = "/usr/bin/chromium";
@@ -26,34 +25,20 @@ if (!existsSync(CHROMIUM)) {
 }
 
 let dir: string;
-afterAll(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => removeTempDir(dir));
 
-/** Run a child to completion without blocking the test runner. */
-function run(argv: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, argv);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-const args = () => [HIPPO, "miniature", "--out", dir, "--diseases", "6", "--pipeline", TINY, "--no-progress"];
+const args = () => ["miniature", "--out", dir, "--diseases", "6", "--pipeline", TINY, "--no-progress"];
 
 describe("hippo miniature (tiny config)", () => {
   it("killed during CPT, a re-run skips finished stages and resumes CPT from its checkpoint", {
     timeout: 600_000,
   }, async () => {
-    dir = await mkdtemp(join(tmpdir(), "hippo-mini-"));
+    dir = await makeTempDir("mini");
     const cptDir = join(dir, "run", "02-cpt");
     // Kill the process outright once CPT has written checkpoint-2: a preloaded hook freezes it right after
     // CPT's `latest` pointer names checkpoint-2, so the kill lands there however loaded the machine is (a poll
     // of the folder could see CPT finish first).
-    const child = spawn(process.execPath, ["--import", pathToFileURL(FREEZE).href, ...args()], {
+    const child = spawn(process.execPath, ["--import", pathToFileURL(FREEZE).href, HIPPO, ...args()], {
       stdio: ["ignore", "pipe", "ignore"],
       env: {
         ...process.env,
@@ -74,7 +59,7 @@ describe("hippo miniature (tiny config)", () => {
     expect(killed?.stages.map((s) => s.status).slice(0, 2)).toEqual(["done", "running"]);
     const baseFinished = killed?.stages[0]?.finishedAt;
 
-    const r = await run(args());
+    const r = await runHippo(process.cwd(), args());
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain("[eval-base] done in an earlier run: skipped");
     expect(r.stderr).toContain("[cpt] resuming interrupted stage");
@@ -107,7 +92,7 @@ describe("hippo miniature (tiny config)", () => {
       const html = join(dir, "run", "report.html");
       expect(existsSync(html)).toBe(true);
       const { chromium } = await import("playwright-core");
-      const profile = await mkdtemp(join(tmpdir(), "hippo-chromium-"));
+      const profile = await makeTempDir("chromium");
       // A fresh profile (playwright passes it as --user-data-dir) and the flags of a quiet, offline browser.
       const context = await chromium.launchPersistentContext(profile, {
         executablePath: CHROMIUM,
@@ -239,7 +224,7 @@ describe("hippo miniature (tiny config)", () => {
         expect(requests.filter((u) => !u.startsWith("file://"))).toEqual([]);
       } finally {
         await context.close();
-        await rm(profile, { recursive: true, force: true });
+        await removeTempDir(profile);
       }
     },
   );

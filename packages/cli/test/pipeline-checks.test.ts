@@ -3,51 +3,36 @@
  * everything that can be checked before a stage starts, and nothing is written when a check fails. One test
  * per failure; each of them passed the checks (or crashed without a location) before the pre-flight checks.
  */
-import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isHippoError } from "@hippocrates/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPipelineConfig } from "../src/config/load.js";
-import { writeTokenizerFolder } from "../src/miniature/tokenizer.js";
+import {
+  makeTempDir,
+  removeTempDir,
+  runHippo,
+  writeConfigFile,
+  writeStubModelFolder,
+} from "./helpers/cli.js";
 
-const HIPPO = fileURLToPath(new URL("../bin/hippo.mjs", import.meta.url));
 const COUNTING = fileURLToPath(new URL("./fixtures/counting-stage.ts", import.meta.url));
 
 let dir: string;
 let vocab: number;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-cli-checks-"));
-  await mkdir(join(dir, "model"));
-  vocab = await writeTokenizerFolder(join(dir, "model"), ["hello world"]);
-  await writeFile(join(dir, "model", "config.json"), `{"model_type":"llama","vocab_size":${vocab}}\n`);
+  dir = await makeTempDir("cli-checks");
+  vocab = await writeStubModelFolder(join(dir, "model"));
   await writeFile(join(dir, "docs.jsonl"), '{"text":"hello world"}\n');
   await mkdir(join(dir, "records.jsonl"));
   await writeFile(join(dir, "a-file"), "not a folder\n");
 });
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => removeTempDir(dir));
 
-function hippo(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [HIPPO, ...args], { cwd: dir });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-async function writeConfig(name: string, yaml: string): Promise<string> {
-  const file = join(dir, name);
-  await writeFile(file, yaml);
-  return file;
-}
+const hippo = (...args: string[]) => runHippo(dir, args);
+const writeConfig = (name: string, yaml: string) => writeConfigFile(dir, name, yaml);
 
 /** The CLI refuses the config with exit 2 and one message naming `key`; the folder is as it was. */
 async function refused(args: string[], key: string, text: RegExp): Promise<string> {

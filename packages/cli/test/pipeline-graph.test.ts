@@ -5,44 +5,31 @@
  * a user's stage registered under a built-in's kind runs in its place.
  */
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPipelineConfig } from "../src/config/load.js";
-import { writeTokenizerFolder } from "../src/miniature/tokenizer.js";
 import { readManifest } from "../src/pipeline/manifest.js";
 import { createStageRegistry } from "../src/pipeline/registry.js";
 import { branches, describePlan, runPipeline } from "../src/pipeline/runner.js";
 import { sft as userSft } from "./fixtures/user-stages.js";
+import { makeTempDir, removeTempDir, writeConfigFile, writeStubModelFolder } from "./helpers/cli.js";
 
 const COUNTING = fileURLToPath(new URL("./fixtures/counting-stage.ts", import.meta.url));
 const USER = fileURLToPath(new URL("./fixtures/user-stages.ts", import.meta.url));
 
 let dir: string;
 
-async function modelFolder(name: string): Promise<void> {
-  await mkdir(join(dir, name));
-  const vocab = await writeTokenizerFolder(join(dir, name), ["hello world"]);
-  await writeFile(join(dir, name, "config.json"), `{"model_type":"llama","vocab_size":${vocab}}\n`);
-}
-
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-cli-graph-"));
-  await modelFolder("model");
-  await modelFolder("other-model");
+  dir = await makeTempDir("cli-graph");
+  await writeStubModelFolder(join(dir, "model"));
+  await writeStubModelFolder(join(dir, "other-model"));
   await writeFile(join(dir, "train.jsonl"), '{"messages":[]}\n');
 });
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => removeTempDir(dir));
 
-async function writeConfig(name: string, yaml: string): Promise<string> {
-  const file = join(dir, name);
-  await writeFile(file, yaml);
-  return file;
-}
+const writeConfig = (name: string, yaml: string) => writeConfigFile(dir, name, yaml);
 
 const readJson = async (...p: string[]) => JSON.parse(await readFile(join(...p), "utf8"));
 

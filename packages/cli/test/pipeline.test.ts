@@ -1,37 +1,27 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isHippoError } from "@hippocrates/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPipelineConfig } from "../src/config/load.js";
-import { writeTokenizerFolder } from "../src/miniature/tokenizer.js";
 import { readManifest } from "../src/pipeline/manifest.js";
 import { describePlan, runPipeline } from "../src/pipeline/runner.js";
+import { HIPPO, makeTempDir, removeTempDir, writeConfigFile, writeStubModelFolder } from "./helpers/cli.js";
 
-const HIPPO = fileURLToPath(new URL("../bin/hippo.mjs", import.meta.url));
 const STAGE = fileURLToPath(new URL("./fixtures/counting-stage.ts", import.meta.url));
 
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-cli-pipeline-"));
-  await mkdir(join(dir, "model"));
+  dir = await makeTempDir("cli-pipeline");
   // A model folder the pre-flight checks accept: config.json with vocab_size, and a tokenizer that fits it.
-  const vocab = await writeTokenizerFolder(join(dir, "model"), ["hello world"]);
-  await writeFile(join(dir, "model", "config.json"), `{"model_type":"llama","vocab_size":${vocab}}\n`);
+  await writeStubModelFolder(join(dir, "model"));
   await writeFile(join(dir, "train.jsonl"), '{"id":"1","source":"t","text":"hello"}\n');
 });
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => removeTempDir(dir));
 
-async function writeConfig(name: string, yaml: string): Promise<string> {
-  const file = join(dir, name);
-  await writeFile(file, yaml);
-  return file;
-}
+const writeConfig = (name: string, yaml: string) => writeConfigFile(dir, name, yaml);
 
 async function expectConfigError(yaml: string, key: string, text: RegExp): Promise<string> {
   const file = await writeConfig("bad.yaml", yaml);

@@ -5,22 +5,21 @@
  * counted past the embedding cap, and the axis arithmetic of the charts. The rendered page itself is checked in
  * headless Chromium by test/miniature.test.ts.
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeSafetensors } from "@hippocrates/safetensors";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectReport } from "../src/report/collect.js";
 import { fmt, niceTicks, paramCount, renderHtmlReport, tickLabels } from "../src/report/html.js";
 import { formatReportTable } from "../src/report/table.js";
+import { makeTempDir, removeTempDir } from "./helpers/cli.js";
+import { writeRunManifest } from "./helpers/report.js";
 
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-cli-report-html-"));
+  dir = await makeTempDir("cli-report-html");
 });
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => removeTempDir(dir));
 
 const jsonl = (rows: unknown[]) => `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`;
 
@@ -36,6 +35,28 @@ async function baseModel(path: string): Promise<void> {
     "model.norm.weight": { dtype: "F32", shape: [8], data: new Float32Array(8) },
   });
 }
+
+/** The DPO stage's training log entries, under TRL's DPOTrainer names. */
+const DPO_TRAIN_LOG = [
+  {
+    step: 1,
+    loss: Math.LN2,
+    learning_rate: 5e-4,
+    "rewards/chosen": 0,
+    "rewards/rejected": 0,
+    "rewards/margins": 0,
+    "rewards/accuracies": 0,
+  },
+  {
+    step: 2,
+    loss: 0.6913,
+    learning_rate: 2.5e-4,
+    "rewards/chosen": 0.002,
+    "rewards/rejected": -0.001,
+    "rewards/margins": 0.003,
+    "rewards/accuracies": 0.75,
+  },
+] as const;
 
 /**
  * A run: base -> sft (trainer_state.json only) -> dpo (metrics.jsonl with TRL's DPO keys and an eval entry)
@@ -61,27 +82,7 @@ async function runFolder(name: string, task: string, samples: number): Promise<s
   );
   await writeFile(
     join(dpoDir, "metrics.jsonl"),
-    jsonl([
-      {
-        step: 1,
-        loss: Math.LN2,
-        learning_rate: 5e-4,
-        "rewards/chosen": 0,
-        "rewards/rejected": 0,
-        "rewards/margins": 0,
-        "rewards/accuracies": 0,
-      },
-      {
-        step: 2,
-        loss: 0.6913,
-        learning_rate: 2.5e-4,
-        "rewards/chosen": 0.002,
-        "rewards/rejected": -0.001,
-        "rewards/margins": 0.003,
-        "rewards/accuracies": 0.75,
-      },
-      { step: 2, epoch: 1, eval_loss: 0.692 },
-    ]),
+    jsonl([...DPO_TRAIN_LOG, { step: 2, epoch: 1, eval_loss: 0.692 }]),
   );
   await writeFile(
     join(evalDir, "results.json"),
@@ -126,26 +127,11 @@ async function runFolder(name: string, task: string, samples: number): Promise<s
     input: { kind: "hf-model", path: from === "base" ? join(root, "base-model") : outputDir },
     output: { model: { kind: "hf-model", path: outputDir }, metrics: { global_step: 2 }, files },
   });
-  await writeFile(
-    join(runDir, "manifest.json"),
-    JSON.stringify({
-      format: "hippo-run/1",
-      name,
-      status: "done",
-      createdAt: "2026-01-01T00:00:00.000Z",
-      updatedAt: "2026-01-01T00:00:00.000Z",
-      configFile: join(root, "pipeline.yaml"),
-      config: {},
-      packages: {},
-      backend: {},
-      machine: { node: "v20", platform: "linux", cpu: "cpu", cores: 2 },
-      stages: [
-        stage("sft", "sft", "base", sftDir, { trainer_state: "trainer_state.json" }),
-        stage("dpo", "dpo", "sft", dpoDir, { metrics: "metrics.jsonl" }),
-        stage("eval", "eval", "dpo", evalDir, { results: "results.json" }),
-      ],
-    }),
-  );
+  await writeRunManifest(runDir, name, join(root, "pipeline.yaml"), [
+    stage("sft", "sft", "base", sftDir, { trainer_state: "trainer_state.json" }),
+    stage("dpo", "dpo", "sft", dpoDir, { metrics: "metrics.jsonl" }),
+    stage("eval", "eval", "dpo", evalDir, { results: "results.json" }),
+  ]);
   return root;
 }
 
@@ -166,26 +152,9 @@ describe("hippo report: charts and what the page says", () => {
         stage: "dpo",
         kind: "dpo",
         points: [
-          {
-            step: 1,
-            loss: Math.LN2,
-            learning_rate: 5e-4,
-            "rewards/chosen": 0,
-            "rewards/rejected": 0,
-            "rewards/margins": 0,
-            "rewards/accuracies": 0,
-          },
+          DPO_TRAIN_LOG[0],
           // The eval entry of step 2 is merged into the train entry of the same step.
-          {
-            step: 2,
-            loss: 0.6913,
-            eval_loss: 0.692,
-            learning_rate: 2.5e-4,
-            "rewards/chosen": 0.002,
-            "rewards/rejected": -0.001,
-            "rewards/margins": 0.003,
-            "rewards/accuracies": 0.75,
-          },
+          { ...DPO_TRAIN_LOG[1], eval_loss: 0.692 },
         ],
       },
     ]);

@@ -4,20 +4,19 @@
  * base model's name when a run has several, and reads eval results in lm-evaluation-harness 0.4's metric keys
  * (`"acc,none"`) as well as the plain ones. The run folder here is written by hand (no model is trained).
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectReport, readEvalResults } from "../src/report/collect.js";
 import { formatReportTable } from "../src/report/table.js";
+import { makeTempDir, removeTempDir } from "./helpers/cli.js";
+import { writeRunManifest } from "./helpers/report.js";
 
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-cli-report-"));
+  dir = await makeTempDir("cli-report");
 });
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => removeTempDir(dir));
 
 interface Stage {
   id: string;
@@ -53,22 +52,7 @@ async function runFolder(name: string, stages: Stage[], keys: "0.4" | "plain" = 
       output: { model: { kind: "hf-model", path: outputDir }, metrics: {}, files },
     });
   }
-  await writeFile(
-    join(runDir, "manifest.json"),
-    JSON.stringify({
-      format: "hippo-run/1",
-      name,
-      status: "done",
-      createdAt: "2026-01-01T00:00:00.000Z",
-      updatedAt: "2026-01-01T00:00:00.000Z",
-      configFile: "p.yaml",
-      config: {},
-      packages: {},
-      backend: {},
-      machine: { node: "v20", platform: "linux", cpu: "cpu", cores: 2 },
-      stages: records,
-    }),
-  );
+  await writeRunManifest(runDir, name, "p.yaml", records);
   return runDir;
 }
 

@@ -12,17 +12,11 @@
  * before the fix the probe waited for the disconnected client's whole 300-token batch (9 s, 25x) and the
  * 3,200-choice request (minutes).
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { request } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { loadTokenizer } from "@hippocrates/tokenizer";
-import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { allText, buildDatasets, generateKnowledgeBase } from "../src/miniature/kb.js";
-import { writeTokenizerFolder } from "../src/miniature/tokenizer.js";
 import { createServer, type HippoServer } from "../src/serve/server.js";
-import { declaredOnly, postJson, raw, streamBody, waitFor } from "./helpers/http.js";
+import { makeTempDir, removeTempDir } from "./helpers/cli.js";
+import { completionsRequest, declaredOnly, postJson, raw, streamBody, waitFor } from "./helpers/http.js";
+import { miniatureTokenizer, openaiClient } from "./helpers/serve.js";
 import { createToyModel } from "./helpers/toy-model.js";
 
 const PROMPT = "Question: Which drug is used to treat the fever?\nAnswer:";
@@ -36,10 +30,8 @@ let port: number;
 const lines: string[] = [];
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-serve-abuse-"));
-  const kb = generateKnowledgeBase({ seed: 7, diseases: 12 });
-  await writeTokenizerFolder(join(dir, "tok"), [...allText(buildDatasets(kb)), PROMPT]);
-  const tok = await loadTokenizer(join(dir, "tok"));
+  dir = await makeTempDir("serve-abuse");
+  const tok = await miniatureTokenizer(dir, [PROMPT]);
   toy = createToyModel(tok, { delayMs: 30, maxLength: 1024 });
   // maxBatch 64: the 64 concurrent clients share model calls, as a real deployment would configure.
   hippo = createServer(toy.model, { apiKey: KEY, maxBatch: 64, log: (l) => lines.push(l) });
@@ -48,12 +40,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await hippo?.close();
-  await rm(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
 });
 
 describe("hippo serve under abuse", () => {
   it("keeps normal requests at their latency, with bounded memory, through an amplifying request then disconnect, 64 concurrent clients, 100 MB bodies, a cross-origin text/plain POST, a wrong Host and an unauthenticated request", async () => {
-    const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: KEY, maxRetries: 0 });
+    const client = openaiClient(port, KEY);
     const normal = async (): Promise<number> => {
       const t0 = performance.now();
       const r = await client.completions.create({
@@ -82,14 +74,7 @@ describe("hippo serve under abuse", () => {
     try {
       // 1. Amplifying request (64 choices x 300 tokens, one batch of 9 s), then the client leaves.
       const callsBefore = toy.calls.length;
-      const amp = request({
-        host: "127.0.0.1",
-        port,
-        path: "/v1/completions",
-        method: "POST",
-        headers: { "content-type": "application/json", ...AUTH },
-        agent: false,
-      });
+      const amp = completionsRequest(port, AUTH);
       amp.on("error", () => {});
       amp.end(
         JSON.stringify({ prompt: [PROMPT, PROMPT, PROMPT, PROMPT], n: 16, max_tokens: 300, temperature: 0 }),

@@ -4,26 +4,22 @@
  * command (the bin shim in a child process, on a miniature model).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { main } from "../src/main.js";
 import { prepareMiniature } from "../src/miniature/prepare.js";
+import { HIPPO, makeTempDir, removeTempDir } from "./helpers/cli.js";
 import { raw } from "./helpers/http.js";
 
-const HIPPO = fileURLToPath(new URL("../bin/hippo.mjs", import.meta.url));
 // A folder that does not exist: a refusal must come before the model is looked for.
 const NO_MODEL = join(tmpdir(), "hippo-serve-cli-no-such-model");
 
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-serve-cli-"));
+  dir = await makeTempDir("serve-cli");
 });
-afterAll(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => removeTempDir(dir));
 afterEach(() => {
   vi.unstubAllEnvs();
   vi.restoreAllMocks();

@@ -3,17 +3,16 @@
  * tokenizer): what the openai client gets back equals what the model package computes directly, and the
  * eval package's OpenAI-endpoint backend scores through the server what the local model scores.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { createOpenAICompletionsModel } from "@hippocrates/eval";
 import { asScoringModel, loadModel } from "@hippocrates/model";
-import OpenAI from "openai";
+import type OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadServeModel } from "../src/commands/serve.js";
 import { prepareMiniature } from "../src/miniature/prepare.js";
 import { createServer, type HippoServer } from "../src/serve/server.js";
+import { LLAMA2_TOKENIZER, makeTempDir, removeTempDir } from "./helpers/cli.js";
+import { openaiClient } from "./helpers/serve.js";
 
 let dir: string;
 let hippo: HippoServer;
@@ -21,23 +20,21 @@ let client: OpenAI;
 let base: string;
 let loaded: Awaited<ReturnType<typeof loadServeModel>>;
 const PROMPT = "Question: Which drug is used to treat the disease?\nAnswer:";
-// Shared data sits beside the repository (resolved from the repo root, never an absolute path).
-const LLAMA2 = fileURLToPath(new URL("../../../../shared/data/tokenizers/llama2/", import.meta.url));
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-serve-real-"));
+  dir = await makeTempDir("serve-real");
   await prepareMiniature(dir, { diseases: 6 });
   loaded = await loadServeModel(join(dir, "base-model"), { tokenizer: join(dir, "tokenizer"), name: "mini" });
   hippo = createServer(loaded.model);
   const { port } = await hippo.listen(0);
   base = `http://127.0.0.1:${port}/v1`;
-  client = new OpenAI({ baseURL: base, apiKey: "unused", maxRetries: 0 });
+  client = openaiClient(port);
 });
 
 afterAll(async () => {
   await hippo?.close();
   loaded?.dispose();
-  await rm(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
 });
 
 describe("server on the real model", () => {
@@ -178,7 +175,7 @@ describe("server on the real model", () => {
 
   it("refuses at load a tokenizer whose vocabulary does not fit the model's vocab_size", async () => {
     // Llama-2's 32000 tokens against the miniature model's small vocabulary: every request would fail.
-    const error = await loadServeModel(join(dir, "base-model"), { tokenizer: LLAMA2 }).catch(
+    const error = await loadServeModel(join(dir, "base-model"), { tokenizer: LLAMA2_TOKENIZER }).catch(
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(Error);

@@ -3,18 +3,14 @@
  * per failure found there. The model is the deterministic toy (test/helpers/toy-model.ts), slowed down per
  * token where a test needs work to be in flight; nothing here measures time.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { request } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { HippoError } from "@hippocrates/core";
-import { type HfTokenizer, loadTokenizer } from "@hippocrates/tokenizer";
+import type { HfTokenizer } from "@hippocrates/tokenizer";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { allText, buildDatasets, generateKnowledgeBase } from "../src/miniature/kb.js";
-import { writeTokenizerFolder } from "../src/miniature/tokenizer.js";
 import { createServer, type HippoServer, type ServeOptions } from "../src/serve/server.js";
-import { declaredOnly, postJson, raw, streamBody, waitFor } from "./helpers/http.js";
+import { makeTempDir, removeTempDir } from "./helpers/cli.js";
+import { completionsRequest, declaredOnly, postJson, raw, streamBody, waitFor } from "./helpers/http.js";
+import { miniatureTokenizer, openaiClient, serveToy } from "./helpers/serve.js";
 import { createToyModel } from "./helpers/toy-model.js";
 
 const PROMPT = "Question: Which drug is used to treat the fever?\nAnswer:";
@@ -29,20 +25,15 @@ let client: OpenAI;
 const started: HippoServer[] = [];
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-serve-sec-"));
-  const kb = generateKnowledgeBase({ seed: 7, diseases: 12 });
-  await writeTokenizerFolder(join(dir, "tok"), [...allText(buildDatasets(kb)), PROMPT, "fever drug"]);
-  tok = await loadTokenizer(join(dir, "tok"));
-  toy = createToyModel(tok, { maxLength: 128 });
-  open = createServer(toy.model, { maxTokens: 64 });
-  port = (await open.listen(0)).port;
-  client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "unused", maxRetries: 0 });
+  dir = await makeTempDir("serve-sec");
+  tok = await miniatureTokenizer(dir, [PROMPT, "fever drug"]);
+  ({ toy, server: open, port, client } = await serveToy(tok));
 });
 
 afterAll(async () => {
   for (const s of started) await s.close();
   await open?.close();
-  await rm(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
 });
 
 /** A server on its own loopback port, closed after the file. */
@@ -71,15 +62,11 @@ describe("hippo serve: who may use it", () => {
     expect(errorOf(none)).toMatchObject({ type: "invalid_request_error", code: "invalid_api_key" });
     const post = await postJson(p, "/v1/completions", { prompt: PROMPT, max_tokens: 2 });
     expect(post.status).toBe(401);
-    const wrong = await new OpenAI({
-      baseURL: `http://127.0.0.1:${p}/v1`,
-      apiKey: `${KEY}x`,
-      maxRetries: 0,
-    }).completions
-      .create({ model: "toy", prompt: PROMPT, max_tokens: 2 })
+    const wrong = await openaiClient(p, `${KEY}x`)
+      .completions.create({ model: "toy", prompt: PROMPT, max_tokens: 2 })
       .catch((e: unknown) => e);
     expect(wrong).toBeInstanceOf(OpenAI.AuthenticationError);
-    const c = new OpenAI({ baseURL: `http://127.0.0.1:${p}/v1`, apiKey: KEY, maxRetries: 0 });
+    const c = openaiClient(p, KEY);
     expect((await c.models.list()).data.map((m) => m.id)).toEqual(["toy"]);
     const ok = await c.completions.create({ model: "toy", prompt: PROMPT, max_tokens: 2, temperature: 0 });
     expect(ok.choices[0]?.text.length).toBeGreaterThan(0);
@@ -174,7 +161,7 @@ describe("hippo serve: how much one caller may ask", () => {
   it("answers 429 with Retry-After when the queue is full, and admits the request once there is room", async () => {
     const slow = createToyModel(tok, { delayMs: 20, maxLength: 128 });
     const { server, port: p } = await start(slow.model, { maxChoices: 4, maxQueue: 4 });
-    const c = new OpenAI({ baseURL: `http://127.0.0.1:${p}/v1`, apiKey: "x", maxRetries: 0 });
+    const c = openaiClient(p, "x");
     const first = c.completions.create({
       model: "toy",
       prompt: PROMPT,
@@ -196,14 +183,7 @@ describe("hippo serve: how much one caller may ask", () => {
     const slow = createToyModel(tok, { delayMs: 10, maxLength: 1024 });
     const { server, port: p, lines } = await start(slow.model, { maxBatch: 8 });
     // 4 prompts x n 16 = 64 generations of 300 tokens: 8 batches of 3 s each at 10 ms a token.
-    const amp = request({
-      host: "127.0.0.1",
-      port: p,
-      path: "/v1/completions",
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      agent: false,
-    });
+    const amp = completionsRequest(p);
     amp.on("error", () => {});
     amp.end(
       JSON.stringify({ prompt: [PROMPT, PROMPT, PROMPT, PROMPT], n: 16, max_tokens: 300, temperature: 0 }),
@@ -211,7 +191,7 @@ describe("hippo serve: how much one caller may ask", () => {
     await waitFor(() => (slow.steps[0] ?? 0) > 0, "the first batch to start");
     amp.destroy();
     await waitFor(() => lines.some((l) => l.includes("disconnected")), "the disconnect to be logged");
-    const c = new OpenAI({ baseURL: `http://127.0.0.1:${p}/v1`, apiKey: "x", maxRetries: 0 });
+    const c = openaiClient(p, "x");
     const next = await c.completions.create({ model: "toy", prompt: PROMPT, max_tokens: 3, temperature: 0 });
     expect(next.choices[0]?.finish_reason).toBe("length");
     await server.queue.idle();
@@ -232,22 +212,12 @@ describe("hippo serve: how much one caller may ask", () => {
     const slow = createToyModel(tok, { delayMs: 20, maxLength: 256 });
     const { server, port: p, lines } = await start(slow.model);
     await new Promise<void>((resolve, reject) => {
-      const req = request(
-        {
-          host: "127.0.0.1",
-          port: p,
-          path: "/v1/completions",
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          agent: false,
-        },
-        (res) => {
-          res.once("data", () => {
-            req.destroy();
-            resolve();
-          });
-        },
-      );
+      const req = completionsRequest(p, {}, (res) => {
+        res.once("data", () => {
+          req.destroy();
+          resolve();
+        });
+      });
       req.on("error", () => {});
       req.end(JSON.stringify({ prompt: PROMPT, max_tokens: 100, temperature: 0, stream: true }));
       setTimeout(() => reject(new Error("no stream data")), 30_000).unref();
@@ -275,19 +245,9 @@ describe("hippo serve: request bodies", () => {
     const ask = (declared: number, body: string | undefined) =>
       new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
         let continued = false;
-        const req = request(
-          {
-            host: "127.0.0.1",
-            port,
-            path: "/v1/completions",
-            method: "POST",
-            headers: {
-              "content-type": "application/json",
-              "content-length": declared,
-              expect: "100-continue",
-            },
-            agent: false,
-          },
+        const req = completionsRequest(
+          port,
+          { "content-length": declared, expect: "100-continue" },
           (res) => {
             res.resume();
             res.on("end", () => {

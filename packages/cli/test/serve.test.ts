@@ -1,19 +1,17 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { request } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type HfTokenizer, loadTokenizer } from "@hippocrates/tokenizer";
+import type { HfTokenizer } from "@hippocrates/tokenizer";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { allText, buildDatasets, generateKnowledgeBase } from "../src/miniature/kb.js";
-import { writeTokenizerFolder } from "../src/miniature/tokenizer.js";
 import { createServer, type HippoServer } from "../src/serve/server.js";
 import { scorerFromScoringModel } from "../src/serve/types.js";
+import { makeTempDir, removeTempDir } from "./helpers/cli.js";
+import { raw } from "./helpers/http.js";
+import { miniatureTokenizer, openaiClient, serveToy } from "./helpers/serve.js";
 import { createToyModel, logSoftmax, toyLogits } from "./helpers/toy-model.js";
 
 let dir: string;
 let tok: HfTokenizer;
 let hippo: HippoServer;
+let port: number;
 let base: string;
 let client: OpenAI;
 let toy: ReturnType<typeof createToyModel>;
@@ -21,41 +19,24 @@ let toy: ReturnType<typeof createToyModel>;
 const PROMPT = "Question: Which drug is used to treat the fever?\nAnswer:";
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-serve-"));
-  const kb = generateKnowledgeBase({ seed: 7, diseases: 12 });
-  await writeTokenizerFolder(join(dir, "tok"), [...allText(buildDatasets(kb)), PROMPT, "fever drug"]);
-  tok = await loadTokenizer(join(dir, "tok"));
-  toy = createToyModel(tok, { maxLength: 128 });
-  hippo = createServer(toy.model, { maxTokens: 64 });
-  const addr = await hippo.listen(0);
-  base = `http://127.0.0.1:${addr.port}`;
-  client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0 });
+  dir = await makeTempDir("serve");
+  tok = await miniatureTokenizer(dir, [PROMPT, "fever drug"]);
+  ({ toy, server: hippo, port, client } = await serveToy(tok));
+  base = `http://127.0.0.1:${port}`;
 });
 
 afterAll(async () => {
   await hippo?.close();
-  await rm(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
 });
 
-/** Raw POST (for bodies the SDK will not send). */
-function post(path: string, body: string | Buffer): Promise<{ status: number; json: unknown }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${base}${path}`,
-      { method: "POST", headers: { "content-type": "application/json" } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : null });
-        });
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
+/** Raw JSON POST (for bodies the SDK will not send). */
+const post = (path: string, body: string | Buffer) =>
+  raw(port, { path, headers: { "content-type": "application/json" }, body });
+
+/** A greedy completion of PROMPT through the openai client. */
+const greedyCompletion = (max_tokens: number) =>
+  client.completions.create({ model: "toy", prompt: PROMPT, max_tokens, temperature: 0 });
 
 async function greedy(ids: number[], n: number): Promise<number[]> {
   const [r] = await toy.model.generator.generate([ids], {
@@ -73,12 +54,7 @@ describe("OpenAI-compatible server (official openai client over loopback)", () =
   });
 
   it("completes a string prompt greedily, as the model generates", async () => {
-    const r = await client.completions.create({
-      model: "toy",
-      prompt: PROMPT,
-      max_tokens: 6,
-      temperature: 0,
-    });
+    const r = await greedyCompletion(6);
     const ids = await tok.encode(PROMPT);
     const expected = (await greedy(ids, 6)).filter((t) => t !== tok.eosTokenId);
     const full = await tok.decode([...ids, ...expected]);
@@ -151,12 +127,7 @@ describe("OpenAI-compatible server (official openai client over loopback)", () =
   });
 
   it("streams completions and chat over SSE; the deltas add up to the non-streamed answer", async () => {
-    const plain = await client.completions.create({
-      model: "toy",
-      prompt: PROMPT,
-      max_tokens: 8,
-      temperature: 0,
-    });
+    const plain = await greedyCompletion(8);
     const stream = await client.completions.create({
       model: "toy",
       prompt: PROMPT,
@@ -195,24 +166,12 @@ describe("OpenAI-compatible server (official openai client over loopback)", () =
   });
 
   it("seeded sampling is reproducible and stop strings cut the text", async () => {
-    const a = await client.completions.create({
-      model: "toy",
-      prompt: PROMPT,
-      max_tokens: 10,
-      temperature: 1,
-      seed: 5,
-    });
-    const b = await client.completions.create({
-      model: "toy",
-      prompt: PROMPT,
-      max_tokens: 10,
-      temperature: 1,
-      seed: 5,
-    });
+    const sample = () =>
+      client.completions.create({ model: "toy", prompt: PROMPT, max_tokens: 10, temperature: 1, seed: 5 });
+    const a = await sample();
+    const b = await sample();
     expect(a.choices[0]?.text).toBe(b.choices[0]?.text);
-    const full =
-      (await client.completions.create({ model: "toy", prompt: PROMPT, max_tokens: 10, temperature: 0 }))
-        .choices[0]?.text ?? "";
+    const full = (await greedyCompletion(10)).choices[0]?.text ?? "";
     const word = full.trim().split(/\s+/)[1];
     if (word) {
       const cut = await client.completions.create({
@@ -232,7 +191,7 @@ describe("OpenAI-compatible server (official openai client over loopback)", () =
     const slow = createToyModel(tok, { delayMs: 20, maxLength: 128 });
     const s = createServer(slow.model);
     const { port } = await s.listen(0);
-    const c = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "x", maxRetries: 0 });
+    const c = openaiClient(port, "x");
     try {
       const rs = await Promise.all(
         Array.from({ length: 12 }, () =>
@@ -240,12 +199,7 @@ describe("OpenAI-compatible server (official openai client over loopback)", () =
         ),
       );
       // Batched answers equal the one-at-a-time answer.
-      const alone = await client.completions.create({
-        model: "toy",
-        prompt: PROMPT,
-        max_tokens: 4,
-        temperature: 0,
-      });
+      const alone = await greedyCompletion(4);
       expect(new Set(rs.map((r) => r.choices[0]?.text))).toEqual(new Set([alone.choices[0]?.text]));
       expect(Math.max(...slow.calls)).toBeGreaterThan(1);
       expect(s.queue.stats.maxBatchSeen).toBeGreaterThan(1);
@@ -297,12 +251,7 @@ describe("OpenAI-compatible server (official openai client over loopback)", () =
     const missing = await fetch(`${base}/v1/nothing`);
     expect(missing.status).toBe(404);
 
-    const ok = await client.completions.create({
-      model: "toy",
-      prompt: PROMPT,
-      max_tokens: 2,
-      temperature: 0,
-    });
+    const ok = await greedyCompletion(2);
     expect(ok.choices[0]?.text.length).toBeGreaterThan(0);
   });
 
@@ -310,7 +259,7 @@ describe("OpenAI-compatible server (official openai client over loopback)", () =
     const slow = createToyModel(tok, { delayMs: 20, maxLength: 128 });
     const s = createServer(slow.model);
     const { port } = await s.listen(0);
-    const c = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "x", maxRetries: 0 });
+    const c = openaiClient(port, "x");
     const inflight = c.completions.create({ model: "toy", prompt: PROMPT, max_tokens: 20, temperature: 0 });
     // Close once the request is being generated (not after a fixed 100 ms, which a loaded machine can spend
     // before the request even arrives, so that it is refused instead of finished).

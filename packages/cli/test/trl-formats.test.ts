@@ -5,16 +5,11 @@
  * conversational) train a tiny random Llama for two steps through `hippo train` with HfArgumentParser's flag
  * spellings, and through `hippo run` of a pipeline written with HF/TRL/PEFT key names.
  */
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-
-const HIPPO = fileURLToPath(new URL("../bin/hippo.mjs", import.meta.url));
-const TOKENIZER = fileURLToPath(new URL("../../../../shared/data/tokenizers/llama2", import.meta.url));
+import { initArgs, removeTempDir, runHippo, runHippoOk, tinyLlamaFolder } from "./helpers/cli.js";
 
 const user = (content: string) => ({ role: "user", content });
 const assistant = (content: string) => ({ role: "assistant", content });
@@ -65,61 +60,33 @@ const FORMATS: { name: string; kind: "cpt" | "sft" | "dpo"; record: unknown }[] 
 
 let dir: string;
 
-function hippo(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [HIPPO, ...args], { cwd: dir });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-async function ok(...args: string[]): Promise<string> {
-  const r = await hippo(...args);
-  expect({ status: r.status, stderr: r.status === 0 ? "" : r.stderr }).toEqual({ status: 0, stderr: "" });
-  return r.stdout;
-}
+const hippo = (...args: string[]) => runHippo(dir, args);
+const ok = async (...args: string[]) => (await runHippoOk(dir, args)).stdout;
 
 /** metrics.jsonl's training losses by step: both steps ran and gave a finite loss. */
-async function losses(stageDir: string): Promise<[number, number][]> {
-  return (await readFile(join(stageDir, "metrics.jsonl"), "utf8"))
+async function expectTwoFiniteLosses(stageDir: string, name: string): Promise<void> {
+  const l = (await readFile(join(stageDir, "metrics.jsonl"), "utf8"))
     .split("\n")
     .filter(Boolean)
-    .map((l) => JSON.parse(l) as { step: number; loss?: number })
+    .map((line) => JSON.parse(line) as { step: number; loss?: number })
     .filter((e) => typeof e.loss === "number")
-    .map((e) => [e.step, e.loss as number]);
+    .map((e): [number, number] => [e.step, e.loss as number]);
+  expect(
+    l.map(([s]) => s),
+    name,
+  ).toEqual([1, 2]);
+  expect(
+    l.every(([, v]) => Number.isFinite(v)),
+    name,
+  ).toBe(true);
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hippo-cli-trl-"));
-  await writeFile(
-    join(dir, "tiny.json"),
-    JSON.stringify({
-      architectures: ["LlamaForCausalLM"],
-      model_type: "llama",
-      hidden_size: 32,
-      intermediate_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      hidden_act: "silu",
-      max_position_embeddings: 128,
-      rms_norm_eps: 1e-5,
-      rope_theta: 10000,
-      tie_word_embeddings: false,
-      vocab_size: 32000,
-      bos_token_id: 1,
-      eos_token_id: 2,
-    }),
-  );
-  await ok("init", "--config", "tiny.json", "--output", "base", "--tokenizer", TOKENIZER, "--seed", "1");
+  dir = await tinyLlamaFolder("cli-trl", { max_position_embeddings: 128 });
+  await ok(...initArgs("base", "--seed", "1"));
   for (const f of FORMATS) await writeFile(join(dir, `${f.name}.jsonl`), `${JSON.stringify(f.record)}\n`);
 }, 120_000);
-afterAll(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => removeTempDir(dir));
 
 describe("TRL's dataset formats train end to end", () => {
   it("hippo train takes each format with HfArgumentParser's flag spellings", {
@@ -157,15 +124,7 @@ describe("TRL's dataset formats train end to end", () => {
         ),
       );
       expect(out.metrics.global_step, f.name).toBe(2);
-      const l = await losses(join(dir, `train-${f.name}`));
-      expect(
-        l.map(([s]) => s),
-        f.name,
-      ).toEqual([1, 2]);
-      expect(
-        l.every(([, v]) => Number.isFinite(v)),
-        f.name,
-      ).toBe(true);
+      await expectTwoFiniteLosses(join(dir, `train-${f.name}`), f.name);
       // Only the flags given changed the preset: r and the targets, the preset's alpha kept.
       const adapter = JSON.parse(await readFile(join(dir, `train-${f.name}`, "adapter_config.json"), "utf8"));
       expect(adapter, f.name).toMatchObject({ r: 2, target_modules: ["q_proj", "v_proj"] });
@@ -208,15 +167,7 @@ describe("TRL's dataset formats train end to end", () => {
       expect(rec?.status, f.name).toBe("done");
       expect(rec?.input, f.name).toEqual({ kind: "hf-model", path: join(dir, "base") });
       expect(rec?.output?.metrics?.global_step, f.name).toBe(2);
-      const l = await losses(rec.outputDir);
-      expect(
-        l.map(([s]) => s),
-        f.name,
-      ).toEqual([1, 2]);
-      expect(
-        l.every(([, v]) => Number.isFinite(v)),
-        f.name,
-      ).toBe(true);
+      await expectTwoFiniteLosses(rec.outputDir, f.name);
       const adapter = JSON.parse(await readFile(join(rec.outputDir, "adapter_config.json"), "utf8"));
       expect(adapter, f.name).toMatchObject({ r: 2, lora_alpha: 4, use_rslora: true });
       expect(existsSync(join(rec.outputDir, "adapter_model.safetensors")), f.name).toBe(true);

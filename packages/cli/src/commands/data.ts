@@ -6,14 +6,19 @@ import type { Command } from "commander";
 import { parseYaml } from "../config/load.js";
 import { loadRunTokenizer } from "./shared.js";
 
+/** A data config file (JSON, or YAML), its paths rebased onto its folder; the builder's schema checks it. */
 async function readConfig(file: string): Promise<Record<string, unknown>> {
   const abs = resolve(file);
   const text = await readFile(abs, "utf8");
-  return (extname(abs) === ".json" ? parseJsonSafe(text, abs) : parseYaml(text, abs)) as Record<
+  const config = (extname(abs) === ".json" ? parseJsonSafe(text, abs) : parseYaml(text, abs)) as Record<
     string,
     unknown
   >;
+  return rebase(config, dirname(abs));
 }
+
+/** A builder's summary, as the command's output. */
+const printSummary = (summary: unknown) => process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
 
 /** Paths in a data config are relative to the config file. */
 function rebase(config: Record<string, unknown>, base: string): Record<string, unknown> {
@@ -50,11 +55,7 @@ export function registerData(program: Command): void {
     )
     .action(async (file: string, f: { tokenizer: string; overwrite?: boolean }) => {
       const d = await import("@hippocrates/data");
-      const config = d.parseDataConfig(
-        d.cptConfigSchema,
-        rebase(await readConfig(file), dirname(resolve(file))),
-        file,
-      );
+      const config = d.parseDataConfig(d.cptConfigSchema, await readConfig(file), file);
       const summary = await d.buildCptDataset(
         {
           ...d.cptOptionsFromConfig(config, await loadRunTokenizer(f.tokenizer)),
@@ -63,7 +64,7 @@ export function registerData(program: Command): void {
         },
         createBarReporter(),
       );
-      process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      printSummary(summary);
     });
   data
     .command("sft")
@@ -79,11 +80,7 @@ export function registerData(program: Command): void {
     )
     .action(async (file: string, f: { tokenizer?: string; overwrite?: boolean }) => {
       const d = await import("@hippocrates/data");
-      const config = d.parseDataConfig(
-        d.sftConfigSchema,
-        rebase(await readConfig(file), dirname(resolve(file))),
-        file,
-      );
+      const config = d.parseDataConfig(d.sftConfigSchema, await readConfig(file), file);
       const tok = f.tokenizer ? await loadRunTokenizer(f.tokenizer) : undefined;
       const summary = await d.buildSftDataset(
         {
@@ -93,7 +90,7 @@ export function registerData(program: Command): void {
         },
         createBarReporter(),
       );
-      process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      printSummary(summary);
     });
   data
     .command("preference")
@@ -108,11 +105,7 @@ export function registerData(program: Command): void {
     )
     .action(async (file: string, f: { overwrite?: boolean }) => {
       const d = await import("@hippocrates/data");
-      const config = d.parseDataConfig(
-        d.preferenceConfigSchema,
-        rebase(await readConfig(file), dirname(resolve(file))),
-        file,
-      );
+      const config = d.parseDataConfig(d.preferenceConfigSchema, await readConfig(file), file);
       const summary = await d.buildPreferenceDataset(
         {
           ...d.preferenceOptionsFromConfig(config),
@@ -121,6 +114,6 @@ export function registerData(program: Command): void {
         },
         createBarReporter(),
       );
-      process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      printSummary(summary);
     });
 }

@@ -32,171 +32,105 @@ import {
 type Kind = "cpt" | "sft" | "dpo";
 type Parse = "int" | "float" | "string" | "list" | "bool";
 
-/** One setting and its flags: ours first (shown in --help), then the HF spelling (accepted). */
-interface TrainFlag {
+/**
+ * One setting as the table below writes it. `field` is its name in transformers' TrainingArguments or TRL's
+ * SFTConfig/DPOConfig/ModelConfig (default: the key); `ours` are our own spellings, put first.
+ */
+interface TrainSetting {
   /** The settings key, `lora.r` for a key of the `lora` block. */
   key: string;
-  flags: string[];
+  field?: string;
+  ours?: string[];
   parse: Parse;
   help: string;
   choices?: string[];
   kinds?: Kind[];
 }
 
-export const TRAIN_FLAGS: TrainFlag[] = [
-  {
-    key: "eval_data",
-    flags: ["--eval-data", "--eval_data"],
-    parse: "string",
-    help: "held-out records of the same format (eval loss)",
-  },
-  {
-    key: "learning_rate",
-    flags: ["--learning-rate", "--lr", "--learning_rate"],
-    parse: "float",
-    help: "peak learning rate",
-  },
-  {
-    key: "num_train_epochs",
-    flags: ["--epochs", "--num-train-epochs", "--num_train_epochs"],
-    parse: "int",
-    help: "epochs",
-  },
-  {
-    key: "max_steps",
-    flags: ["--max-steps", "--max_steps"],
-    parse: "int",
-    help: "stop after this many optimizer steps",
-  },
-  {
-    key: "per_device_train_batch_size",
-    flags: ["--batch-size", "--per-device-train-batch-size", "--per_device_train_batch_size"],
-    parse: "int",
-    help: "micro-batch size",
-  },
+/** A setting and all its flags: ours first (the first is shown in --help), then the HF spellings (accepted). */
+type TrainFlag = TrainSetting & { flags: string[] };
+
+/**
+ * `ours`, then the spellings HfArgumentParser gives a dataclass field (transformers' `_parse_dataclass_field`:
+ * `--field`, and `--field-with-dashes` when the name has underscores), the dashed one first, each spelling once.
+ */
+function spellingsOf({ key, field = key, ours = [] }: TrainSetting): string[] {
+  return [...new Set([...ours, `--${field.replaceAll("_", "-")}`, `--${field}`])];
+}
+
+const TRAIN_SETTINGS: TrainSetting[] = [
+  { key: "eval_data", parse: "string", help: "held-out records of the same format (eval loss)" },
+  { key: "learning_rate", ours: ["--learning-rate", "--lr"], parse: "float", help: "peak learning rate" },
+  { key: "num_train_epochs", ours: ["--epochs"], parse: "int", help: "epochs" },
+  { key: "max_steps", parse: "int", help: "stop after this many optimizer steps" },
+  { key: "per_device_train_batch_size", ours: ["--batch-size"], parse: "int", help: "micro-batch size" },
   {
     key: "gradient_accumulation_steps",
-    flags: ["--grad-accum", "--gradient-accumulation-steps", "--gradient_accumulation_steps"],
+    ours: ["--grad-accum"],
     parse: "int",
     help: "micro-batches per optimizer step",
   },
-  {
-    key: "max_length",
-    flags: ["--max-length", "--max_length"],
-    parse: "int",
-    help: "sequence length (CPT: block size)",
-  },
+  { key: "max_length", parse: "int", help: "sequence length (CPT: block size)" },
   {
     key: "lr_scheduler_type",
-    flags: ["--scheduler", "--lr-scheduler-type", "--lr_scheduler_type"],
+    ours: ["--scheduler"],
     parse: "string",
     help: "learning-rate schedule",
     choices: ["cosine", "linear", "constant", "constant_with_warmup"],
   },
-  {
-    key: "warmup_steps",
-    flags: ["--warmup-steps", "--warmup_steps"],
-    parse: "int",
-    help: "linear warmup steps",
-  },
-  {
-    key: "warmup_ratio",
-    flags: ["--warmup-ratio", "--warmup_ratio"],
-    parse: "float",
-    help: "warmup as a fraction of the steps",
-  },
-  {
-    key: "weight_decay",
-    flags: ["--weight-decay", "--weight_decay"],
-    parse: "float",
-    help: "AdamW weight decay",
-  },
-  {
-    key: "max_grad_norm",
-    flags: ["--max-grad-norm", "--max_grad_norm"],
-    parse: "float",
-    help: "gradient clipping norm",
-  },
-  {
-    key: "save_steps",
-    flags: ["--save-every", "--save-steps", "--save_steps"],
-    parse: "int",
-    help: "checkpoint every N steps",
-  },
-  {
-    key: "save_total_limit",
-    flags: ["--save-total-limit", "--save_total_limit"],
-    parse: "int",
-    help: "keep the newest N checkpoints",
-  },
-  {
-    key: "logging_steps",
-    flags: ["--logging-steps", "--logging_steps"],
-    parse: "int",
-    help: "log metrics every N steps",
-  },
-  {
-    key: "eval_steps",
-    flags: ["--eval-steps", "--eval_steps"],
-    parse: "int",
-    help: "evaluate every N steps",
-  },
+  { key: "warmup_steps", parse: "int", help: "linear warmup steps" },
+  { key: "warmup_ratio", parse: "float", help: "warmup as a fraction of the steps" },
+  { key: "weight_decay", parse: "float", help: "AdamW weight decay" },
+  { key: "max_grad_norm", parse: "float", help: "gradient clipping norm" },
+  { key: "save_steps", ours: ["--save-every"], parse: "int", help: "checkpoint every N steps" },
+  { key: "save_total_limit", parse: "int", help: "keep the newest N checkpoints" },
+  { key: "logging_steps", parse: "int", help: "log metrics every N steps" },
+  { key: "eval_steps", parse: "int", help: "evaluate every N steps" },
   {
     key: "overwrite_output_dir",
-    flags: ["--restart", "--overwrite-output-dir", "--overwrite_output_dir"],
+    ours: ["--restart"],
     parse: "bool",
     help: "drop the checkpoints in --output and start at step 0 (an interrupted run otherwise resumes; with every checkpoint corrupt it stops)",
   },
   {
     key: "gradient_checkpointing",
-    flags: ["--gradient-checkpointing", "--gradient_checkpointing"],
     parse: "bool",
     help: "recompute each layer in the backward pass: far less memory (fits the 4 GiB wasm heap), about the same speed",
   },
-  { key: "lora.r", flags: ["--lora-r", "--lora_r"], parse: "int", help: "LoRA rank" },
-  { key: "lora.lora_alpha", flags: ["--lora-alpha", "--lora_alpha"], parse: "float", help: "LoRA alpha" },
-  {
-    key: "lora.lora_dropout",
-    flags: ["--lora-dropout", "--lora_dropout"],
-    parse: "float",
-    help: "LoRA dropout",
-  },
+  { key: "lora.r", field: "lora_r", parse: "int", help: "LoRA rank" },
+  { key: "lora.lora_alpha", field: "lora_alpha", parse: "float", help: "LoRA alpha" },
+  { key: "lora.lora_dropout", field: "lora_dropout", parse: "float", help: "LoRA dropout" },
   {
     key: "lora.target_modules",
-    flags: ["--lora-targets", "--lora-target-modules", "--lora_target_modules"],
+    field: "lora_target_modules",
+    ours: ["--lora-targets"],
     parse: "list",
     help: 'LoRA target modules (q_proj,v_proj or q_proj v_proj), or "all-linear"',
   },
   {
     key: "lora.use_rslora",
-    flags: ["--use-rslora", "--use_rslora"],
+    field: "use_rslora",
     parse: "bool",
     help: "rank-stabilised LoRA (alpha / sqrt r)",
   },
   {
     key: "template",
-    flags: ["--template"],
     parse: "string",
     help: 'prompt template: "default", "chatml", "tokenizer", "none" or a string with {prompt}',
     kinds: ["sft", "dpo"],
   },
-  { key: "beta", flags: ["--beta"], parse: "float", help: "DPO beta", kinds: ["dpo"] },
+  { key: "beta", parse: "float", help: "DPO beta", kinds: ["dpo"] },
   {
     key: "loss_type",
-    flags: ["--loss-type", "--loss_type"],
     parse: "string",
     help: "DPO loss",
     choices: ["sigmoid", "ipo", "hinge"],
     kinds: ["dpo"],
   },
-  {
-    key: "label_smoothing",
-    flags: ["--label-smoothing", "--label_smoothing"],
-    parse: "float",
-    help: "cDPO label smoothing",
-    kinds: ["dpo"],
-  },
+  { key: "label_smoothing", parse: "float", help: "cDPO label smoothing", kinds: ["dpo"] },
 ];
+
+export const TRAIN_FLAGS: TrainFlag[] = TRAIN_SETTINGS.map((s) => ({ ...s, flags: spellingsOf(s) }));
 
 /** HfArgumentParser's booleans: a bare flag is true; a value is read as `string_to_bool` reads it. */
 function parseBool(name: string) {

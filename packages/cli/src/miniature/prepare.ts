@@ -40,6 +40,27 @@ export interface PrepareResult {
 
 const jsonl = (rows: unknown[]) => `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`;
 
+/**
+ * A task file (the eval package's format) named `name`, over the multiple-choice questions of test.jsonl, its
+ * few-shot examples drawn from the same file; `how` is how the choices are scored and prompted.
+ */
+async function writeTestTask(
+  dataDir: string,
+  name: string,
+  how: { choices: "options" | "letters"; prompt: "v0.3" | "letters"; metrics: string[] },
+): Promise<void> {
+  await writeJsonAtomic(join(dataDir, `${name}.json`), {
+    name,
+    version: 0,
+    files: { test: "test.jsonl" },
+    fields: { question: "question", options: "options", answer: "gold" },
+    choices: how.choices,
+    prompt: how.prompt,
+    fewshot: "test",
+    metrics: how.metrics,
+  });
+}
+
 export async function prepareMiniature(dir: string, options: PrepareOptions = {}): Promise<PrepareResult> {
   const log = options.log ?? (() => {});
   const kb = generateKnowledgeBase({ seed: options.seed ?? 1234, diseases: options.diseases ?? 40 });
@@ -51,25 +72,15 @@ export async function prepareMiniature(dir: string, options: PrepareOptions = {}
   await writeFileAtomic(join(dataDir, "test.jsonl"), jsonl(data.test));
   await writeJsonAtomic(join(dataDir, "knowledge-base.json"), kb);
   // The eval package's task-file format: the exam prompt of the authors' harness (`Question: ...\n(A) ...`).
-  await writeJsonAtomic(join(dataDir, "miniature_mcq.json"), {
-    name: "miniature_mcq",
-    version: 0,
-    files: { test: "test.jsonl" },
-    fields: { question: "question", options: "options", answer: "gold" },
+  await writeTestTask(dataDir, "miniature_mcq", {
     choices: "options",
     prompt: "v0.3",
-    fewshot: "test",
     metrics: ["acc", "acc_norm"],
   });
   // The same questions in the current harness's format (letters as the scored choices), a second task.
-  await writeJsonAtomic(join(dataDir, "miniature_letters.json"), {
-    name: "miniature_letters",
-    version: 0,
-    files: { test: "test.jsonl" },
-    fields: { question: "question", options: "options", answer: "gold" },
+  await writeTestTask(dataDir, "miniature_letters", {
     choices: "letters",
     prompt: "letters",
-    fewshot: "test",
     metrics: ["acc"],
   });
   const tokDir = join(dir, "tokenizer");

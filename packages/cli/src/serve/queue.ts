@@ -217,45 +217,46 @@ export class BatchQueue {
     }
   }
 
-  private async runGenerate(batch: GenerateJob[], signal: AbortSignal): Promise<void> {
-    const first = batch[0] as GenerateJob;
+  /** One model call for the batch; each job gets its row, or every job the call's error. */
+  private async runBatch<R>(batch: JobBase<R>[], call: () => Promise<R[]>, short: string): Promise<void> {
     try {
-      const results = await this.model.generator.generate(
-        batch.map((j) => j.prompt),
-        {
-          ...first.options,
-          signal,
-          onToken: (seq, tokenId) => batch[seq]?.onToken?.(tokenId),
-        },
-      );
+      const results = await call();
       batch.forEach((job, i) => {
         const r = results[i];
-        this.settle(
-          job,
-          r ? { value: r } : { error: new Error("model returned fewer results than prompts") },
-        );
+        this.settle(job, r ? { value: r } : { error: new Error(short) });
       });
     } catch (e) {
       for (const job of batch) this.settle(job, { error: e });
     }
   }
 
-  private async runScore(batch: ScoreJob[], signal: AbortSignal): Promise<void> {
-    try {
-      const results = await this.model.scorer.tokenLogprobs(
-        batch.map((j) => j.ids),
-        (batch[0] as ScoreJob).topK,
-        signal,
-      );
-      batch.forEach((job, i) => {
-        const r = results[i];
-        this.settle(
-          job,
-          r ? { value: r } : { error: new Error("scorer returned fewer results than sequences") },
-        );
-      });
-    } catch (e) {
-      for (const job of batch) this.settle(job, { error: e });
-    }
+  private runGenerate(batch: GenerateJob[], signal: AbortSignal): Promise<void> {
+    const first = batch[0] as GenerateJob;
+    return this.runBatch(
+      batch,
+      () =>
+        this.model.generator.generate(
+          batch.map((j) => j.prompt),
+          {
+            ...first.options,
+            signal,
+            onToken: (seq, tokenId) => batch[seq]?.onToken?.(tokenId),
+          },
+        ),
+      "model returned fewer results than prompts",
+    );
+  }
+
+  private runScore(batch: ScoreJob[], signal: AbortSignal): Promise<void> {
+    return this.runBatch(
+      batch,
+      () =>
+        this.model.scorer.tokenLogprobs(
+          batch.map((j) => j.ids),
+          (batch[0] as ScoreJob).topK,
+          signal,
+        ),
+      "scorer returned fewer results than sequences",
+    );
   }
 }

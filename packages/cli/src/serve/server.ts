@@ -263,6 +263,14 @@ export function createServer(model: ServeModel, options: ServeOptions = {}): Hip
   /** Choices of the requests being served (admitted and not finished): bounded by maxQueue. */
   let admitted = 0;
   let drained: (() => void) | undefined;
+  /** The one model, as OpenAI's model object (with vLLM's max_model_len) in /v1/models and /v1/models/{id}. */
+  const modelCard = {
+    id: model.id,
+    object: "model",
+    created: 0,
+    owned_by: "hippocrates",
+    max_model_len: model.maxLength,
+  };
 
   function checkModel(name: string | undefined): void {
     if (name !== undefined && name !== model.id) {
@@ -703,29 +711,12 @@ export function createServer(model: ServeModel, options: ServeOptions = {}): Hip
     }
     authorize(req);
     if (req.method === "GET" && path === "/v1/models") {
-      sendJson(res, 200, {
-        object: "list",
-        data: [
-          {
-            id: model.id,
-            object: "model",
-            created: 0,
-            owned_by: "hippocrates",
-            max_model_len: model.maxLength,
-          },
-        ],
-      });
+      sendJson(res, 200, { object: "list", data: [modelCard] });
       return;
     }
     if (req.method === "GET" && path.startsWith("/v1/models/")) {
       checkModel(decodeURIComponent(path.slice("/v1/models/".length)));
-      sendJson(res, 200, {
-        id: model.id,
-        object: "model",
-        created: 0,
-        owned_by: "hippocrates",
-        max_model_len: model.maxLength,
-      });
+      sendJson(res, 200, modelCard);
       return;
     }
     const route =

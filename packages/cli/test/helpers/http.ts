@@ -3,7 +3,7 @@
  * headers, bodies declared but never sent, endless chunked bodies) and what came back, including whether the
  * connection was reset before the answer could be read.
  */
-import { type IncomingHttpHeaders, type IncomingMessage, request } from "node:http";
+import { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, request } from "node:http";
 
 export interface RawResponse {
   status: number;
@@ -35,6 +35,28 @@ function collect(res: IncomingMessage): Promise<RawResponse> {
       resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
     });
   });
+}
+
+/**
+ * A POST to /v1/completions on its own connection (no keep-alive agent), JSON content type unless `headers`
+ * say otherwise; the caller writes the body (or does not).
+ */
+export function completionsRequest(
+  port: number,
+  headers: Record<string, string | number> = {},
+  onResponse?: (res: IncomingMessage) => void,
+): ClientRequest {
+  return request(
+    {
+      host: "127.0.0.1",
+      port,
+      path: "/v1/completions",
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      agent: false,
+    },
+    onResponse,
+  );
 }
 
 /** One request on its own connection (no keep-alive agent), body sent whole. */
@@ -81,20 +103,11 @@ export function declaredOnly(
   headers: Record<string, string> = {},
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: "127.0.0.1",
-        port,
-        path: "/v1/completions",
-        method: "POST",
-        headers: { "content-type": "application/json", "content-length": declared, ...headers },
-        agent: false,
-      },
-      (res) =>
-        collect(res).then((r) => {
-          req.destroy();
-          resolve(r);
-        }, reject),
+    const req = completionsRequest(port, { "content-length": declared, ...headers }, (res) =>
+      collect(res).then((r) => {
+        req.destroy();
+        resolve(r);
+      }, reject),
     );
     req.on("error", reject);
     req.flushHeaders();
@@ -123,23 +136,13 @@ export function streamBody(
       req.destroy();
       resolve({ response, sent, reset });
     };
-    const req = request(
-      {
-        host: "127.0.0.1",
-        port,
-        path: "/v1/completions",
-        method: "POST",
-        headers: { "content-type": "application/json", "transfer-encoding": "chunked", ...headers },
-        agent: false,
-      },
-      (res) => {
-        answered = true;
-        collect(res).then(
-          (r) => finish(r, undefined),
-          (e: Error) => finish(undefined, e.message),
-        );
-      },
-    );
+    const req = completionsRequest(port, { "transfer-encoding": "chunked", ...headers }, (res) => {
+      answered = true;
+      collect(res).then(
+        (r) => finish(r, undefined),
+        (e: Error) => finish(undefined, e.message),
+      );
+    });
     req.on("error", (e: NodeJS.ErrnoException) => finish(undefined, e.code ?? e.message));
     const pump = () => {
       while (!answered && !settled && sent < total) {
