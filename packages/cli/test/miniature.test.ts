@@ -213,13 +213,13 @@ describe("hippo miniature (tiny config)", () => {
         expect(await page.isDisabled("#page-next")).toBe(true);
         await page.selectOption("#stage-filter", "");
         await page.selectOption("#task-filter", "");
-        const box = await page.locator("#samples-section").boundingBox();
-        if (box)
-          await page.screenshot({
-            path: join(SCREENSHOT_DIR, "miniature-report-samples.png"),
-            fullPage: true,
-            clip: { x: 0, y: box.y, width: 1200, height: 900 },
-          });
+        // The sample browser at the top of the viewport (a clip from boundingBox() is relative to the scrolled
+        // viewport, not the page, so a full-page clip caught the charts instead).
+        await page.$eval("#samples-section", (el) => el.scrollIntoView({ block: "start" }));
+        await page.screenshot({
+          path: join(SCREENSHOT_DIR, "miniature-report-samples.png"),
+          fullPage: false,
+        });
         // Self-contained: nothing but the file itself was requested.
         expect(requests.filter((u) => !u.startsWith("file://"))).toEqual([]);
       } finally {
