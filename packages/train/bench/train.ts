@@ -26,6 +26,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describeBackend, initBackend } from "@hippocrates/backend";
 import { IGNORE_INDEX, type TokenizedExample, type TokenizedPreference } from "@hippocrates/core";
+import { createPacker } from "@hippocrates/data";
 import {
   addLoraAdapter,
   type CausalLM,
@@ -36,7 +37,7 @@ import {
 import { loadTokenizer } from "@hippocrates/tokenizer";
 import * as tf from "@tensorflow/tfjs-core";
 import { createAdamW } from "../src/adamw.js";
-import { collateLm, packExamples, packPreferences } from "../src/batch.js";
+import { collateLm, type PackedBatch, packExamples, packPreferences } from "../src/batch.js";
 import { clipByGlobalNorm } from "../src/clip.js";
 import { accumulateGradients } from "../src/loop.js";
 import { CPT_PRESET, DPO_PRESET, SFT_PRESET } from "../src/presets.js";
@@ -142,24 +143,14 @@ async function dpoPairs(n: number): Promise<TokenizedPreference[]> {
   return out;
 }
 
+/** PubMedQA contexts as documents (BOS text EOS) packed into blocks of `size` (data's CPT packer). */
 async function cptBlocks(n: number, size: number): Promise<TokenizedExample[]> {
   const tok = await loadTokenizer(TOKENIZER);
+  const packer = createPacker({ blockSize: size, eosTokenId: EOS, remainder: "drop" });
   const blocks: TokenizedExample[] = [];
-  let ids: number[] = [];
-  let seg: number[] = [];
-  let d = 0;
   for (const doc of pubmedqa()) {
     if (blocks.length >= n) break;
-    for (const t of [BOS, ...(await tok.encode(doc.contexts, { addSpecialTokens: false })), EOS]) {
-      ids.push(t);
-      seg.push(d);
-      if (ids.length === size) {
-        blocks.push({ inputIds: ids, labels: [...ids], segmentIds: seg });
-        ids = [];
-        seg = [];
-      }
-    }
-    d++;
+    blocks.push(...packer.add([BOS, ...(await tok.encode(doc.contexts, { addSpecialTokens: false }))]));
   }
   return blocks.slice(0, n);
 }
@@ -209,6 +200,20 @@ interface Plan {
   torchItems: (items: unknown[]) => unknown[];
 }
 
+/** Our padding-free rows: every slot through the layers, only the scored rows through the head. */
+function packedWork(b: PackedBatch): Work {
+  return { slots: b.batchSize * b.seqLen, rows: b.batchSize, T: b.seqLen, headRows: b.picks.length };
+}
+
+/** SFT and CPT: the LM task on our side, input_ids + labels records on PyTorch's. */
+const lmPlan = {
+  task: async (model: CausalLM) => lmTask(model, { padId: 0, checkpointLayers: true }) as TrainTask<unknown>,
+  torchMode: "lm" as const,
+  torchItems: (items: unknown[]) =>
+    (items as TokenizedExample[]).map((e) => ({ input_ids: e.inputIds, labels: e.labels })),
+  ours: (items: unknown[]) => packedWork(packExamples(items as TokenizedExample[], 0)),
+};
+
 async function plan(name: string): Promise<Plan> {
   const micro = (all: unknown[], size: number) =>
     Array.from({ length: STEPS + 1 }, (_, s) => all.slice(s * size, (s + 1) * size));
@@ -219,20 +224,13 @@ async function plan(name: string): Promise<Plan> {
       unit: "effective tokens/s",
       batches: micro(examples, SFT_BATCH),
       unitsOf: (items) => sumLengths((items as TokenizedExample[]).map((e) => e.inputIds)),
-      ours: (items) => {
-        const b = packExamples(items as TokenizedExample[], 0);
-        return { slots: b.batchSize * b.seqLen, rows: b.batchSize, T: b.seqLen, headRows: b.picks.length };
-      },
+      ...lmPlan,
       theirs: (items) => {
         const b = collateLm(items as TokenizedExample[], 0);
         const slots = b.batchSize * b.seqLen;
         return { slots, rows: b.batchSize, T: b.seqLen, headRows: slots };
       },
       lora: loraConfigOf(SFT_PRESET.lora),
-      task: async (model) => lmTask(model, { padId: 0, checkpointLayers: true }) as TrainTask<unknown>,
-      torchMode: "lm",
-      torchItems: (items) =>
-        (items as TokenizedExample[]).map((e) => ({ input_ids: e.inputIds, labels: e.labels })),
     };
   }
   if (name === "dpo") {
@@ -242,10 +240,7 @@ async function plan(name: string): Promise<Plan> {
       unit: "pairs/s",
       batches: micro(pairs, DPO_BATCH),
       unitsOf: (b) => b.length,
-      ours: (b) => {
-        const p = packPreferences(b as TokenizedPreference[], 0);
-        return { slots: p.batchSize * p.seqLen, rows: p.batchSize, T: p.seqLen, headRows: p.picks.length };
-      },
+      ours: (b) => packedWork(packPreferences(b as TokenizedPreference[], 0)),
       theirs: (b) => {
         const ps = b as TokenizedPreference[];
         const T = Math.max(
@@ -292,19 +287,12 @@ async function plan(name: string): Promise<Plan> {
       unit: "tokens/s",
       batches: micro(blocks, 2),
       unitsOf: (items) => sumLengths((items as TokenizedExample[]).map((e) => e.inputIds)),
-      ours: (items) => {
-        const b = packExamples(items as TokenizedExample[], 0);
-        return { slots: b.batchSize * b.seqLen, rows: b.batchSize, T: b.seqLen, headRows: b.picks.length };
-      },
+      ...lmPlan,
       theirs: (items) => {
         const n = items.length * CPT_BLOCK;
         return { slots: n, rows: items.length, T: CPT_BLOCK, headRows: n };
       },
       lora: loraConfigOf(CPT_PRESET.lora),
-      task: async (model) => lmTask(model, { padId: 0, checkpointLayers: true }) as TrainTask<unknown>,
-      torchMode: "lm",
-      torchItems: (items) =>
-        (items as TokenizedExample[]).map((e) => ({ input_ids: e.inputIds, labels: e.labels })),
     };
   }
   throw new Error(`unknown workload ${name} (sft, dpo, cpt)`);
