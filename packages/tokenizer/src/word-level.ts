@@ -20,11 +20,15 @@ export function whitespaceWords(text: string): string[] {
 export function wordLevelTokenizerJson(vocab: Readonly<Record<string, number>>): Record<string, unknown> {
   WORD_LEVEL_SPECIAL_TOKENS.forEach((token, id) => {
     if (vocab[token] !== id)
-      throw new HippoError("INVALID_ARGUMENT", "the special tokens must come first in a word-level vocabulary", {
-        key: token,
-        expected: `id ${id}`,
-        got: String(vocab[token]),
-      });
+      throw new HippoError(
+        "INVALID_ARGUMENT",
+        "the special tokens must come first in a word-level vocabulary",
+        {
+          key: token,
+          expected: `id ${id}`,
+          got: String(vocab[token]),
+        },
+      );
   });
   return {
     version: "1.0",

@@ -36,6 +36,7 @@ import {
 } from "@hippocrates/model";
 import { loadTokenizer } from "@hippocrates/tokenizer";
 import * as tf from "@tensorflow/tfjs-core";
+import { SMOLLM_135M } from "../../model/bench/shapes.js";
 import { createAdamW } from "../src/adamw.js";
 import { collateLm, type PackedBatch, packExamples, packPreferences } from "../src/batch.js";
 import { clipByGlobalNorm } from "../src/clip.js";
@@ -64,23 +65,7 @@ const SFT_BATCH = Number(env("SFT_BATCH", "3"));
 const DPO_BATCH = Number(env("DPO_BATCH", "2"));
 const WORKLOADS = env("WORKLOAD", "cpt,sft,dpo").split(",");
 
-const SMOLLM_135M = {
-  model_type: "llama",
-  architectures: ["LlamaForCausalLM"],
-  vocab_size: 49152,
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_hidden_layers: LAYERS,
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  hidden_act: "silu",
-  max_position_embeddings: 2048,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  tie_word_embeddings: true,
-  bos_token_id: 1,
-  eos_token_id: 2,
-};
+const SHAPE = { ...SMOLLM_135M, num_hidden_layers: LAYERS };
 const BOS = 1;
 const EOS = 2;
 
@@ -324,7 +309,7 @@ interface Result {
 async function runOne(name: string): Promise<Result> {
   const info = await initBackend({ backend: "wasm", threads: THREADS });
   const p = await plan(name);
-  const model = createRandomModel(SMOLLM_135M, { seed: 0 });
+  const model = createRandomModel(SHAPE, { seed: 0 });
   if (process.env.TRANSPOSE_CACHE_MB !== undefined) {
     model.transposeCacheBytes = Number(process.env.TRANSPOSE_CACHE_MB) * 2 ** 20;
   }

@@ -10,7 +10,7 @@ import { HippoError } from "@hippocrates/core";
 import { describe, expect, it } from "vitest";
 import { findLatestCheckpoint, HIPPO_STATE, TRAINER_STATE } from "../src/checkpoint.js";
 import { decodeF32Safetensors, encodeF32Safetensors } from "../src/tensorfile.js";
-import { type MlpRunOptions, tempDirs, trainMlp, trainMlpUntil } from "./helpers.js";
+import { type MlpRunOptions, tempDirs, trainMlp, trainMlpUntil } from "./mlp-loop.js";
 
 /**
  * The fields of transformers' TrainerState dataclass, in its order, as read from huggingface/transformers

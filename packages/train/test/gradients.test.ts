@@ -3,8 +3,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import { accumulateGradients } from "../src/loop.js";
 import { lmTask, responseExample } from "../src/tasks.js";
-import { createMlpLm } from "./helpers.js";
 import { centralDifference } from "./finite-diff.js";
+import { createMlpLm } from "./helpers.js";
 
 const examples: TokenizedExample[] = [
   responseExample([1, 4, 5], [7, 8, 9, 2]),

@@ -7,8 +7,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { accumulateGradients, evaluateLoss, runTrainingLoop } from "../src/loop.js";
 import { lmTask } from "../src/tasks.js";
-import { loadTinyWithLora, setupBackend } from "./llama-helpers.js";
 import { centralDifference } from "./finite-diff.js";
+import { loadTinyWithLora, setupBackend } from "./llama-helpers.js";
 
 let model: CausalLM;
 beforeAll(async () => {

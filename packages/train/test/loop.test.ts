@@ -4,14 +4,8 @@ import type { ProgressReporter } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import { findLatestCheckpoint, verifyCheckpoint } from "../src/checkpoint.js";
-import {
-  MLP_LOOP_CONFIG as config,
-  maxAbsDiff,
-  randomLmData,
-  tempDirs,
-  trainMlp,
-  trainMlpUntil,
-} from "./helpers.js";
+import { maxAbsDiff } from "./helpers.js";
+import { MLP_LOOP_CONFIG as config, randomLmData, tempDirs, trainMlp, trainMlpUntil } from "./mlp-loop.js";
 
 const tempDir = tempDirs("hippo-train-");
 

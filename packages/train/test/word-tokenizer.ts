@@ -4,11 +4,7 @@
  * vocabulary of only the test's words (in order of first appearance), so the test model's embedding and head
  * stay tiny.
  */
-import {
-  WORD_LEVEL_SPECIAL_TOKENS,
-  whitespaceWords,
-  writeWordLevelTokenizer,
-} from "@hippocrates/tokenizer";
+import { WORD_LEVEL_SPECIAL_TOKENS, whitespaceWords, writeWordLevelTokenizer } from "@hippocrates/tokenizer";
 
 const CHAT_TEMPLATE =
   "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ 'Human: ' + m['content'] + '\\n' }}{% elif m['role'] == 'assistant' %}{{ 'Assistant: ' + m['content'] + eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}";

@@ -5,11 +5,7 @@
  * chat template. Invented names become single tokens, which keeps the model small and its vocabulary ~500.
  */
 import { describeEntries, HippoError, writeDirAtomic } from "@hippocrates/core";
-import {
-  WORD_LEVEL_SPECIAL_TOKENS,
-  whitespaceWords,
-  writeWordLevelTokenizer,
-} from "@hippocrates/tokenizer";
+import { WORD_LEVEL_SPECIAL_TOKENS, whitespaceWords, writeWordLevelTokenizer } from "@hippocrates/tokenizer";
 
 /** Vocabulary: special tokens, then words by descending count (ties alphabetical), so ids are deterministic. */
 export function buildVocab(texts: string[]): Record<string, number> {
