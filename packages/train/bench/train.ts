@@ -190,8 +190,9 @@ function packedWork(b: PackedBatch): Work {
   return { slots: b.batchSize * b.seqLen, rows: b.batchSize, T: b.seqLen, headRows: b.picks.length };
 }
 
-/** SFT and CPT: the LM task on our side, input_ids + labels records on PyTorch's. */
+/** SFT and CPT: every token of the examples counts; the LM task on our side, input_ids + labels on PyTorch's. */
 const lmPlan = {
+  unitsOf: (items: unknown[]) => sumLengths((items as TokenizedExample[]).map((e) => e.inputIds)),
   task: async (model: CausalLM) => lmTask(model, { padId: 0, checkpointLayers: true }) as TrainTask<unknown>,
   torchMode: "lm" as const,
   torchItems: (items: unknown[]) =>
@@ -208,7 +209,6 @@ async function plan(name: string): Promise<Plan> {
       name: "SFT (MedQA question + answer)",
       unit: "effective tokens/s",
       batches: micro(examples, SFT_BATCH),
-      unitsOf: (items) => sumLengths((items as TokenizedExample[]).map((e) => e.inputIds)),
       ...lmPlan,
       theirs: (items) => {
         const b = collateLm(items as TokenizedExample[], 0);
@@ -271,7 +271,6 @@ async function plan(name: string): Promise<Plan> {
       name: `CPT (PubMedQA contexts packed, 2 x ${CPT_BLOCK})`,
       unit: "tokens/s",
       batches: micro(blocks, 2),
-      unitsOf: (items) => sumLengths((items as TokenizedExample[]).map((e) => e.inputIds)),
       ...lmPlan,
       theirs: (items) => {
         const n = items.length * CPT_BLOCK;
