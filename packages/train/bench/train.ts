@@ -170,11 +170,13 @@ function sumLengths(items: readonly { length: number }[]): number {
 
 // ---------------------------------------------------------------------------------------------------------
 
-interface Plan {
+interface Workload {
   name: string;
   unit: string;
-  /** Micro-batches: the first is the warm-up. */
-  batches: unknown[][];
+  /** Items per micro-batch. */
+  microBatch: number;
+  /** The first `n` items (examples, pairs, blocks) of the workload's data. */
+  load: (n: number) => Promise<unknown[]>;
   /** Units of throughput (effective tokens, pairs) per micro-batch. */
   unitsOf: (items: unknown[]) => number;
   ours: (items: unknown[]) => Work;
@@ -183,6 +185,11 @@ interface Plan {
   task: (model: CausalLM) => Promise<TrainTask<unknown>>;
   torchMode: "lm" | "dpo";
   torchItems: (items: unknown[]) => unknown[];
+}
+
+interface Plan extends Omit<Workload, "microBatch" | "load"> {
+  /** Micro-batches: the first is the warm-up. */
+  batches: unknown[][];
 }
 
 /** Our padding-free rows: every slot through the layers, only the scored rows through the head. */
@@ -200,86 +207,89 @@ const lmPlan = {
   ours: (items: unknown[]) => packedWork(packExamples(items as TokenizedExample[], 0)),
 };
 
+const WORKLOAD_PLANS: Record<string, Workload> = {
+  sft: {
+    name: "SFT (MedQA question + answer)",
+    unit: "effective tokens/s",
+    microBatch: SFT_BATCH,
+    load: sftExamples,
+    ...lmPlan,
+    theirs: (items) => {
+      const b = collateLm(items as TokenizedExample[], 0);
+      const slots = b.batchSize * b.seqLen;
+      return { slots, rows: b.batchSize, T: b.seqLen, headRows: slots };
+    },
+    lora: loraConfigOf(SFT_PRESET.lora),
+  },
+  dpo: {
+    name: "DPO (MedQA prompt, PubMedQA long answers)",
+    unit: "pairs/s",
+    microBatch: DPO_BATCH,
+    load: dpoPairs,
+    unitsOf: (b) => b.length,
+    ours: (b) => packedWork(packPreferences(b as TokenizedPreference[], 0)),
+    theirs: (b) => {
+      const ps = b as TokenizedPreference[];
+      const T = Math.max(
+        ...ps.flatMap((p) => [
+          p.promptIds.length + p.chosenIds.length,
+          p.promptIds.length + p.rejectedIds.length,
+        ]),
+      );
+      return { slots: 2 * ps.length * T, rows: 2 * ps.length, T, headRows: 2 * ps.length * T };
+    },
+    lora: loraConfigOf(DPO_PRESET.lora),
+    task: async (model) => {
+      // Reference log-probs are precomputed before training on both sides (TRL's precompute_ref_log_probs);
+      // their values do not change the work of a step, so both sides get the same constants.
+      const task = dpoTask(model, { padId: 0, beta: 0.1, checkpointLayers: true });
+      return {
+        ...task,
+        lossSum: (b: readonly unknown[], c) =>
+          task.lossSum(
+            (b as TokenizedPreference[]).map((p) => ({
+              ...p,
+              referenceChosen: -50,
+              referenceRejected: -50,
+            })),
+            c,
+          ),
+      } as TrainTask<unknown>;
+    },
+    torchMode: "dpo",
+    torchItems: (b) =>
+      (b as TokenizedPreference[]).map((p) => ({
+        prompt: p.promptIds,
+        chosen: p.chosenIds,
+        rejected: p.rejectedIds,
+        ref_chosen: -50,
+        ref_rejected: -50,
+      })),
+  },
+  cpt: {
+    name: `CPT (PubMedQA contexts packed, 2 x ${CPT_BLOCK})`,
+    unit: "tokens/s",
+    microBatch: 2,
+    load: (n) => cptBlocks(n, CPT_BLOCK),
+    ...lmPlan,
+    theirs: (items) => {
+      const n = items.length * CPT_BLOCK;
+      return { slots: n, rows: items.length, T: CPT_BLOCK, headRows: n };
+    },
+    lora: loraConfigOf(CPT_PRESET.lora),
+  },
+};
+
+/** A workload's data cut into STEPS + 1 micro-batches (one warm-up, STEPS measured). */
 async function plan(name: string): Promise<Plan> {
-  const micro = (all: unknown[], size: number) =>
-    Array.from({ length: STEPS + 1 }, (_, s) => all.slice(s * size, (s + 1) * size));
-  if (name === "sft") {
-    const examples = await sftExamples((STEPS + 1) * SFT_BATCH);
-    return {
-      name: "SFT (MedQA question + answer)",
-      unit: "effective tokens/s",
-      batches: micro(examples, SFT_BATCH),
-      ...lmPlan,
-      theirs: (items) => {
-        const b = collateLm(items as TokenizedExample[], 0);
-        const slots = b.batchSize * b.seqLen;
-        return { slots, rows: b.batchSize, T: b.seqLen, headRows: slots };
-      },
-      lora: loraConfigOf(SFT_PRESET.lora),
-    };
-  }
-  if (name === "dpo") {
-    const pairs = await dpoPairs((STEPS + 1) * DPO_BATCH);
-    return {
-      name: "DPO (MedQA prompt, PubMedQA long answers)",
-      unit: "pairs/s",
-      batches: micro(pairs, DPO_BATCH),
-      unitsOf: (b) => b.length,
-      ours: (b) => packedWork(packPreferences(b as TokenizedPreference[], 0)),
-      theirs: (b) => {
-        const ps = b as TokenizedPreference[];
-        const T = Math.max(
-          ...ps.flatMap((p) => [
-            p.promptIds.length + p.chosenIds.length,
-            p.promptIds.length + p.rejectedIds.length,
-          ]),
-        );
-        return { slots: 2 * ps.length * T, rows: 2 * ps.length, T, headRows: 2 * ps.length * T };
-      },
-      lora: loraConfigOf(DPO_PRESET.lora),
-      task: async (model) => {
-        // Reference log-probs are precomputed before training on both sides (TRL's precompute_ref_log_probs);
-        // their values do not change the work of a step, so both sides get the same constants.
-        const task = dpoTask(model, { padId: 0, beta: 0.1, checkpointLayers: true });
-        return {
-          ...task,
-          lossSum: (b: readonly unknown[], c) =>
-            task.lossSum(
-              (b as TokenizedPreference[]).map((p) => ({
-                ...p,
-                referenceChosen: -50,
-                referenceRejected: -50,
-              })),
-              c,
-            ),
-        } as TrainTask<unknown>;
-      },
-      torchMode: "dpo",
-      torchItems: (b) =>
-        (b as TokenizedPreference[]).map((p) => ({
-          prompt: p.promptIds,
-          chosen: p.chosenIds,
-          rejected: p.rejectedIds,
-          ref_chosen: -50,
-          ref_rejected: -50,
-        })),
-    };
-  }
-  if (name === "cpt") {
-    const blocks = await cptBlocks((STEPS + 1) * 2, CPT_BLOCK);
-    return {
-      name: `CPT (PubMedQA contexts packed, 2 x ${CPT_BLOCK})`,
-      unit: "tokens/s",
-      batches: micro(blocks, 2),
-      ...lmPlan,
-      theirs: (items) => {
-        const n = items.length * CPT_BLOCK;
-        return { slots: n, rows: items.length, T: CPT_BLOCK, headRows: n };
-      },
-      lora: loraConfigOf(CPT_PRESET.lora),
-    };
-  }
-  throw new Error(`unknown workload ${name} (sft, dpo, cpt)`);
+  const workload = WORKLOAD_PLANS[name];
+  if (workload === undefined) throw new Error(`unknown workload ${name} (sft, dpo, cpt)`);
+  const { microBatch: size, load, ...rest } = workload;
+  const all = await load((STEPS + 1) * size);
+  return {
+    ...rest,
+    batches: Array.from({ length: STEPS + 1 }, (_, s) => all.slice(s * size, (s + 1) * size)),
+  };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
