@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { describeBackend, initBackend } from "@hippocrates/backend";
 import * as tf from "@tensorflow/tfjs-core";
 import { type CausalLM, createRandomModel, loadModel } from "../src/index.js";
+import { SMOLLM_135M } from "./shapes.js";
 
 const quick = process.argv.includes("--quick");
 const RUNS = 3;
@@ -127,22 +128,7 @@ const tiny = await loadModel(TINY);
 rows.push(await bench("tiny-llama (2 layers, hidden 64)", tiny, 4, 128, false));
 tiny.dispose();
 if (!quick) {
-  const smol = createRandomModel(
-    {
-      model_type: "llama",
-      vocab_size: 49152,
-      hidden_size: 576,
-      intermediate_size: 1536,
-      num_hidden_layers: 30,
-      num_attention_heads: 9,
-      num_key_value_heads: 3,
-      max_position_embeddings: 2048,
-      rms_norm_eps: 1e-5,
-      rope_theta: 10000,
-      tie_word_embeddings: true,
-    },
-    { seed: 0 },
-  );
+  const smol = createRandomModel(SMOLLM_135M, { seed: 0 });
   rows.push(await bench("SmolLM-135M shape (random weights)", smol, 4, 256, true));
   smol.dispose();
 }

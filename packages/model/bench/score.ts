@@ -23,6 +23,7 @@ import { loadTokenizer } from "@hippocrates/tokenizer";
 import * as tf from "@tensorflow/tfjs-core";
 import { createRandomModel } from "../src/io.js";
 import { logLikelihood, type ScoreStats } from "../src/score.js";
+import { SMOLLM_135M } from "./shapes.js";
 
 const SHARED = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
 const MEDQA = `${SHARED}benchmarks/medqa/medqa_us_4options_test.jsonl`;
@@ -60,16 +61,7 @@ const SHAPES: Record<string, Record<string, unknown>> = {
     vocab_size: 32000,
     tie_word_embeddings: false,
   },
-  smollm: {
-    ...base,
-    hidden_size: 576,
-    intermediate_size: 1536,
-    num_hidden_layers: 30,
-    num_attention_heads: 9,
-    num_key_value_heads: 3,
-    vocab_size: 49152,
-    tie_word_embeddings: true,
-  },
+  smollm: SMOLLM_135M,
 };
 
 interface Question {

@@ -6,21 +6,14 @@
  */
 import { HippoError } from "@hippocrates/core";
 import * as tf from "@tensorflow/tfjs-core";
-import { createCache, type KVCache } from "./cache.js";
+import { checkCacheRows, type KVCache, mapCache } from "./cache.js";
 
 /** A new cache whose row i is row `rows[i]` of `cache` (rows may repeat); `cache` is left as is. */
 export function repeatCacheRows(cache: KVCache, rows: number[]): KVCache {
   if (cache.disposed) throw new HippoError("INVALID_ARGUMENT", "the cache was disposed");
   if (rows.length === 0) throw new HippoError("INVALID_ARGUMENT", "no cache rows selected");
-  for (const r of rows) {
-    if (!Number.isInteger(r) || r < 0 || r >= cache.batch) {
-      throw new HippoError("INVALID_ARGUMENT", "cache row out of range", {
-        expected: `0..${cache.batch - 1}`,
-        got: String(r),
-      });
-    }
-  }
-  const pick = (t: tf.Tensor4D): tf.Tensor4D =>
+  checkCacheRows(cache, rows);
+  return mapCache(cache, rows, (t) =>
     tf.tidy(() => {
       const pieces = new Map<number, tf.Tensor4D>();
       const row = (r: number): tf.Tensor4D => {
@@ -34,13 +27,6 @@ export function repeatCacheRows(cache: KVCache, rows: number[]): KVCache {
       };
       if (rows.length === 1) return tf.clone(row(rows[0] as number));
       return tf.concat(rows.map(row), 0);
-    });
-  const out = createCache(rows.length, cache.layers);
-  out.length = cache.length;
-  out.keys = cache.keys.map((t) => (t === null ? null : tf.keep(pick(t))));
-  out.values = cache.values.map((t) => (t === null ? null : tf.keep(pick(t))));
-  out.valid = rows.map((r) => (cache.valid[r] as Uint8Array).slice());
-  out.segments = rows.map((r) => (cache.segments[r] as Int32Array).slice());
-  out.nextPosition = rows.map((r) => cache.nextPosition[r] as number);
-  return out;
+    }),
+  );
 }

@@ -55,7 +55,23 @@ export function disposeCache(cache: KVCache): void {
   cache.disposed = true;
 }
 
-function mapCache(cache: KVCache, rows: number[], f: (t: tf.Tensor4D) => tf.Tensor4D): KVCache {
+/** Throws unless every entry of `rows` is a row index of `cache`. */
+export function checkCacheRows(cache: KVCache, rows: readonly number[]): void {
+  for (const r of rows) {
+    if (!Number.isInteger(r) || r < 0 || r >= cache.batch) {
+      throw new HippoError("INVALID_ARGUMENT", "cache row out of range", {
+        expected: `0..${cache.batch - 1}`,
+        got: String(r),
+      });
+    }
+  }
+}
+
+/**
+ * A new cache of `rows.length` rows, row i taken from row `rows[i]` of `cache`: `f` maps each layer's K and V
+ * tensor (kept), the per-row bookkeeping is copied. `cache` is left as is.
+ */
+export function mapCache(cache: KVCache, rows: number[], f: (t: tf.Tensor4D) => tf.Tensor4D): KVCache {
   if (cache.disposed) throw new HippoError("INVALID_ARGUMENT", "the cache was disposed");
   const out = createCache(rows.length, cache.layers);
   out.length = cache.length;
@@ -78,14 +94,7 @@ export function cloneCache(cache: KVCache): KVCache {
  * several continuations. The source cache is left as is.
  */
 export function selectCacheRows(cache: KVCache, rows: number[]): KVCache {
-  for (const r of rows) {
-    if (!Number.isInteger(r) || r < 0 || r >= cache.batch) {
-      throw new HippoError("INVALID_ARGUMENT", "cache row out of range", {
-        expected: `0..${cache.batch - 1}`,
-        got: String(r),
-      });
-    }
-  }
+  checkCacheRows(cache, rows);
   return mapCache(cache, rows, (t) => tf.tidy(() => tf.gather(t, tf.tensor1d(rows, "int32"))));
 }
 

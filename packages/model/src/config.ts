@@ -27,6 +27,7 @@ function need<T>(
   return v;
 }
 
+/** `fallback` when the key is absent or null (transformers' default), else checked as `need` checks it. */
 function optional<T>(
   raw: Record<string, unknown>,
   key: string,
@@ -35,16 +36,7 @@ function optional<T>(
   expected: string,
   fallback: T,
 ): T {
-  const v = raw[key];
-  if (v === undefined || v === null) return fallback;
-  if (!check(v))
-    throw new HippoError("INVALID_CONFIG", "wrong type or value", {
-      file,
-      key,
-      expected,
-      got: describeValue(v),
-    });
-  return v;
+  return raw[key] === undefined || raw[key] === null ? fallback : need(raw, key, file, check, expected);
 }
 
 const isPosInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v > 0;

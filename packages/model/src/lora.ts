@@ -345,6 +345,19 @@ export interface LoadAdapterOptions {
   hub?: HubOptions;
 }
 
+/** Resolve an adapter (a local folder, or a Hub id through the HF cache) and read its adapter_config.json. */
+async function readAdapterConfig(
+  nameOrPath: string,
+  options: { revision?: string; hub?: HubOptions },
+): Promise<{ dir: string; configFile: string; raw: unknown }> {
+  const { path: dir } = await resolvePretrained(nameOrPath, "adapter", {
+    ...options.hub,
+    revision: options.revision,
+  });
+  const configFile = join(dir, ADAPTER_CONFIG);
+  return { dir, configFile, raw: await readJsonFile(configFile) };
+}
+
 /**
  * Load a PEFT LoRA adapter onto the model under `name` (default "default") and activate it: a local folder,
  * or a Hub id `org/name[@rev]` fetched through the Hugging Face cache.
@@ -354,12 +367,8 @@ export async function loadAdapter(
   nameOrPath: string,
   options: LoadAdapterOptions = {},
 ): Promise<LoraAdapter> {
-  const { path: dir } = await resolvePretrained(nameOrPath, "adapter", {
-    ...options.hub,
-    revision: options.revision,
-  });
-  const configFile = join(dir, ADAPTER_CONFIG);
-  const { config, targets, base } = parsePeftConfig(await readJsonFile(configFile), configFile);
+  const { dir, configFile, raw } = await readAdapterConfig(nameOrPath, options);
+  const { config, targets, base } = parsePeftConfig(raw, configFile);
   const file = join(dir, ADAPTER_WEIGHTS);
   const reader = await openSafetensors(file);
   try {
@@ -443,12 +452,7 @@ export async function loadPeftModel(
   nameOrPath: string,
   options: LoadPeftModelOptions = {},
 ): Promise<CausalLM> {
-  const { path: dir } = await resolvePretrained(nameOrPath, "adapter", {
-    ...options.hub,
-    revision: options.revision,
-  });
-  const configFile = join(dir, ADAPTER_CONFIG);
-  const raw = await readJsonFile(configFile);
+  const { dir, configFile, raw } = await readAdapterConfig(nameOrPath, options);
   const base = options.baseModel ?? (isPlainObject(raw) ? raw.base_model_name_or_path : undefined);
   if (typeof base !== "string" || base === "") {
     throw new HippoError("INVALID_CONFIG", "the adapter does not name its base model; pass baseModel", {

@@ -23,19 +23,9 @@ import {
   saveAdapter,
   saveModel,
 } from "../src/index.js";
-import { maxAbsDiff, SHARED, setup } from "./helpers.js";
+import { maxAbsDiff, SHARED, setup, smallLlamaConfig } from "./helpers.js";
 
-const CONFIG = {
-  model_type: "llama",
-  vocab_size: 64,
-  hidden_size: 32,
-  intermediate_size: 48,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  max_position_embeddings: 64,
-  tie_word_embeddings: false,
-} as const;
+const CONFIG = smallLlamaConfig({ max_position_embeddings: 64, tie_word_embeddings: false });
 
 let dir: string;
 let chain: ModelArtifact;

@@ -19,7 +19,7 @@ import {
   type ForwardOptions,
   loadModel,
 } from "../src/index.js";
-import { setup, TINY } from "./helpers.js";
+import { setup, smallLlamaConfig, TINY } from "./helpers.js";
 
 const IDS = [
   [1, 57, 300, 4, 128, 499, 42, 42, 7, 260, 15, 511],
@@ -256,17 +256,14 @@ describe("gradients vs finite differences", () => {
 
   it("tied embeddings (the lm_head gradient flows into the embedding) with GQA and checkpointing", () => {
     const m = createRandomModel(
-      {
-        model_type: "llama",
+      smallLlamaConfig({
         vocab_size: 512,
         hidden_size: 48,
         intermediate_size: 64,
-        num_hidden_layers: 2,
         num_attention_heads: 6,
-        num_key_value_heads: 2,
         tie_word_embeddings: true,
         initializer_range: 0.2,
-      },
+      }),
       { seed: 5 },
     );
     m.setFullFineTuning(true);
@@ -320,16 +317,14 @@ describe("tokenLogProbs (chunked lm_head + log-softmax)", () => {
   it("equals log-softmax of the full logits, values and gradients (untied and tied, frozen and trainable)", async () => {
     const tiny = await loadModel(TINY);
     const tied = createRandomModel(
-      {
-        model_type: "llama",
+      smallLlamaConfig({
         vocab_size: 512,
         hidden_size: 48,
         intermediate_size: 64,
         num_hidden_layers: 1,
         num_attention_heads: 6,
-        num_key_value_heads: 2,
         tie_word_embeddings: true,
-      },
+      }),
       { seed: 9 },
     );
     for (const m of [tiny, tied]) {

@@ -2,8 +2,7 @@
  * Config parsing, loading, saving and random init: real files written with @hippocrates/safetensors, bad
  * inputs rejected with HippoError naming the file and key.
  */
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { HippoError } from "@hippocrates/core";
 import {
@@ -15,7 +14,7 @@ import {
   writeSafetensors,
 } from "@hippocrates/safetensors";
 import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   createRandomModel,
   estimateModelBytes,
@@ -23,16 +22,9 @@ import {
   parseModelConfig,
   saveModel,
 } from "../src/index.js";
-import { setup, TINY } from "./helpers.js";
+import { setupWithTempDir, TINY } from "./helpers.js";
 
-let tmp: string;
-beforeAll(async () => {
-  await setup();
-  tmp = await mkdtemp(join(tmpdir(), "hippo-model-io-"));
-});
-afterAll(async () => {
-  await rm(tmp, { recursive: true, force: true });
-});
+const tmp = setupWithTempDir("hippo-model-io-");
 
 const SMALL = {
   model_type: "llama",
@@ -105,7 +97,7 @@ describe("load / save", () => {
   it("saveModel -> loadModel is bit-exact (F32, sharded), BF16 saves round to nearest even, tied heads", async () => {
     const before = tf.memory().numTensors;
     const m = createRandomModel(SMALL, { seed: 2 });
-    const dir = join(tmp, "f32");
+    const dir = join(tmp(), "f32");
     await saveModel(m, dir, { maxShardBytes: 20_000 });
     const files = await readdir(dir);
     expect(files).toContain("model.safetensors.index.json");
@@ -117,7 +109,7 @@ describe("load / save", () => {
     const back = await loadModel(dir);
     for (const [name, w] of m.weights) expect(back.weights.get(name)?.dataSync(), name).toEqual(w.dataSync());
 
-    const bdir = join(tmp, "bf16");
+    const bdir = join(tmp(), "bf16");
     await saveModel(m, bdir, { dtype: "BF16" });
     expect(JSON.parse(await readFile(join(bdir, "config.json"), "utf8")).torch_dtype).toBe("bfloat16");
     const b16 = await loadModel(bdir);
@@ -125,7 +117,7 @@ describe("load / save", () => {
       const want = bf16ToFloat32(float32ToBF16(w.dataSync() as Float32Array));
       expect(b16.weights.get(name)?.dataSync(), name).toEqual(want);
     }
-    const hdir = join(tmp, "f16");
+    const hdir = join(tmp(), "f16");
     await saveModel(m, hdir, { dtype: "F16" });
     const f16 = await loadModel(hdir);
     for (const [name, w] of m.weights) {
@@ -134,7 +126,7 @@ describe("load / save", () => {
     }
     f16.dispose();
     const tied = createRandomModel({ ...SMALL, tie_word_embeddings: true }, { seed: 3 });
-    const tdir = join(tmp, "tied");
+    const tdir = join(tmp(), "tied");
     await saveModel(tied, tdir);
     const tback = await loadModel(tdir);
     expect(tback.weights.has("lm_head.weight")).toBe(false);
@@ -147,7 +139,7 @@ describe("load / save", () => {
   });
 
   it("rejects missing, extra and mis-shaped weights, naming the key and shapes", async () => {
-    const dir = join(tmp, "bad");
+    const dir = join(tmp(), "bad");
     await mkdir(dir, { recursive: true });
     await copyFile(join(TINY, "config.json"), join(dir, "config.json"));
     const ck = await openCheckpoint(TINY);

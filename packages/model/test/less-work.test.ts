@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRandomModel, loadModel } from "../src/io.js";
 import type { CausalLM } from "../src/llama.js";
 import { addLoraAdapter, deleteAdapter } from "../src/lora.js";
-import { maxAbsDiff, setup, TINY } from "./helpers.js";
+import { maxAbsDiff, setup, smallLlamaConfig, TINY } from "./helpers.js";
 
 let tiny: CausalLM;
 beforeAll(async () => {
@@ -74,16 +74,7 @@ describe("only scored rows reach the lm_head (tokenLogProbs)", () => {
 
   it("explicit rows may repeat: values equal the aligned call, gradients add up over the repeats", () => {
     const m = createRandomModel(
-      {
-        model_type: "llama",
-        vocab_size: 320,
-        hidden_size: 32,
-        intermediate_size: 48,
-        num_hidden_layers: 1,
-        num_attention_heads: 4,
-        num_key_value_heads: 2,
-        tie_word_embeddings: true,
-      },
+      smallLlamaConfig({ vocab_size: 320, num_hidden_layers: 1, tie_word_embeddings: true }),
       { seed: 4 },
     );
     addLoraAdapter(m, { r: 2, alpha: 4, targetModules: ["q_proj", "down_proj"] });

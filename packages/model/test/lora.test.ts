@@ -2,12 +2,11 @@
  * LoRA: PEFT init and scaling, enable/disable, save/load in PEFT's format, merge. Merged vs unmerged forwards
  * are the same function computed in a different order (x(W + sAB) vs xW + s(xA)B) in fp32: ~1e-6 apart.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openSafetensors } from "@hippocrates/safetensors";
 import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   addLoraAdapter,
   type CausalLM,
@@ -18,18 +17,10 @@ import {
   saveMergedModel,
   withAdaptersDisabled,
 } from "../src/index.js";
-import { maxAbsDiff, setup, TINY } from "./helpers.js";
+import { maxAbsDiff, setupWithTempDir, TINY } from "./helpers.js";
 
 const IDS = [[1, 57, 300, 4, 128, 499, 42, 42, 7, 260]];
-let tmp: string;
-
-beforeAll(async () => {
-  await setup();
-  tmp = await mkdtemp(join(tmpdir(), "hippo-lora-"));
-});
-afterAll(async () => {
-  await rm(tmp, { recursive: true, force: true });
-});
+const tmp = setupWithTempDir("hippo-lora-");
 
 function logits(m: CausalLM, opts: Parameters<CausalLM["forward"]>[1] = {}): Float32Array {
   const out = m.forward(IDS, opts);
@@ -133,7 +124,7 @@ describe("LoRA", () => {
       { baseModelNameOrPath: "tiny-llama" },
     );
     randomizeB(m);
-    const dir = join(tmp, "adapter");
+    const dir = join(tmp(), "adapter");
     await saveAdapter(m, dir);
     const cfg = JSON.parse(await readFile(join(dir, "adapter_config.json"), "utf8"));
     expect(cfg).toMatchObject({
@@ -168,7 +159,7 @@ describe("LoRA", () => {
     for (const [k, v] of ad1?.b ?? []) expect(ad2.b.get(k)?.dataSync()).toEqual(v.dataSync());
     expect(logits(m2)).toEqual(logits(m));
 
-    const merged = join(tmp, "merged");
+    const merged = join(tmp(), "merged");
     await saveMergedModel(m, merged, { maxShardBytes: 100_000 });
     const m3 = await loadModel(merged);
     expect(m3.adapters.size).toBe(0);
@@ -179,7 +170,7 @@ describe("LoRA", () => {
   it("rejects adapters that do not fit the model or PEFT features it does not implement", async () => {
     const m = await loadModel(TINY);
     addLoraAdapter(m, { r: 2, targetModules: ["q_proj"] });
-    const dir = join(tmp, "bad");
+    const dir = join(tmp(), "bad");
     await saveAdapter(m, dir);
     const cfgPath = join(dir, "adapter_config.json");
     const good = await readFile(cfgPath, "utf8");

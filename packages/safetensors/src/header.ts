@@ -63,19 +63,30 @@ function parseMetadata(file: string, value: unknown): Record<string, string> {
       describeValue(value),
     );
   }
-  for (const [k, v] of Object.entries(value)) {
-    if (typeof v !== "string") {
-      throw invalid(
-        file,
-        "__metadata__ values must be strings",
-        `${METADATA_KEY}.${k}`,
-        "string",
-        describeValue(v),
-      );
-    }
-    out[k] = v;
-  }
+  for (const [k, v] of metadataEntries(value, file, "INVALID_FORMAT")) out[k] = v;
   return out;
+}
+
+/**
+ * The entries of a `__metadata__` object, each value checked to be a string (the format allows only
+ * str -> str). A non-string throws `code`: INVALID_FORMAT for a file being read, INVALID_ARGUMENT for metadata
+ * a caller asks us to write.
+ */
+export function metadataEntries(
+  value: object,
+  file: string,
+  code: "INVALID_FORMAT" | "INVALID_ARGUMENT",
+): [string, string][] {
+  return Object.entries(value).map(([k, v]) => {
+    if (typeof v !== "string")
+      throw new HippoError(code, "__metadata__ values must be strings", {
+        file,
+        key: `${METADATA_KEY}.${k}`,
+        expected: "string",
+        got: describeValue(v),
+      });
+    return [k, v];
+  });
 }
 
 function parseShape(file: string, name: string, shape: unknown): number[] {
@@ -233,21 +244,13 @@ export function parseHeader(
   const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;
   for (const { info, begin, end } of sorted) {
-    if (begin < cursor) {
+    if (begin !== cursor) {
+      const overlaps = begin < cursor;
       throw invalid(
         file,
-        "tensor data overlaps the previous tensor",
+        overlaps ? "tensor data overlaps the previous tensor" : "hole in the data region before this tensor",
         `${info.name}.data_offsets`,
-        `begin >= ${cursor}`,
-        `[${begin}, ${end}]`,
-      );
-    }
-    if (begin > cursor) {
-      throw invalid(
-        file,
-        "hole in the data region before this tensor",
-        `${info.name}.data_offsets`,
-        `begin = ${cursor}`,
+        overlaps ? `begin >= ${cursor}` : `begin = ${cursor}`,
         `[${begin}, ${end}]`,
       );
     }

@@ -9,7 +9,7 @@ import { dirname } from "node:path";
 import { describeValue, HippoError, withAtomicFile } from "@hippocrates/core";
 import { assertLittleEndian } from "./convert.js";
 import { type DType, dtypeByteSize, float32ToBF16, float32ToF16, isDType } from "./dtypes.js";
-import { METADATA_KEY } from "./header.js";
+import { METADATA_KEY, metadataEntries } from "./header.js";
 
 export type TensorData = ArrayBufferView;
 
@@ -174,17 +174,8 @@ export function buildHeader(
   const parts: string[] = [];
   if (metadata && Object.keys(metadata).length > 0) {
     const m: string[] = [];
-    for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== "string")
-        throw badArg(
-          file,
-          "metadata values must be strings",
-          `${METADATA_KEY}.${k}`,
-          "string",
-          describeValue(v),
-        );
+    for (const [k, v] of metadataEntries(metadata, file, "INVALID_ARGUMENT"))
       m.push(`${JSON.stringify(k)}:${JSON.stringify(v)}`);
-    }
     parts.push(`${JSON.stringify(METADATA_KEY)}:{${m.join(",")}}`);
   }
   let offset = 0;

@@ -114,42 +114,80 @@ describe("header text", () => {
   });
 });
 
+/** A crafted file that must be refused (see `rejects`), and what else its error must say (`check`). */
+interface Rejection {
+  title: string;
+  file: string;
+  bytes: Uint8Array;
+  message: RegExp;
+  key?: string;
+  check?: (e: HippoError) => void;
+}
+
+const refused =
+  ({ file, bytes, message, key, check }: Rejection) =>
+  async () => {
+    const e = await rejects(file, bytes, message, key);
+    check?.(e);
+  };
+
 describe("tensor entries", () => {
-  it("unknown dtype", async () => {
-    const e = await rejects(
-      "dtype.safetensors",
-      craft({ w: { dtype: "F8_E4M3", shape: [4], data_offsets: [0, 4] } }, 4),
-      /unknown or unsupported dtype/,
-      "w.dtype",
-    );
-    expect(e.got).toBe('"F8_E4M3"');
-  });
-
-  it("negative shape", async () => {
-    await rejects(
-      "neg.safetensors",
-      craft({ w: f32(0, 4, [-1]) }, 4),
-      /shape\[0\] must be a non-negative integer.*got number -1/,
-      "w.shape",
-    );
-  });
-
-  it("fractional shape", async () => {
-    await rejects(
-      "float.safetensors",
-      craft({ w: f32(0, 8, [2, 0.5]) }, 8),
-      /shape\[1\].*got number 0.5/,
-      "w.shape",
-    );
-  });
-
-  it("shape as a string", async () => {
-    await rejects(
-      "sshape.safetensors",
-      craft({ w: { dtype: "U8", shape: "4", data_offsets: [0, 4] } }, 4),
-      /shape must be an array/,
-    );
-  });
+  const cases: Rejection[] = [
+    {
+      title: "unknown dtype",
+      file: "dtype.safetensors",
+      bytes: craft({ w: { dtype: "F8_E4M3", shape: [4], data_offsets: [0, 4] } }, 4),
+      message: /unknown or unsupported dtype/,
+      key: "w.dtype",
+      check: (e) => expect(e.got).toBe('"F8_E4M3"'),
+    },
+    {
+      title: "negative shape",
+      file: "neg.safetensors",
+      bytes: craft({ w: f32(0, 4, [-1]) }, 4),
+      message: /shape\[0\] must be a non-negative integer.*got number -1/,
+      key: "w.shape",
+    },
+    {
+      title: "fractional shape",
+      file: "float.safetensors",
+      bytes: craft({ w: f32(0, 8, [2, 0.5]) }, 8),
+      message: /shape\[1\].*got number 0.5/,
+      key: "w.shape",
+    },
+    {
+      title: "shape as a string",
+      file: "sshape.safetensors",
+      bytes: craft({ w: { dtype: "U8", shape: "4", data_offsets: [0, 4] } }, 4),
+      message: /shape must be an array/,
+    },
+    {
+      title: "byte length != product(shape) x dtype size",
+      file: "size.safetensors",
+      bytes: craft({ w: f32(0, 12, [2, 2]) }, 12),
+      message: /byte length does not match shape x dtype size/,
+      key: "w",
+      check: (e) =>
+        expect(e.message).toContain("expected 16 bytes (F32 [2, 2]), got 12 bytes (data_offsets [0, 12])"),
+    },
+    {
+      // 2^32 x 2^32 x 4 bytes wraps to 0 in u64 arithmetic; BigInt sees 2^66.
+      title: "a shape whose product overflows 64 bits is a mismatch, not a wrap-around",
+      file: "overflow.safetensors",
+      bytes: craft({ w: { dtype: "F32", shape: [2 ** 32, 2 ** 32], data_offsets: [0, 0] } }),
+      message: /byte length does not match/,
+      key: "w",
+      check: (e) => expect(e.expected).toContain(String(2n ** 66n)),
+    },
+    {
+      title: "a claimed multi-GB tensor in a small file is refused without allocating it",
+      file: "claim.safetensors",
+      bytes: craft({ w: { dtype: "U8", shape: [2 ** 40], data_offsets: [0, 2 ** 40] } }, 16),
+      message: /runs past the end of the file/,
+      key: "w.data_offsets",
+    },
+  ];
+  for (const c of cases) it(c.title, refused(c));
 
   it("data_offsets malformed", async () => {
     await rejects(
@@ -169,78 +207,46 @@ describe("tensor entries", () => {
       /end before begin/,
     );
   });
-
-  it("byte length != product(shape) x dtype size", async () => {
-    const e = await rejects(
-      "size.safetensors",
-      craft({ w: f32(0, 12, [2, 2]) }, 12),
-      /byte length does not match shape x dtype size/,
-      "w",
-    );
-    expect(e.message).toContain("expected 16 bytes (F32 [2, 2]), got 12 bytes (data_offsets [0, 12])");
-  });
-
-  it("a shape whose product overflows 64 bits is a mismatch, not a wrap-around", async () => {
-    // 2^32 x 2^32 x 4 bytes wraps to 0 in u64 arithmetic; BigInt sees 2^66.
-    const e = await rejects(
-      "overflow.safetensors",
-      craft({ w: { dtype: "F32", shape: [2 ** 32, 2 ** 32], data_offsets: [0, 0] } }),
-      /byte length does not match/,
-      "w",
-    );
-    expect(e.expected).toContain(String(2n ** 66n));
-  });
-
-  it("a claimed multi-GB tensor in a small file is refused without allocating it", async () => {
-    const n = 2 ** 40;
-    await rejects(
-      "claim.safetensors",
-      craft({ w: { dtype: "U8", shape: [n], data_offsets: [0, n] } }, 16),
-      /runs past the end of the file/,
-      "w.data_offsets",
-    );
-  });
 });
 
 describe("data region", () => {
-  it("overlapping offsets", async () => {
-    const e = await rejects(
-      "overlap.safetensors",
-      craft({ a: f32(0, 8), b: f32(4, 12) }, 12),
-      /overlaps the previous tensor/,
-      "b.data_offsets",
-    );
-    expect(e.message).toContain("expected begin >= 8, got [4, 12]");
-  });
-
-  it("a hole between tensors", async () => {
-    await rejects(
-      "hole.safetensors",
-      craft({ a: f32(0, 4), b: f32(8, 12) }, 12),
-      /hole in the data region/,
-      "b.data_offsets",
-    );
-  });
-
-  it("first tensor not at 0", async () => {
-    await rejects("start.safetensors", craft({ a: f32(4, 8) }, 8), /hole.*expected begin = 0, got \[4, 8\]/);
-  });
-
-  it("offsets past the end of the data", async () => {
-    await rejects(
-      "end.safetensors",
-      craft({ a: f32(0, 4), b: f32(4, 16) }, 8),
-      /runs past the end of the file.*expected end <= 8, got 16/,
-    );
-  });
-
-  it("trailing bytes after the last tensor", async () => {
-    await rejects(
-      "trailing.safetensors",
-      craft({ a: f32(0, 4) }, 8),
-      /do not cover the data region.*expected last tensor ends at 8/,
-    );
-  });
+  const cases: Rejection[] = [
+    {
+      title: "overlapping offsets",
+      file: "overlap.safetensors",
+      bytes: craft({ a: f32(0, 8), b: f32(4, 12) }, 12),
+      message: /overlaps the previous tensor/,
+      key: "b.data_offsets",
+      check: (e) => expect(e.message).toContain("expected begin >= 8, got [4, 12]"),
+    },
+    {
+      title: "a hole between tensors",
+      file: "hole.safetensors",
+      bytes: craft({ a: f32(0, 4), b: f32(8, 12) }, 12),
+      message: /hole in the data region/,
+      key: "b.data_offsets",
+      check: (e) => expect(e.message).toContain("expected begin = 4, got [8, 12]"),
+    },
+    {
+      title: "first tensor not at 0",
+      file: "start.safetensors",
+      bytes: craft({ a: f32(4, 8) }, 8),
+      message: /hole.*expected begin = 0, got \[4, 8\]/,
+    },
+    {
+      title: "offsets past the end of the data",
+      file: "end.safetensors",
+      bytes: craft({ a: f32(0, 4), b: f32(4, 16) }, 8),
+      message: /runs past the end of the file.*expected end <= 8, got 16/,
+    },
+    {
+      title: "trailing bytes after the last tensor",
+      file: "trailing.safetensors",
+      bytes: craft({ a: f32(0, 4) }, 8),
+      message: /do not cover the data region.*expected last tensor ends at 8/,
+    },
+  ];
+  for (const c of cases) it(c.title, refused(c));
 
   it("header order may differ from offset order (valid, as the reference allows)", async () => {
     const path = await writeCrafted(

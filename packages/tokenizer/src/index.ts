@@ -8,3 +8,10 @@ export {
   type LoadTokenizerOptions,
   loadTokenizer,
 } from "./tokenizer.js";
+export {
+  WORD_LEVEL_SPECIAL_TOKENS,
+  type WordLevelTokenizerOptions,
+  whitespaceWords,
+  wordLevelTokenizerJson,
+  writeWordLevelTokenizer,
+} from "./word-level.js";

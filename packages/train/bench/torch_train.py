@@ -16,7 +16,6 @@ Usage: python3 torch_train.py input.json  -> one JSON line last: median step sec
 import json
 import math
 import os
-import resource
 import statistics
 import sys
 import time
@@ -28,6 +27,10 @@ try:
 except ImportError:
     print("torch is not installed (apt-get install python3-torch libopenblas0-openmp)")
     sys.exit(3)
+
+# The shared Llama parts and machine facts of the PyTorch benches live beside the model package's benches.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "model", "bench"))
+from torch_llama import gemm_gflops, peak_rss_mib, rms_norm, rope_tables, rotate_half  # noqa: E402
 
 torch.set_num_threads(2)
 torch.manual_seed(0)
@@ -64,19 +67,7 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x):
-        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
-
-
-def rope(T):
-    inv = 1.0 / (10000 ** (torch.arange(0, D, 2).float() / D))
-    f = torch.outer(torch.arange(T).float(), inv)
-    emb = torch.cat([f, f], -1)
-    return emb.cos(), emb.sin()
-
-
-def rot(x):
-    a, b = x[..., : D // 2], x[..., D // 2 :]
-    return torch.cat([-b, a], -1)
+        return rms_norm(x, self.weight, self.eps)
 
 
 class Layer(nn.Module):
@@ -94,7 +85,7 @@ class Layer(nn.Module):
         q = self.q(h).view(b, t, NH, D).transpose(1, 2)
         k = self.k(h).view(b, t, NKV, D).transpose(1, 2)
         v = self.v(h).view(b, t, NKV, D).transpose(1, 2)
-        q, k = q * cos + rot(q) * sin, k * cos + rot(k) * sin
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
         k = k.repeat_interleave(NH // NKV, 1)
         v = v.repeat_interleave(NH // NKV, 1)
         a = (q @ k.transpose(-1, -2)) / math.sqrt(D) + mask
@@ -113,7 +104,7 @@ class Llama(nn.Module):
 
     def forward(self, ids, attention_mask):
         T = ids.shape[1]
-        cos, sin = rope(T)
+        cos, sin = rope_tables(T, D)
         causal = torch.full((T, T), float("-inf")).triu(1)
         # HF's 4-D mask: causal, plus padded keys hidden (a large negative, as _prepare_4d_causal_attention_mask)
         pad = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
@@ -168,25 +159,6 @@ def dpo_loss(model, batch, beta=0.1):
     n = seq.shape[0] // 2
     logits_dpo = (seq[:n] - seq[n:]) - (ref[:n] - ref[n:])
     return -F.logsigmoid(beta * logits_dpo).sum(), ids.numel()
-
-
-def peak_rss_mib():
-    """This process's peak RSS since exec (VmHWM). ru_maxrss would carry over the peak of the node process
-    that spawned us (Linux keeps it across fork + exec)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def gemm_gflops():
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    a @ b
-    t = time.perf_counter()
-    for _ in range(5):
-        a @ b
-    return 5 * 2 * 1024**3 / (time.perf_counter() - t) / 1e9
 
 
 def main():

@@ -26,6 +26,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describeBackend, initBackend } from "@hippocrates/backend";
 import { IGNORE_INDEX, type TokenizedExample, type TokenizedPreference } from "@hippocrates/core";
+import { createPacker } from "@hippocrates/data";
 import {
   addLoraAdapter,
   type CausalLM,
@@ -35,8 +36,9 @@ import {
 } from "@hippocrates/model";
 import { loadTokenizer } from "@hippocrates/tokenizer";
 import * as tf from "@tensorflow/tfjs-core";
+import { SMOLLM_135M } from "../../model/bench/shapes.js";
 import { createAdamW } from "../src/adamw.js";
-import { collateLm, packExamples, packPreferences } from "../src/batch.js";
+import { collateLm, type PackedBatch, packExamples, packPreferences } from "../src/batch.js";
 import { clipByGlobalNorm } from "../src/clip.js";
 import { accumulateGradients } from "../src/loop.js";
 import { CPT_PRESET, DPO_PRESET, SFT_PRESET } from "../src/presets.js";
@@ -63,23 +65,7 @@ const SFT_BATCH = Number(env("SFT_BATCH", "3"));
 const DPO_BATCH = Number(env("DPO_BATCH", "2"));
 const WORKLOADS = env("WORKLOAD", "cpt,sft,dpo").split(",");
 
-const SMOLLM_135M = {
-  model_type: "llama",
-  architectures: ["LlamaForCausalLM"],
-  vocab_size: 49152,
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_hidden_layers: LAYERS,
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  hidden_act: "silu",
-  max_position_embeddings: 2048,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  tie_word_embeddings: true,
-  bos_token_id: 1,
-  eos_token_id: 2,
-};
+const SHAPE = { ...SMOLLM_135M, num_hidden_layers: LAYERS };
 const BOS = 1;
 const EOS = 2;
 
@@ -142,24 +128,14 @@ async function dpoPairs(n: number): Promise<TokenizedPreference[]> {
   return out;
 }
 
+/** PubMedQA contexts as documents (BOS text EOS) packed into blocks of `size` (data's CPT packer). */
 async function cptBlocks(n: number, size: number): Promise<TokenizedExample[]> {
   const tok = await loadTokenizer(TOKENIZER);
+  const packer = createPacker({ blockSize: size, eosTokenId: EOS, remainder: "drop" });
   const blocks: TokenizedExample[] = [];
-  let ids: number[] = [];
-  let seg: number[] = [];
-  let d = 0;
   for (const doc of pubmedqa()) {
     if (blocks.length >= n) break;
-    for (const t of [BOS, ...(await tok.encode(doc.contexts, { addSpecialTokens: false })), EOS]) {
-      ids.push(t);
-      seg.push(d);
-      if (ids.length === size) {
-        blocks.push({ inputIds: ids, labels: [...ids], segmentIds: seg });
-        ids = [];
-        seg = [];
-      }
-    }
-    d++;
+    blocks.push(...packer.add([BOS, ...(await tok.encode(doc.contexts, { addSpecialTokens: false }))]));
   }
   return blocks.slice(0, n);
 }
@@ -194,11 +170,13 @@ function sumLengths(items: readonly { length: number }[]): number {
 
 // ---------------------------------------------------------------------------------------------------------
 
-interface Plan {
+interface Workload {
   name: string;
   unit: string;
-  /** Micro-batches: the first is the warm-up. */
-  batches: unknown[][];
+  /** Items per micro-batch. */
+  microBatch: number;
+  /** The first `n` items (examples, pairs, blocks) of the workload's data. */
+  load: (n: number) => Promise<unknown[]>;
   /** Units of throughput (effective tokens, pairs) per micro-batch. */
   unitsOf: (items: unknown[]) => number;
   ours: (items: unknown[]) => Work;
@@ -209,105 +187,109 @@ interface Plan {
   torchItems: (items: unknown[]) => unknown[];
 }
 
+interface Plan extends Omit<Workload, "microBatch" | "load"> {
+  /** Micro-batches: the first is the warm-up. */
+  batches: unknown[][];
+}
+
+/** Our padding-free rows: every slot through the layers, only the scored rows through the head. */
+function packedWork(b: PackedBatch): Work {
+  return { slots: b.batchSize * b.seqLen, rows: b.batchSize, T: b.seqLen, headRows: b.picks.length };
+}
+
+/** SFT and CPT: every token of the examples counts; the LM task on our side, input_ids + labels on PyTorch's. */
+const lmPlan = {
+  unitsOf: (items: unknown[]) => sumLengths((items as TokenizedExample[]).map((e) => e.inputIds)),
+  task: async (model: CausalLM) => lmTask(model, { padId: 0, checkpointLayers: true }) as TrainTask<unknown>,
+  torchMode: "lm" as const,
+  torchItems: (items: unknown[]) =>
+    (items as TokenizedExample[]).map((e) => ({ input_ids: e.inputIds, labels: e.labels })),
+  ours: (items: unknown[]) => packedWork(packExamples(items as TokenizedExample[], 0)),
+};
+
+const WORKLOAD_PLANS: Record<string, Workload> = {
+  sft: {
+    name: "SFT (MedQA question + answer)",
+    unit: "effective tokens/s",
+    microBatch: SFT_BATCH,
+    load: sftExamples,
+    ...lmPlan,
+    theirs: (items) => {
+      const b = collateLm(items as TokenizedExample[], 0);
+      const slots = b.batchSize * b.seqLen;
+      return { slots, rows: b.batchSize, T: b.seqLen, headRows: slots };
+    },
+    lora: loraConfigOf(SFT_PRESET.lora),
+  },
+  dpo: {
+    name: "DPO (MedQA prompt, PubMedQA long answers)",
+    unit: "pairs/s",
+    microBatch: DPO_BATCH,
+    load: dpoPairs,
+    unitsOf: (b) => b.length,
+    ours: (b) => packedWork(packPreferences(b as TokenizedPreference[], 0)),
+    theirs: (b) => {
+      const ps = b as TokenizedPreference[];
+      const T = Math.max(
+        ...ps.flatMap((p) => [
+          p.promptIds.length + p.chosenIds.length,
+          p.promptIds.length + p.rejectedIds.length,
+        ]),
+      );
+      return { slots: 2 * ps.length * T, rows: 2 * ps.length, T, headRows: 2 * ps.length * T };
+    },
+    lora: loraConfigOf(DPO_PRESET.lora),
+    task: async (model) => {
+      // Reference log-probs are precomputed before training on both sides (TRL's precompute_ref_log_probs);
+      // their values do not change the work of a step, so both sides get the same constants.
+      const task = dpoTask(model, { padId: 0, beta: 0.1, checkpointLayers: true });
+      return {
+        ...task,
+        lossSum: (b: readonly unknown[], c) =>
+          task.lossSum(
+            (b as TokenizedPreference[]).map((p) => ({
+              ...p,
+              referenceChosen: -50,
+              referenceRejected: -50,
+            })),
+            c,
+          ),
+      } as TrainTask<unknown>;
+    },
+    torchMode: "dpo",
+    torchItems: (b) =>
+      (b as TokenizedPreference[]).map((p) => ({
+        prompt: p.promptIds,
+        chosen: p.chosenIds,
+        rejected: p.rejectedIds,
+        ref_chosen: -50,
+        ref_rejected: -50,
+      })),
+  },
+  cpt: {
+    name: `CPT (PubMedQA contexts packed, 2 x ${CPT_BLOCK})`,
+    unit: "tokens/s",
+    microBatch: 2,
+    load: (n) => cptBlocks(n, CPT_BLOCK),
+    ...lmPlan,
+    theirs: (items) => {
+      const n = items.length * CPT_BLOCK;
+      return { slots: n, rows: items.length, T: CPT_BLOCK, headRows: n };
+    },
+    lora: loraConfigOf(CPT_PRESET.lora),
+  },
+};
+
+/** A workload's data cut into STEPS + 1 micro-batches (one warm-up, STEPS measured). */
 async function plan(name: string): Promise<Plan> {
-  const micro = (all: unknown[], size: number) =>
-    Array.from({ length: STEPS + 1 }, (_, s) => all.slice(s * size, (s + 1) * size));
-  if (name === "sft") {
-    const examples = await sftExamples((STEPS + 1) * SFT_BATCH);
-    return {
-      name: "SFT (MedQA question + answer)",
-      unit: "effective tokens/s",
-      batches: micro(examples, SFT_BATCH),
-      unitsOf: (items) => sumLengths((items as TokenizedExample[]).map((e) => e.inputIds)),
-      ours: (items) => {
-        const b = packExamples(items as TokenizedExample[], 0);
-        return { slots: b.batchSize * b.seqLen, rows: b.batchSize, T: b.seqLen, headRows: b.picks.length };
-      },
-      theirs: (items) => {
-        const b = collateLm(items as TokenizedExample[], 0);
-        const slots = b.batchSize * b.seqLen;
-        return { slots, rows: b.batchSize, T: b.seqLen, headRows: slots };
-      },
-      lora: loraConfigOf(SFT_PRESET.lora),
-      task: async (model) => lmTask(model, { padId: 0, checkpointLayers: true }) as TrainTask<unknown>,
-      torchMode: "lm",
-      torchItems: (items) =>
-        (items as TokenizedExample[]).map((e) => ({ input_ids: e.inputIds, labels: e.labels })),
-    };
-  }
-  if (name === "dpo") {
-    const pairs = await dpoPairs((STEPS + 1) * DPO_BATCH);
-    return {
-      name: "DPO (MedQA prompt, PubMedQA long answers)",
-      unit: "pairs/s",
-      batches: micro(pairs, DPO_BATCH),
-      unitsOf: (b) => b.length,
-      ours: (b) => {
-        const p = packPreferences(b as TokenizedPreference[], 0);
-        return { slots: p.batchSize * p.seqLen, rows: p.batchSize, T: p.seqLen, headRows: p.picks.length };
-      },
-      theirs: (b) => {
-        const ps = b as TokenizedPreference[];
-        const T = Math.max(
-          ...ps.flatMap((p) => [
-            p.promptIds.length + p.chosenIds.length,
-            p.promptIds.length + p.rejectedIds.length,
-          ]),
-        );
-        return { slots: 2 * ps.length * T, rows: 2 * ps.length, T, headRows: 2 * ps.length * T };
-      },
-      lora: loraConfigOf(DPO_PRESET.lora),
-      task: async (model) => {
-        // Reference log-probs are precomputed before training on both sides (TRL's precompute_ref_log_probs);
-        // their values do not change the work of a step, so both sides get the same constants.
-        const task = dpoTask(model, { padId: 0, beta: 0.1, checkpointLayers: true });
-        return {
-          ...task,
-          lossSum: (b: readonly unknown[], c) =>
-            task.lossSum(
-              (b as TokenizedPreference[]).map((p) => ({
-                ...p,
-                referenceChosen: -50,
-                referenceRejected: -50,
-              })),
-              c,
-            ),
-        } as TrainTask<unknown>;
-      },
-      torchMode: "dpo",
-      torchItems: (b) =>
-        (b as TokenizedPreference[]).map((p) => ({
-          prompt: p.promptIds,
-          chosen: p.chosenIds,
-          rejected: p.rejectedIds,
-          ref_chosen: -50,
-          ref_rejected: -50,
-        })),
-    };
-  }
-  if (name === "cpt") {
-    const blocks = await cptBlocks((STEPS + 1) * 2, CPT_BLOCK);
-    return {
-      name: `CPT (PubMedQA contexts packed, 2 x ${CPT_BLOCK})`,
-      unit: "tokens/s",
-      batches: micro(blocks, 2),
-      unitsOf: (items) => sumLengths((items as TokenizedExample[]).map((e) => e.inputIds)),
-      ours: (items) => {
-        const b = packExamples(items as TokenizedExample[], 0);
-        return { slots: b.batchSize * b.seqLen, rows: b.batchSize, T: b.seqLen, headRows: b.picks.length };
-      },
-      theirs: (items) => {
-        const n = items.length * CPT_BLOCK;
-        return { slots: n, rows: items.length, T: CPT_BLOCK, headRows: n };
-      },
-      lora: loraConfigOf(CPT_PRESET.lora),
-      task: async (model) => lmTask(model, { padId: 0, checkpointLayers: true }) as TrainTask<unknown>,
-      torchMode: "lm",
-      torchItems: (items) =>
-        (items as TokenizedExample[]).map((e) => ({ input_ids: e.inputIds, labels: e.labels })),
-    };
-  }
-  throw new Error(`unknown workload ${name} (sft, dpo, cpt)`);
+  const workload = WORKLOAD_PLANS[name];
+  if (workload === undefined) throw new Error(`unknown workload ${name} (sft, dpo, cpt)`);
+  const { microBatch: size, load, ...rest } = workload;
+  const all = await load((STEPS + 1) * size);
+  return {
+    ...rest,
+    batches: Array.from({ length: STEPS + 1 }, (_, s) => all.slice(s * size, (s + 1) * size)),
+  };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -336,7 +318,7 @@ interface Result {
 async function runOne(name: string): Promise<Result> {
   const info = await initBackend({ backend: "wasm", threads: THREADS });
   const p = await plan(name);
-  const model = createRandomModel(SMOLLM_135M, { seed: 0 });
+  const model = createRandomModel(SHAPE, { seed: 0 });
   if (process.env.TRANSPOSE_CACHE_MB !== undefined) {
     model.transposeCacheBytes = Number(process.env.TRANSPOSE_CACHE_MB) * 2 ** 20;
   }

@@ -340,16 +340,31 @@ export interface PackOptions {
   rowLength?: number;
 }
 
+/** Lay out each item (truncated to options.maxLength) and pack the layouts into rows. */
+function packItems<T>(
+  items: readonly T[],
+  units: number,
+  layoutOf: (item: T, index: number, maxLength: number) => Layout,
+  padId: number,
+  options: PackOptions,
+): PackedBatch {
+  if (items.length === 0) throw new HippoError("INVALID_ARGUMENT", "empty batch");
+  const maxLength = options.maxLength ?? Number.POSITIVE_INFINITY;
+  return packLayouts(
+    items.map((x, i) => layoutOf(x, i, maxLength)),
+    units,
+    padId,
+    options.rowLength,
+  );
+}
+
 /** LM examples (SFT, CPT) packed padding-free; unit i = example i. */
 export function packExamples(
   examples: readonly TokenizedExample[],
   padId: number,
   options: PackOptions = {},
 ): PackedBatch {
-  if (examples.length === 0) throw new HippoError("INVALID_ARGUMENT", "empty batch");
-  const maxLength = options.maxLength ?? Number.POSITIVE_INFINITY;
-  const layouts = examples.map((e, i) => exampleLayout(e, i, maxLength));
-  return packLayouts(layouts, examples.length, padId, options.rowLength);
+  return packItems(examples, examples.length, exampleLayout, padId, options);
 }
 
 /**
@@ -361,8 +376,7 @@ export function packPreferences(
   padId: number,
   options: PackOptions = {},
 ): PackedBatch {
-  if (pairs.length === 0) throw new HippoError("INVALID_ARGUMENT", "empty batch");
-  const maxLength = options.maxLength ?? Number.POSITIVE_INFINITY;
-  const layouts = pairs.map((p, i) => pairLayout(p, i, pairs.length, maxLength));
-  return packLayouts(layouts, 2 * pairs.length, padId, options.rowLength);
+  const layoutOf = (p: TokenizedPreference, i: number, maxLength: number) =>
+    pairLayout(p, i, pairs.length, maxLength);
+  return packItems(pairs, 2 * pairs.length, layoutOf, padId, options);
 }

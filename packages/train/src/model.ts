@@ -4,26 +4,26 @@
  * satisfies it structurally; the tests also use a tiny two-layer MLP language model.
  */
 import type { Rng } from "@hippocrates/core";
+import type { ForwardOptions as ModelForwardOptions } from "@hippocrates/model";
 import * as tf from "@tensorflow/tfjs-core";
 import type { LmBatch, PackedBatch } from "./batch.js";
 import { sequenceLogProbs } from "./losses.js";
 
-export interface ForwardOptions {
-  /** [batch][seq]: 1 real token, 0 padding. */
-  attentionMask?: number[][];
-  /** [batch][seq] explicit positions (restarting per packed document). */
-  positionIds?: number[][];
-  /** [batch][seq] document index: attention stays within a segment (packed blocks). */
-  segmentIds?: number[][];
-  /** [batch][seq] the segment a token's segment branches off, whose tokens it also sees (its own: none). */
-  parentSegmentIds?: number[][];
-  /** Enables dropout (LoRA dropout). */
-  training?: boolean;
-  /** RNG for the dropout masks (the loop seeds one per micro-batch so resumed runs replay them). */
-  rng?: Rng;
-  /** Recompute each decoder layer in the backward pass (gradient checkpointing). */
-  checkpointLayers?: boolean;
-}
+/**
+ * The forward options the loop and tasks pass: padding, explicit positions, packed segments (with parents for
+ * shared prompts), training mode with its dropout RNG, gradient checkpointing; as @hippocrates/model's
+ * ForwardOptions documents them.
+ */
+export type ForwardOptions = Pick<
+  ModelForwardOptions,
+  | "attentionMask"
+  | "positionIds"
+  | "segmentIds"
+  | "parentSegmentIds"
+  | "training"
+  | "rng"
+  | "checkpointLayers"
+>;
 
 export interface TrainableLM {
   /** Logits [batch, seq, vocab]; with `logits: "none"` and `outputHidden`, the final hidden states instead. */

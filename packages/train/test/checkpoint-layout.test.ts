@@ -9,18 +9,14 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  createRng,
-  type ModelArtifact,
-  type ProgressReporter,
-  type TokenizedExample,
-} from "@hippocrates/core";
+import { createRng, type ModelArtifact, type TokenizedExample } from "@hippocrates/core";
 import { createRandomModel, saveModel } from "@hippocrates/model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SFT_PRESET } from "../src/presets.js";
 import { type TrainOptions, trainCausalLm } from "../src/stages.js";
 import { decodeF32Safetensors, type NamedArray } from "../src/tensorfile.js";
 import { SMALL_LLAMA, setupBackend } from "./llama-helpers.js";
+import { abortAfter } from "./progress.js";
 
 let root: string;
 let base: ModelArtifact;
@@ -120,18 +116,7 @@ describe("checkpoint tensors are in the layout their PEFT/HF names promise", () 
     await trainCausalLm({ ...options(straight, false), max_steps: 4 });
     const dir = join(root, "full-resumed");
     const controller = new AbortController();
-    const stopAt2: ProgressReporter = {
-      start: ({ initial = 0 }) => {
-        let done = initial;
-        return {
-          tick() {
-            done += 1;
-            if (done >= 2) controller.abort();
-          },
-          done() {},
-        };
-      },
-    };
+    const stopAt2 = abortAfter(2, controller);
     await expect(
       trainCausalLm({ ...options(dir, false), max_steps: 4, progress: stopAt2, signal: controller.signal }),
     ).rejects.toMatchObject({ code: "ABORTED" });

@@ -4,16 +4,13 @@
  * skipped with a line saying so, a run whose every checkpoint is corrupt stops (or restarts when asked), and the
  * run's train_loss after a resume is that of an uninterrupted run, bit for bit. On the tiny MLP LM (cpu backend).
  */
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createRng, HippoError, type ProgressReporter, type TokenizedExample } from "@hippocrates/core";
-import { afterAll, describe, expect, it } from "vitest";
+import { HippoError } from "@hippocrates/core";
+import { describe, expect, it } from "vitest";
 import { findLatestCheckpoint, HIPPO_STATE, TRAINER_STATE } from "../src/checkpoint.js";
-import { type LoopConfig, type LoopOptions, runTrainingLoop } from "../src/loop.js";
-import { lmTask } from "../src/tasks.js";
 import { decodeF32Safetensors, encodeF32Safetensors } from "../src/tensorfile.js";
-import { createMlpLm, weightsOf } from "./helpers.js";
+import { type MlpRunOptions, tempDirs, trainMlp, trainMlpUntil } from "./mlp-loop.js";
 
 /**
  * The fields of transformers' TrainerState dataclass, in its order, as read from huggingface/transformers
@@ -44,80 +41,15 @@ const TRAINER_STATE_FIELDS = [
   "stateful_callbacks",
 ];
 
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), "hippo-ckpt-"));
-  dirs.push(d);
-  return d;
-}
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs("hippo-ckpt-");
 
-function data(n: number, seed: number): TokenizedExample[] {
-  const rng = createRng(seed);
-  return Array.from({ length: n }, () => {
-    const len = 4 + rng.int(6);
-    const ids = [1, ...Array.from({ length: len }, () => 3 + rng.int(13)), 2];
-    return { inputIds: ids, labels: ids };
-  });
-}
+const facts = { stage: "cpt", base_model: { kind: "hf-model", path: "base" } };
 
-const train = data(14, 1); // 4 items per step -> 4 steps per epoch, 8 in all
-const config: LoopConfig = {
-  microBatchSize: 2,
-  gradientAccumulation: 2,
-  epochs: 2,
-  lr: 0.05,
-  schedule: "cosine",
-  warmupSteps: 1,
-  seed: 7,
-  saveSteps: 2,
-  optimizer: { weightDecay: 0.01 },
-};
-
-function abortAfter(steps: number, controller: AbortController): ProgressReporter {
-  return {
-    start: ({ initial = 0 }) => {
-      let done = initial;
-      return {
-        tick() {
-          done += 1;
-          if (done >= steps) controller.abort();
-        },
-        done() {},
-      };
-    },
-  };
-}
-
-/** Run the loop on a fresh MLP (same init every time) with `extra` options; returns the result and weights. */
-async function run(outputDir: string, extra: Partial<LoopOptions<TokenizedExample>> = {}) {
-  const m = createMlpLm(16, 8, 11);
-  try {
-    const r = await runTrainingLoop({
-      task: lmTask(m, { padId: 0 }),
-      train,
-      variables: m.variables,
-      names: m.names,
-      config,
-      outputDir,
-      facts: { stage: "cpt", base_model: { kind: "hf-model", path: "base" } },
-      ...extra,
-    });
-    return { result: r, weights: await weightsOf(m.variables) };
-  } finally {
-    m.dispose();
-  }
-}
+/** The loop on a fresh MLP (same init every time) over 14 items, 8 steps; returns the result and weights. */
+const run = (outputDir: string, extra: MlpRunOptions = {}) => trainMlp(outputDir, { facts, ...extra });
 
 /** Run until step `n` (a checkpoint is saved on abort) and stop. */
-async function runUntil(outputDir: string, n: number): Promise<void> {
-  const controller = new AbortController();
-  await expect(
-    run(outputDir, { progress: abortAfter(n, controller), signal: controller.signal }),
-  ).rejects.toMatchObject({ code: "ABORTED" });
-}
+const runUntil = (outputDir: string, n: number) => trainMlpUntil(outputDir, n, { facts });
 
 async function truncate(file: string): Promise<void> {
   const bytes = await readFile(file);

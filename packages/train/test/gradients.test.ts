@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import { accumulateGradients } from "../src/loop.js";
 import { lmTask, responseExample } from "../src/tasks.js";
+import { centralDifference } from "./finite-diff.js";
 import { createMlpLm } from "./helpers.js";
 
 const examples: TokenizedExample[] = [
@@ -30,14 +31,7 @@ describe("gradients of the full loss (shift + masking + normalisation)", () => {
       const base = (await v.data()).slice();
       for (let k = 0; k < Math.min(12, v.size); k++) {
         const j = (k * 7919) % v.size;
-        const probe = (delta: number) => {
-          const p = base.slice();
-          p[j] = (p[j] as number) + delta;
-          tf.tidy(() => v.assign(tf.tensor(p, v.shape)));
-          return lossOf();
-        };
-        const numeric = (probe(eps) - probe(-eps)) / (2 * eps);
-        tf.tidy(() => v.assign(tf.tensor(base, v.shape)));
+        const numeric = centralDifference(v, base, j, eps, lossOf);
         expect(Math.abs((analytic[j] as number) - numeric)).toBeLessThan(1e-3 + 1e-2 * Math.abs(numeric));
         checked++;
       }

@@ -2,28 +2,18 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { IGNORE_INDEX, type TokenizedExample } from "@hippocrates/core";
-import { addLoraAdapter, type CausalLM, loadModel } from "@hippocrates/model";
+import type { CausalLM } from "@hippocrates/model";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { accumulateGradients, evaluateLoss, runTrainingLoop } from "../src/loop.js";
 import { lmTask } from "../src/tasks.js";
-import { setupBackend, TINY } from "./llama-helpers.js";
+import { centralDifference } from "./finite-diff.js";
+import { loadTinyWithLora, setupBackend } from "./llama-helpers.js";
 
 let model: CausalLM;
 beforeAll(async () => {
   await setupBackend();
-  model = await loadModel(TINY);
-  const adapter = addLoraAdapter(
-    model,
-    { r: 4, alpha: 8, targetModules: ["q_proj", "v_proj", "gate_proj", "down_proj"] },
-    { seed: 3 },
-  );
-  // B starts at zero (PEFT init), which would make A's gradient zero: give B values so both are checked.
-  let k = 0;
-  for (const b of adapter.b.values()) {
-    const vals = Array.from({ length: b.size }, (_, i) => 0.05 * Math.sin(i * 0.7 + k++));
-    tf.tidy(() => b.assign(tf.tensor(vals, b.shape)));
-  }
+  model = await loadTinyWithLora(["q_proj", "v_proj", "gate_proj", "down_proj"]);
 });
 afterAll(() => model?.dispose());
 
@@ -55,14 +45,7 @@ describe("tiny Llama + LoRA: the full training loss", () => {
       const base = (await v.data()).slice();
       for (let k = 0; k < 3; k++) {
         const j = (k * 104729 + vi * 31) % v.size;
-        const probe = (d: number) => {
-          const p = base.slice();
-          p[j] = (p[j] as number) + d;
-          tf.tidy(() => v.assign(tf.tensor(p, v.shape)));
-          return lossOf();
-        };
-        const numeric = (probe(eps) - probe(-eps)) / (2 * eps);
-        tf.tidy(() => v.assign(tf.tensor(base, v.shape)));
+        const numeric = centralDifference(v, base, j, eps, lossOf);
         maxAnalytic = Math.max(maxAnalytic, Math.abs(analytic[j] as number));
         expect(Math.abs((analytic[j] as number) - numeric)).toBeLessThan(2e-3 + 2e-2 * Math.abs(numeric));
         checked++;

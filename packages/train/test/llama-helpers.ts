@@ -2,6 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { initBackend } from "@hippocrates/backend";
+import { addLoraAdapter, type CausalLM, type LinearModule, loadModel } from "@hippocrates/model";
 import * as tf from "@tensorflow/tfjs-core";
 
 /** Shared data lives beside the repository (never copied into it). */
@@ -13,6 +14,22 @@ export const PUBMEDQA = `${SHARED}benchmarks/pubmedqa/ori_pqal.json`;
 export async function setupBackend(): Promise<void> {
   await initBackend({ backend: "wasm" });
   if (tf.getBackend() !== "wasm") throw new Error(`wasm backend expected, got ${tf.getBackend()}`);
+}
+
+/**
+ * The shared tiny Llama (vocab 512) with a LoRA adapter (r 4, alpha 8, seed 3) on `targetModules`. B starts at
+ * zero (PEFT init), which would make A's gradient zero and the adapter a no-op: B gets small nonzero values so
+ * that both factors matter.
+ */
+export async function loadTinyWithLora(targetModules: LinearModule[]): Promise<CausalLM> {
+  const model = await loadModel(TINY);
+  const adapter = addLoraAdapter(model, { r: 4, alpha: 8, targetModules }, { seed: 3 });
+  let k = 0;
+  for (const b of adapter.b.values()) {
+    const vals = Array.from({ length: b.size }, (_, i) => 0.05 * Math.sin(i * 0.7 + k++));
+    tf.tidy(() => b.assign(tf.tensor(vals, b.shape)));
+  }
+  return model;
 }
 
 export interface PubmedQaItem {

@@ -3,7 +3,7 @@
  * on the tiny Llama with LoRA (random B so that the adapters matter).
  */
 import { createRng, IGNORE_INDEX, type TokenizedExample, type TokenizedPreference } from "@hippocrates/core";
-import { addLoraAdapter, type CausalLM, loadModel } from "@hippocrates/model";
+import type { CausalLM } from "@hippocrates/model";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAdamW } from "../src/adamw.js";
@@ -11,22 +11,12 @@ import { collateLm, packExamples, packPreferences } from "../src/batch.js";
 import { accumulateGradients } from "../src/loop.js";
 import { batchLogProbs, packedTokenLogProbs, sumByUnit } from "../src/model.js";
 import { type DpoItem, dpoLogProbs, dpoTask, lmTask, responseExample } from "../src/tasks.js";
-import { setupBackend, TINY } from "./llama-helpers.js";
+import { loadTinyWithLora, setupBackend } from "./llama-helpers.js";
 
 let model: CausalLM;
 beforeAll(async () => {
   await setupBackend();
-  model = await loadModel(TINY); // vocab 512
-  const adapter = addLoraAdapter(
-    model,
-    { r: 4, alpha: 8, targetModules: ["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"] },
-    { seed: 3 },
-  );
-  let k = 0;
-  for (const b of adapter.b.values()) {
-    const vals = Array.from({ length: b.size }, (_, i) => 0.05 * Math.sin(i * 0.7 + k++));
-    tf.tidy(() => b.assign(tf.tensor(vals, b.shape)));
-  }
+  model = await loadTinyWithLora(["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]); // vocab 512
 });
 afterAll(() => model?.dispose());
 

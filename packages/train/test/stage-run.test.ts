@@ -23,6 +23,7 @@ import {
   adapterArtifact,
   type CausalLM,
   createRandomModel,
+  LINEAR_MODULES,
   loadAdapter,
   loadArtifact,
   loadModel,
@@ -122,34 +123,25 @@ beforeAll(async () => {
   m.dispose();
   // An absolute path, as the pipeline gives it: the adapter must still name its base relatively.
   base = { kind: "hf-model", path: join(root, "base") };
+  // Both stages: 2 records, 2 per step, 4 epochs -> 4 steps, checkpoints at 2 and 4.
+  const schedule = {
+    learning_rate: 5e-2,
+    lr_scheduler_type: "constant",
+    per_device_train_batch_size: 2,
+    gradient_accumulation_steps: 1,
+    num_train_epochs: 4,
+    save_steps: 2,
+  };
   sft = await runStage(
     // Only r changes: the SFT preset's alpha 32 and all-linear targets stay.
     sftStage({ lora: { r: 4 } }),
-    {
-      data: "sft.jsonl",
-      learning_rate: 5e-2,
-      lr_scheduler_type: "constant",
-      per_device_train_batch_size: 2,
-      gradient_accumulation_steps: 1,
-      num_train_epochs: 4,
-      save_steps: 2,
-    },
+    { data: "sft.jsonl", ...schedule },
     base,
     join(root, "sft"),
   );
   dpo = await runStage(
     dpoStage(),
-    {
-      data: "dpo.jsonl",
-      eval_data: "dpo.jsonl",
-      learning_rate: 5e-2,
-      lr_scheduler_type: "constant",
-      per_device_train_batch_size: 2,
-      gradient_accumulation_steps: 1,
-      num_train_epochs: 4,
-      save_steps: 2,
-      lora: { r: 4 },
-    },
+    { data: "dpo.jsonl", eval_data: "dpo.jsonl", ...schedule, lora: { r: 4 } },
     sft.model,
     join(root, "dpo"),
   );
@@ -164,15 +156,8 @@ describe("training stages on TRL-format data", () => {
     expect(sft.metrics.global_step).toBe(4);
     const cfg = await readConfig(join(root, "sft"));
     expect(cfg).toMatchObject({ r: 4, lora_alpha: 32, base_model_name_or_path: "../base" });
-    expect(cfg.target_modules).toEqual([
-      "q_proj",
-      "k_proj",
-      "v_proj",
-      "o_proj",
-      "gate_proj",
-      "up_proj",
-      "down_proj",
-    ]);
+    // All seven linear modules of a decoder layer, in HF's order (q, k, v, o, gate, up, down).
+    expect(cfg.target_modules).toEqual([...LINEAR_MODULES]);
     // A checkpoint's adapter names the base relative to its own folder.
     expect((await readConfig(join(root, "sft", "checkpoint-2"))).base_model_name_or_path).toBe("../../base");
   });

@@ -7,6 +7,7 @@ import {
   type TokenizedExample,
   type TokenizedPreference,
 } from "@hippocrates/core";
+import { createPacker } from "@hippocrates/data";
 import {
   addLoraAdapter,
   createRandomModel,
@@ -34,7 +35,10 @@ let base: ModelArtifact;
 const EOS = 2;
 const BOS = 1;
 
-/** PubMedQA, tokenized by the Llama-2 tokenizer (ids renumbered densely, see createVocabMap). */
+/**
+ * PubMedQA, tokenized by the Llama-2 tokenizer (ids renumbered densely, see createVocabMap); the CPT documents
+ * without their EOS (the packer appends it).
+ */
 let cptDocs: number[][];
 let sft: { prompt: number[]; answer: number[]; other: number[] }[];
 
@@ -49,7 +53,7 @@ beforeAll(async () => {
     vocab.map(await tokenizer.encode(text, { addSpecialTokens: special }));
   const items = await readPubmedQa(12);
   cptDocs = await Promise.all(
-    items.slice(0, 6).map(async (it) => [BOS, ...(await enc(it.contexts.join("\n"))), EOS]),
+    items.slice(0, 6).map(async (it) => [BOS, ...(await enc(it.contexts.join("\n")))]),
   );
   sft = await Promise.all(
     items.slice(0, 8).map(async (it) => ({
@@ -67,25 +71,13 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-/** Pack documents (BOS text EOS) into blocks of `size` with segment ids; labels = inputs (EOS kept). */
+/**
+ * Pack documents (BOS text, EOS appended by the packer) into blocks of `size` with segment ids, the tail that
+ * does not fill a block dropped (group_texts); labels = inputs (EOS kept).
+ */
 function pack(docs: number[][], size: number): TokenizedExample[] {
-  const blocks: TokenizedExample[] = [];
-  let ids: number[] = [];
-  let seg: number[] = [];
-  let d = 0;
-  for (const doc of docs) {
-    for (const t of doc) {
-      ids.push(t);
-      seg.push(d);
-      if (ids.length === size) {
-        blocks.push({ inputIds: ids, labels: [...ids], segmentIds: seg });
-        ids = [];
-        seg = [];
-      }
-    }
-    d++;
-  }
-  return blocks;
+  const packer = createPacker({ blockSize: size, eosTokenId: EOS, remainder: "drop" });
+  return [...docs.flatMap((doc) => packer.add(doc)), ...packer.finish()];
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -4,26 +4,13 @@
  * vocabulary is every word of the knowledge base, plus `tokenizer_config.json` with the special tokens and a
  * chat template. Invented names become single tokens, which keeps the model small and its vocabulary ~500.
  */
-import { join } from "node:path";
-import {
-  describeEntries,
-  HippoError,
-  writeDirAtomic,
-  writeFileAtomic,
-  writeJsonAtomic,
-} from "@hippocrates/core";
-
-export const SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"] as const;
-
-/** HF's `Whitespace` pre-tokenizer: `\w+|[^\w\s]+`. */
-export function preTokenize(text: string): string[] {
-  return text.match(/\w+|[^\w\s]+/gu) ?? [];
-}
+import { describeEntries, HippoError, writeDirAtomic } from "@hippocrates/core";
+import { WORD_LEVEL_SPECIAL_TOKENS, whitespaceWords, writeWordLevelTokenizer } from "@hippocrates/tokenizer";
 
 /** Vocabulary: special tokens, then words by descending count (ties alphabetical), so ids are deterministic. */
 export function buildVocab(texts: string[]): Record<string, number> {
   const counts = new Map<string, number>();
-  for (const t of texts) for (const w of preTokenize(t)) counts.set(w, (counts.get(w) ?? 0) + 1);
+  for (const t of texts) for (const w of whitespaceWords(t)) counts.set(w, (counts.get(w) ?? 0) + 1);
   // Common words a user may type at the server or in `hippo generate`.
   for (const w of [
     "Human",
@@ -46,7 +33,7 @@ export function buildVocab(texts: string[]): Record<string, number> {
     .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
     .map(([w]) => w);
   const vocab: Record<string, number> = Object.create(null);
-  [...SPECIAL_TOKENS, ...words].forEach((w, i) => {
+  [...WORD_LEVEL_SPECIAL_TOKENS, ...words].forEach((w, i) => {
     vocab[w] = i;
   });
   return vocab;
@@ -55,28 +42,6 @@ export function buildVocab(texts: string[]): Record<string, number> {
 /** A simple chat template (Jinja, as transformers stores it): `Human: ...\nAssistant: ...`, the SFT format. */
 export const MINIATURE_CHAT_TEMPLATE =
   "{% for message in messages %}{% if message['role'] == 'user' %}{{ message['content'] }}{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + eos_token }}{% else %}{{ message['content'] + '\n' }}{% endif %}{% endfor %}";
-
-export function tokenizerJson(vocab: Record<string, number>): unknown {
-  return {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: SPECIAL_TOKENS.map((content, id) => ({
-      id,
-      content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    })),
-    normalizer: null,
-    pre_tokenizer: { type: "Whitespace" },
-    post_processor: null,
-    decoder: { type: "WordPiece", prefix: "##", cleanup: true },
-    model: { type: "WordLevel", vocab, unk_token: "<unk>" },
-  };
-}
 
 /** Write the tokenizer folder atomically; returns its vocabulary size. */
 export async function writeTokenizerFolder(dir: string, texts: string[], maxLength = 256): Promise<number> {
@@ -98,18 +63,11 @@ export async function writeTokenizerFolder(dir: string, texts: string[], maxLeng
   await writeDirAtomic(
     dir,
     async (tmp) => {
-      await writeFileAtomic(join(tmp, "tokenizer.json"), JSON.stringify(tokenizerJson(vocab)));
-      await writeJsonAtomic(join(tmp, "tokenizer_config.json"), {
-        tokenizer_class: "PreTrainedTokenizerFast",
-        bos_token: "<s>",
-        eos_token: "</s>",
-        unk_token: "<unk>",
-        pad_token: "<pad>",
+      await writeWordLevelTokenizer(tmp, vocab, {
         // The exam prompts are scored without BOS, as the authors' harness did.
-        add_bos_token: false,
-        add_eos_token: false,
-        model_max_length: maxLength,
-        chat_template: MINIATURE_CHAT_TEMPLATE,
+        addBosToken: false,
+        modelMaxLength: maxLength,
+        chatTemplate: MINIATURE_CHAT_TEMPLATE,
       });
     },
     { mayReplace },
