@@ -52,16 +52,18 @@ beforeAll(async () => {
   const enc = async (text: string, special = false) =>
     vocab.map(await tokenizer.encode(text, { addSpecialTokens: special }));
   const items = await readPubmedQa(12);
-  cptDocs = await Promise.all(
-    items.slice(0, 6).map(async (it) => [BOS, ...(await enc(it.contexts.join("\n")))]),
-  );
-  sft = await Promise.all(
-    items.slice(0, 8).map(async (it) => ({
-      prompt: await enc(template(it.question), true),
-      answer: await enc(it.decision),
-      other: await enc(it.decision === "yes" ? "no" : "yes"),
-    })),
-  );
+  // One text at a time: the dense ids are handed out in the order texts are mapped, and concurrent encodes
+  // (Promise.all) finish in an order that depends on the machine's load, which gave the random model's rows to
+  // other tokens in each run (the SFT overfit test then failed about one run in four under load).
+  cptDocs = [];
+  for (const it of items.slice(0, 6)) cptDocs.push([BOS, ...(await enc(it.contexts.join("\n")))]);
+  sft = [];
+  for (const it of items.slice(0, 8)) {
+    const prompt = await enc(template(it.question), true);
+    const answer = await enc(it.decision);
+    const other = await enc(it.decision === "yes" ? "no" : "yes");
+    sft.push({ prompt, answer, other });
+  }
   const m = createRandomModel({ ...SMALL_LLAMA, vocab_size: vocab.size() }, { seed: 1 });
   await saveModel(m, join(root, "base"));
   m.dispose();
@@ -135,11 +137,13 @@ describe("stages on a random Llama with the Llama-2 vocabulary, real PubMedQA te
       model: base,
       train: examples,
       outputDir: join(root, "sft"),
-      learning_rate: 1e-2,
+      // 3e-3, not 1e-2: at 1e-2 Adam's loss spiked late in some vocabulary orders (0.74 after 40 epochs in one);
+      // at 3e-3 x 50 epochs it falls smoothly to 0.006-0.008 for model seeds 1-4 (measured), well under 0.05.
+      learning_rate: 3e-3,
       lr_scheduler_type: "constant",
       per_device_train_batch_size: 8,
       gradient_accumulation_steps: 1,
-      num_train_epochs: 40,
+      num_train_epochs: 50,
       save_steps: 0,
     });
     expect(out.metrics.final_loss).toBeLessThan(0.05);
