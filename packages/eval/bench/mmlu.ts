@@ -24,9 +24,9 @@ import {
   wasmHeapBytes,
 } from "@hippocrates/model";
 import { loadTokenizer } from "@hippocrates/tokenizer";
+import { SMOLLM_135M } from "../../model/bench/shapes.js";
 import { evaluate } from "../src/index.js";
 import { MMLU_MEDICAL_SUBJECTS } from "../src/tasks/builtin.js";
-import { SMOLLM_135M } from "../test/localModel.js";
 
 const DATA_DIR = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
 const TORCH_SCRIPT = fileURLToPath(new URL("../../model/bench/torch_score.py", import.meta.url));

@@ -16,8 +16,9 @@ import { type BackendName, initBackend } from "@hippocrates/backend";
 import { asScoringModel, createRandomModel } from "@hippocrates/model";
 import { loadTokenizer } from "@hippocrates/tokenizer";
 import * as tf from "@tensorflow/tfjs-core";
+import { SMOLLM_135M } from "../../model/bench/shapes.js";
 import { evaluate } from "../src/index.js";
-import { SMOLLM_135M, TINY_LLAMA2_VOCAB } from "../test/localModel.js";
+import { TINY_LLAMA2_VOCAB } from "../test/localModel.js";
 
 const DATA_DIR = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
 const limit = Number(process.env.EVAL_BENCH_LIMIT ?? 20);

@@ -1,4 +1,4 @@
-/** Model shapes for the local-model integration test and the benchmark. */
+/** Model shapes for the local-model integration test and the benchmark (SmolLM-135M's: model/bench/shapes.ts). */
 /** A tiny random Llama with the Llama-2 tokenizer's vocabulary (hidden 64, 2 layers). */
 export const TINY_LLAMA2_VOCAB = {
   model_type: "llama",
@@ -13,24 +13,6 @@ export const TINY_LLAMA2_VOCAB = {
   rms_norm_eps: 1e-6,
   rope_theta: 10000,
   tie_word_embeddings: false,
-  bos_token_id: 1,
-  eos_token_id: 2,
-} as const;
-
-/** SmolLM-135M's shape (HuggingFaceTB/SmolLM-135M config.json), random weights. */
-export const SMOLLM_135M = {
-  model_type: "llama",
-  vocab_size: 49152,
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_hidden_layers: 30,
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  hidden_act: "silu",
-  max_position_embeddings: 2048,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  tie_word_embeddings: true,
   bos_token_id: 1,
   eos_token_id: 2,
 } as const;

@@ -1,7 +1,8 @@
 /**
  * The real model shape the benchmarks run with random weights: SmolLM-135M's config.json
  * (HuggingFaceTB/SmolLM-135M: Llama, 30 layers, hidden 576, 9 heads over 3 KV heads, vocab 49,152, tied
- * embeddings). Shared by this folder's benches and packages/train/bench/train.ts.
+ * embeddings). Shared by this folder's benches, packages/train/bench/train.ts and
+ * packages/eval/bench/{questions,mmlu}.ts.
  */
 export const SMOLLM_135M = {
   model_type: "llama",
