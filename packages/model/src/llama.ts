@@ -25,6 +25,7 @@ import type { LoraAdapter } from "./lora.js";
 import {
   applyRope,
   attention,
+  attentionInBlocks,
   embedding,
   linear,
   linearWithValue,
@@ -223,11 +224,15 @@ function selfAttn(
   const v = linearModule(net, x, `${p}.v_proj`, step);
   const qRot = applyRope(tf.reshape(q, [N, H, d]), step.cos, step.sin, net.rot);
   const kRot = applyRope(tf.reshape(k, [N, Hkv, d]), step.cos, step.sin, net.rot);
-  // [B, T, H, d] -> [B, H, T, d]; the G query heads of a KV head are adjacent (HF repeat_kv order).
-  const qHeads: tf.Tensor2D = tf.reshape(
-    tf.transpose(tf.reshape(tf.mul(qRot, net.scale), [B, T, H, d]), [0, 2, 1, 3]),
-    [B * Hkv, G * T * d],
-  );
+  // [B, T, H, d] -> [B, H, T, d]; the G query heads of a KV head are adjacent (HF repeat_kv order). Packed
+  // rows in attention blocks order a KV head's queries token-major instead, [B, Hkv, T, G, d], so that a
+  // block's queries are contiguous rows (attentionInBlocks).
+  const blocks = step.blocks;
+  const qScaled = tf.mul(qRot, net.scale);
+  const qHeads: tf.Tensor2D =
+    blocks === undefined
+      ? tf.reshape(tf.transpose(tf.reshape(qScaled, [B, T, H, d]), [0, 2, 1, 3]), [B * Hkv, G * T * d])
+      : tf.reshape(tf.transpose(tf.reshape(qScaled, [B, T, Hkv, G * d]), [0, 2, 1, 3]), [B * Hkv, T * G * d]);
   let kT: tf.Tensor4D = tf.transpose(tf.reshape(kRot, [B, T, Hkv, d]), [0, 2, 3, 1]); // [B, Hkv, d, T]
   let vH: tf.Tensor4D = tf.transpose(tf.reshape(v, [B, T, Hkv, d]), [0, 2, 1, 3]); // [B, Hkv, T, d]
   if (cache !== undefined) {
@@ -249,17 +254,30 @@ function selfAttn(
     step.trace(`layers.${layer}.k_all`, tf.transpose(kT, [0, 1, 3, 2]));
     step.trace(`layers.${layer}.v_all`, vH);
   }
-  const ctx = attention(
-    qHeads,
-    tf.reshape(kT, [B * Hkv, d * S]),
-    tf.reshape(vH, [B * Hkv, S * d]),
-    step.masks,
-    { batch: B, kvHeads: Hkv, groups: G, T, S, d },
-  );
-  const ctx2d: tf.Tensor2D = tf.reshape(tf.transpose(tf.reshape(ctx, [B, H, T, d]), [0, 2, 1, 3]), [
-    N,
-    H * d,
-  ]);
+  const attnDims = { batch: B, kvHeads: Hkv, groups: G, T, S, d };
+  const kT2d: tf.Tensor2D = tf.reshape(kT, [B * Hkv, d * S]);
+  const v2d: tf.Tensor2D = tf.reshape(vH, [B * Hkv, S * d]);
+  const ctx2d: tf.Tensor2D =
+    blocks === undefined
+      ? tf.reshape(
+          tf.transpose(
+            tf.reshape(attention(qHeads, kT2d, v2d, step.masks, attnDims), [B, H, T, d]),
+            [0, 2, 1, 3],
+          ),
+          [N, H * d],
+        )
+      : tf.reshape(
+          tf.transpose(
+            tf.reshape(attentionInBlocks(qHeads, kT2d, v2d, step.masks, blocks, attnDims), [
+              B,
+              Hkv,
+              T,
+              G * d,
+            ]),
+            [0, 2, 1, 3],
+          ),
+          [N, H * d],
+        );
   const out = linearModule(net, ctx2d, `${p}.o_proj`, step);
   if (step.trace) {
     step.trace(`layers.${layer}.ctx`, tf.reshape(ctx2d, [B, T, H, d]));

@@ -202,8 +202,10 @@ export function swiglu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
 /**
  * A LoRA update added to a base projection: y + scaling * (xd A) B, with xd the (dropped-out) input, A [in, r]
  * and B [r, out]. One op whose tape keeps xd and the [rows, r] product xd A, instead of three [rows, out]
- * intermediates (the delta, its scaled copy, y). With t = scaling * dy B^T: d xd = t A^T, dA = xd^T t,
- * dB = (xd A)^T (scaling * dy); y gets dy.
+ * intermediates (the delta, its scaled copy, y). The scaling multiplies the [r, out] matrices, not the
+ * [rows, out] products: (xd A)(s B) instead of s ((xd A) B), which saves a pass over every projection's output
+ * (and is the same number bit for bit when s is a power of two, as the presets' alpha / r = 1 and 2 are).
+ * With sB = scaling * B and t = dy sB^T: d xd = t A^T, dA = xd^T t, dB = scaling * (xd A)^T dy; y gets dy.
  */
 export function loraAdd(
   y: tf.Tensor2D,
@@ -212,24 +214,24 @@ export function loraAdd(
   b: tf.Tensor2D,
   scaling: number,
 ): tf.Tensor2D {
+  const scaled = (m: tf.Tensor2D): tf.Tensor2D => (scaling === 1 ? m : tf.mul(m, scaling));
   if (!isRecording()) {
-    return tf.tidy(() => tf.add(y, tf.mul(tf.matMul(tf.matMul(xd, a), b), scaling)) as tf.Tensor2D);
+    return tf.tidy(() => tf.add(y, tf.matMul(tf.matMul(xd, a), scaled(b))) as tf.Tensor2D);
   }
   const op = customOp(([yy, xx, aa, bb], save) => {
     const xa = tf.matMul(xx as tf.Tensor2D, aa as tf.Tensor2D);
     save([xx as tf.Tensor, xa, aa as tf.Tensor, bb as tf.Tensor]);
     return {
-      value: tf.add(yy as tf.Tensor, tf.mul(tf.matMul(xa, bb as tf.Tensor2D), scaling)),
+      value: tf.add(yy as tf.Tensor, tf.matMul(xa, scaled(bb as tf.Tensor2D))),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, xas, as, bs] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-        const sdy = tf.mul(dy, scaling) as tf.Tensor2D;
-        const t = tf.matMul(sdy, tf.transpose(bs));
+        const t = tf.matMul(dy as tf.Tensor2D, tf.transpose(scaled(bs)));
         return [
           tf.reshape(dy, y.shape),
           tf.matMul(t, tf.transpose(as)),
           // dA = xd^T t, computed as (t^T xd)^T: transposes of [rows, r] and [r, in], not of the [rows, in] input
           tf.transpose(tf.matMul(tf.transpose(t), xs)),
-          tf.matMul(tf.transpose(xas), sdy),
+          scaled(tf.matMul(tf.transpose(xas), dy as tf.Tensor2D)),
         ];
       },
     };
@@ -441,6 +443,142 @@ export function attention(
             dv.push(dvb as tf.Tensor);
             dq.push(dqb as tf.Tensor);
             dk.push(dkb as tf.Tensor);
+          }
+        }
+        return [tf.concat(dq, 0), tf.concat(dk, 0), tf.concat(dv, 0)];
+      },
+    };
+  });
+  return f(q, kT, v) as tf.Tensor2D;
+}
+
+/**
+ * The same attention for packed rows split into blocks (`AttentionBlock`, from the step's masks): each block's
+ * queries attend to the block's own keys only, so a row costs sum(l_i^2) instead of T^2 (flash-attention's
+ * varlen kernels; TRL `padding_free`). Exact: the keys left out are masked for every query of the block.
+ *
+ * Layouts as `attention` with no cache (S = T), except that the queries of a KV head are ordered (t, g), token
+ * major, so that a block's queries are one contiguous run of rows:
+ * - q:  [B * Hkv, T * groups * d], kT: [B * Hkv, d * T], v: [B * Hkv, T * d]
+ * - masks: the blocks' additive [l, l] masks; blocks[b] lists row b's blocks and their mask's index
+ * Returns the context [B * Hkv, T * groups * d] (= [B, Hkv, T, groups, d]).
+ */
+export function attentionInBlocks(
+  q: tf.Tensor2D,
+  kT: tf.Tensor2D,
+  v: tf.Tensor2D,
+  masks: tf.Tensor2D[],
+  blocks: readonly (readonly { start: number; end: number; mask: number }[])[],
+  dims: AttentionDims,
+): tf.Tensor2D {
+  const { batch, kvHeads, groups: G, T, d } = dims;
+  const cat = (xs: tf.Tensor[], axis: number) =>
+    xs.length === 1 ? (xs[0] as tf.Tensor) : tf.concat(xs, axis);
+  const f = customOp(([qq, kk, vv], save) => {
+    const outs: tf.Tensor[] = [];
+    // Per (row, KV head, block): its probabilities and its q, kT and v blocks. The backward reads these
+    // instead of slicing the whole operands again (wasm's Slice copies its whole input on every call).
+    const kept: tf.Tensor[] = [];
+    const rowsQ = blocksOf(qq as tf.Tensor2D, dims);
+    const rowsK = blocksOf(kk as tf.Tensor2D, dims);
+    const rowsV = blocksOf(vv as tf.Tensor2D, dims);
+    for (let b = 0; b < batch; b++) {
+      const qb = rowsQ(b);
+      const kb = rowsK(b);
+      const vb = rowsV(b);
+      for (let h = 0; h < kvHeads; h++) {
+        // A scope per (row, KV head): only the output and what the backward reads outlive it.
+        const [out, ...rest] = tf.tidy(() => {
+          const qh = pickRow(qb, h, [T * G, d]);
+          const kh = pickRow(kb, h, [d, T]);
+          const vh = pickRow(vb, h, [T, d]);
+          const parts = (blocks[b] ?? []).map(({ start, end, mask }) => {
+            const l = end - start;
+            const qBlock = tf.slice(qh, [start * G, 0], [l * G, d]);
+            const kBlock = tf.slice(kh, [0, start], [d, l]);
+            const vBlock = tf.slice(vh, [start, 0], [l, d]);
+            const m = tf.reshape(masks[mask] as tf.Tensor2D, [l, 1, l]);
+            const scores = tf.reshape(tf.matMul(qBlock, kBlock), [l, G, l]);
+            const p: tf.Tensor2D = tf.reshape(tf.softmax(tf.add(scores, m)), [l * G, l]);
+            return { out: tf.matMul(p, vBlock), saved: [p, qBlock, kBlock, vBlock] };
+          });
+          return [
+            tf.reshape(
+              cat(
+                parts.map((x) => x.out),
+                0,
+              ),
+              [1, T * G * d],
+            ),
+            ...parts.flatMap((x) => x.saved),
+          ];
+        }) as tf.Tensor[];
+        outs.push(out as tf.Tensor);
+        kept.push(...rest);
+      }
+    }
+    save(kept);
+    return {
+      value: tf.concat(outs, 0),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const dq: tf.Tensor[] = [];
+        const dk: tf.Tensor[] = [];
+        const dv: tf.Tensor[] = [];
+        const rowsDy = blocksOf(dy as tf.Tensor2D, dims);
+        let next = 0;
+        for (let b = 0; b < batch; b++) {
+          const dyb = rowsDy(b);
+          const rowBlocks = blocks[b] ?? [];
+          for (let h = 0; h < kvHeads; h++) {
+            const first = next;
+            next += 4 * rowBlocks.length;
+            const [dqh, dkh, dvh] = tf.tidy(() => {
+              const dOuth = pickRow(dyb, h, [T * G, d]);
+              const parts = rowBlocks.map(({ start, end }, i) => {
+                const l = end - start;
+                const [p, qBlock, kBlock, vBlock] = saved.slice(first + 4 * i, first + 4 * i + 4) as [
+                  tf.Tensor2D,
+                  tf.Tensor2D,
+                  tf.Tensor2D,
+                  tf.Tensor2D,
+                ];
+                const dOut = tf.slice(dOuth, [start * G, 0], [l * G, d]);
+                // As in `attention`: dv = (dOut^T p)^T, softmax backward dS = P * (dP - rowsum(dP * P)).
+                const dP = tf.matMul(dOut, tf.transpose(vBlock));
+                const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
+                return {
+                  dq: tf.matMul(dS, tf.transpose(kBlock)),
+                  dk: tf.matMul(tf.transpose(qBlock), dS),
+                  dv: tf.transpose(tf.matMul(tf.transpose(dOut), p)),
+                };
+              });
+              return [
+                tf.reshape(
+                  cat(
+                    parts.map((x) => x.dq),
+                    0,
+                  ),
+                  [1, T * G * d],
+                ),
+                tf.reshape(
+                  cat(
+                    parts.map((x) => x.dk),
+                    1,
+                  ),
+                  [1, d * T],
+                ),
+                tf.reshape(
+                  cat(
+                    parts.map((x) => x.dv),
+                    0,
+                  ),
+                  [1, T * d],
+                ),
+              ];
+            }) as tf.Tensor[];
+            dq.push(dqh as tf.Tensor);
+            dk.push(dkh as tf.Tensor);
+            dv.push(dvh as tf.Tensor);
           }
         }
         return [tf.concat(dq, 0), tf.concat(dk, 0), tf.concat(dv, 0)];

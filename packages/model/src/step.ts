@@ -42,8 +42,20 @@ export interface StepPlan {
   /** [B * T, headDim] RoPE tables for each token's position. */
   cos: Float32Array;
   sin: Float32Array;
-  /** Additive masks [T * S], one per row, or a single one when every row's mask is the same. */
+  /**
+   * Additive masks [T * S], one per row, or a single one when every row's mask is the same. With `blocks`:
+   * the masks [l * l] of the blocks instead, in the order the blocks list them.
+   */
   masks: Float32Array[];
+  /** Packed rows without a cache: each row's attention blocks (see `attentionBlocks`); else undefined. */
+  blocks: AttentionBlock[][] | undefined;
+}
+
+/** A span [start, end) of a row whose queries attend only to keys inside it, and its mask's index. */
+export interface AttentionBlock {
+  start: number;
+  end: number;
+  mask: number;
 }
 
 /**
@@ -113,7 +125,65 @@ export function planStep(
   }
   if (cache !== undefined) cache.length = S;
   const { cos, sin } = ropeTables(invFreq, positions);
-  return { batch: B, T, past, S, cos, sin, masks: shared ? masks.slice(0, 1) : masks };
+  const rowMasks = shared ? masks.slice(0, 1) : masks;
+  const blocked = past === 0 ? blockMasks(rowMasks, B, T) : undefined;
+  return { batch: B, T, past, S, cos, sin, masks: blocked?.masks ?? rowMasks, blocks: blocked?.blocks };
+}
+
+/**
+ * Attention blocks of packed rows: a row splits at t when no query at or after t sees a key before t. Attention
+ * within each block over the block's own keys is the row's attention: the keys left out are masked for every
+ * query of the block (before the block: by the split; after it: by causality), and a masked score's exp is
+ * exactly 0. Packed rows then cost sum(l_i^2) in attention, as flash-attention's varlen kernels (TRL's
+ * `padding_free`), instead of T^2. A query that sees nothing (padding) constrains no split and joins the block
+ * before it (its output is never read: no real query sees a padded key).
+ *
+ * Undefined when no row has two blocks (nothing to save) or without a cache-free step (the cache's slots are
+ * not split).
+ */
+function blockMasks(
+  rowMasks: Float32Array[],
+  B: number,
+  T: number,
+): { masks: Float32Array[]; blocks: AttentionBlock[][] } | undefined {
+  const spans = rowMasks.map((m) => blockSpans(m, T));
+  if (spans.every((r) => r.length < 2)) return undefined;
+  const masks: Float32Array[] = [];
+  const perMask = spans.map((row, r) =>
+    row.map(([start, end]) => {
+      const l = end - start;
+      const m = new Float32Array(l * l);
+      const full = rowMasks[r] as Float32Array;
+      for (let i = 0; i < l; i++) m.set(full.subarray((start + i) * T + start, (start + i) * T + end), i * l);
+      masks.push(m);
+      return { start, end, mask: masks.length - 1 };
+    }),
+  );
+  return { masks, blocks: Array.from({ length: B }, (_, b) => perMask[rowMasks.length === 1 ? 0 : b] ?? []) };
+}
+
+/** The [start, end) spans of one row's [T, T] mask (see blockMasks). */
+function blockSpans(mask: Float32Array, T: number): [number, number][] {
+  // first[q]: the first key query q sees (T when it sees none).
+  const first = new Int32Array(T).fill(T);
+  for (let q = 0; q < T; q++) {
+    for (let j = 0; j <= q; j++) {
+      if (mask[q * T + j] === 0) {
+        first[q] = j;
+        break;
+      }
+    }
+  }
+  const starts: number[] = [0];
+  let suffixMin = T;
+  const splits = new Uint8Array(T);
+  for (let t = T - 1; t > 0; t--) {
+    suffixMin = Math.min(suffixMin, first[t] as number);
+    // Split before t when nothing from t on looks back past t, and t starts something (a real query).
+    if (suffixMin >= t && first[t] === t) splits[t] = 1;
+  }
+  for (let t = 1; t < T; t++) if (splits[t]) starts.push(t);
+  return starts.map((s, i) => [s, starts[i + 1] ?? T]);
 }
 
 function sameValues(a: Float32Array, b: Float32Array): boolean {
@@ -129,8 +199,10 @@ export interface Step {
   /** [B*T, 1, d] cos/sin for each token's position. */
   cos: tf.Tensor3D;
   sin: tf.Tensor3D;
-  /** Additive masks [T, past + T], one per row or one shared. */
+  /** Additive masks [T, past + T], one per row or one shared; with `blocks`, the blocks' [l, l] masks. */
   masks: tf.Tensor2D[];
+  /** Per row, the attention blocks of packed rows (StepPlan.blocks). */
+  blocks: AttentionBlock[][] | undefined;
   training: boolean;
   rng: Rng;
   trace: ((name: string, t: tf.Tensor) => void) | undefined;
@@ -154,7 +226,14 @@ export function stepTensors(
     past: plan.past,
     cos: tf.tensor3d(plan.cos, [B * T, 1, headDim]),
     sin: tf.tensor3d(plan.sin, [B * T, 1, headDim]),
-    masks: plan.masks.map((m) => tf.tensor2d(m, [T, plan.S])),
+    masks:
+      plan.blocks === undefined
+        ? plan.masks.map((m) => tf.tensor2d(m, [T, plan.S]))
+        : plan.masks.map((m) => {
+            const l = Math.round(Math.sqrt(m.length));
+            return tf.tensor2d(m, [l, l]);
+          }),
+    blocks: plan.blocks,
     ...settings,
   };
 }

@@ -4,19 +4,21 @@
  * vocab 49152, tied), random weights, the presets' LoRA, AdamW, clipping 1.0; tfjs with per-layer gradient
  * checkpointing (the 4 GiB wasm heap needs it), PyTorch without (HF Trainer's default).
  *
- * - sft: MedQA questions with options as prompts (masked) and the answer as the response, 3 per micro-batch,
- *   LoRA r32 on all linear layers (SFT preset). Effective tokens/s = all tokens of the examples per second.
- *   tfjs: padding-free rows, lm_head on the answer tokens only. PyTorch: padded to the longest, full logits.
+ * - sft: MedQA questions with options as prompts (masked) and the answer as the response, the paper's batch of
+ *   8 per step, LoRA r32 on all linear layers (SFT preset). Effective tokens/s = all tokens of the examples per
+ *   second. tfjs: micro-batches of 3 in one padding-free row each, attention per example, lm_head on the
+ *   answer tokens only. PyTorch: the 8 padded to the longest in one batch, full logits (HF Trainer).
+ *   sft3: the same with batches of 3 on both sides.
  * - dpo: MedQA questions as prompts, PubMedQA long answers as chosen and rejected, 2 pairs per micro-batch,
  *   new LoRA r8 on q/v (DPO preset), reference log-probs precomputed on both sides. Pairs/s. tfjs: one prompt
  *   copy per pair, padding-free, head on response tokens. PyTorch: TRL's concatenated forward.
  * - cpt: PubMedQA contexts as documents (BOS text EOS) packed into blocks, 2 x 256 per micro-batch, LoRA r8 on
  *   the MLP (CPT preset). Tokens/s. Both sides run every position (PyTorch: group_texts, causal mask).
  *
- *   pnpm --filter @hippocrates/train bench                      # all three, 3 measured steps each
+ *   pnpm --filter @hippocrates/train bench                      # all four, 3 measured steps each
  *   WORKLOAD=sft STEPS=1 LAYERS=6 TORCH=0 pnpm ... bench        # one workload, short (no PyTorch)
- *   THREADS, TRANSPOSE_CACHE_MB, CPT_BLOCK (256), SFT_BATCH (3) / DPO_BATCH (2) override the defaults (the
- *   micro-batches are what fits the 4 GiB wasm heap at 30 layers; see SFT_BATCH below).
+ *   THREADS, TRANSPOSE_CACHE_MB, CPT_BLOCK (256), SFT_BATCH (8) / SFT_MICRO (3) / DPO_BATCH (2) override the
+ *   defaults (see SFT_BATCH below); PROFILE=1 prints one extra step's kernels and matrix products by time.
  * Each workload runs in its own process (so its peak memory is its own); rows print as they are measured.
  */
 import { spawnSync } from "node:child_process";
@@ -57,13 +59,18 @@ const STEPS = Number(env("STEPS", "3"));
 const THREADS = Number(env("THREADS", "2"));
 const RUN_TORCH = env("TORCH", "1") !== "0";
 const CPT_BLOCK = Number(env("CPT_BLOCK", "256"));
-// Micro-batches that fit the 4 GiB wasm heap at 30 layers with checkpointing and the W^T cache: the heap's
-// high-water mark grows ~66 MB per layer per 2,457 tokens on top of ~2.5 GiB of weights, their cached
-// transposes and XNNPACK's packed copies of both. 8 MedQA examples hung at the limit, 4 ran out of memory on
-// their longest micro-batch, 2 DPO pairs peaked at 3.7 GiB. Both sides get the same micro-batches.
-const SFT_BATCH = Number(env("SFT_BATCH", "3"));
+// SFT_BATCH: examples per optimizer step, the paper's per-device batch of 8 (HF Trainer pads them to their
+// longest in one batch). Our side runs them as micro-batches of SFT_MICRO with gradients accumulated (the same
+// gradient as one batch): the micro-batches are what fits the 4 GiB wasm heap at 30 layers with
+// checkpointing and the W^T cache: the heap's high-water mark grows ~66 MB per layer per 2,457 tokens on top of
+// ~2.5 GiB of weights, their cached transposes and XNNPACK's packed copies of both. 8 MedQA examples hung at
+// the limit, 4 ran out of memory on their longest micro-batch, 2 DPO pairs peaked at 3.7 GiB. The sft3
+// workload runs batches of SFT_MICRO on both sides; DPO runs DPO_BATCH pairs on both sides.
+const SFT_BATCH = Number(env("SFT_BATCH", "8"));
+const SFT_MICRO = Number(env("SFT_MICRO", "3"));
 const DPO_BATCH = Number(env("DPO_BATCH", "2"));
-const WORKLOADS = env("WORKLOAD", "cpt,sft,dpo").split(",");
+const WORKLOADS = env("WORKLOAD", "cpt,sft,sft3,dpo").split(",");
+const PROFILE = env("PROFILE", "0") !== "0";
 
 const SHAPE = { ...SMOLLM_135M, num_hidden_layers: LAYERS };
 const BOS = 1;
@@ -146,12 +153,17 @@ async function cptBlocks(n: number, size: number): Promise<TokenizedExample[]> {
 interface Work {
   /** Token slots through the decoder layers (padding included). */
   slots: number;
-  /** Rows of those slots' sequences, with their length (attention is [T, T] per row). */
-  rows: number;
-  T: number;
+  /** Sum of l^2 over the attention spans: a padded row is one [T, T] span, our packed rows one per example. */
+  attnSq: number;
   /** Rows through the lm_head. */
   headRows: number;
 }
+
+const addWork = (a: Work, b: Work): Work => ({
+  slots: a.slots + b.slots,
+  attnSq: a.attnSq + b.attnSq,
+  headRows: a.headRows + b.headRows,
+});
 
 /** Matrix-product FLOPs of a LoRA training step (forward + input gradients; frozen weights get none). */
 function flops(w: Work): number {
@@ -159,7 +171,7 @@ function flops(w: Work): number {
   const Iw = 1536;
   const kv = 192;
   const perSlotLayer = 2 * (E * E + 2 * E * kv + E * E + 3 * E * Iw); // q, k, v, o, gate, up, down
-  const layers = LAYERS * (2 * w.slots * perSlotLayer + 12 * w.rows * w.T * w.T * E); // attention: 4 fwd + 8 bwd
+  const layers = LAYERS * (2 * w.slots * perSlotLayer + 12 * w.attnSq * E); // attention: 4 fwd + 8 bwd
   const head = 2 * 2 * w.headRows * E * 49152; // logits + d hidden
   return layers + head;
 }
@@ -173,8 +185,10 @@ function sumLengths(items: readonly { length: number }[]): number {
 interface Workload {
   name: string;
   unit: string;
-  /** Items per micro-batch. */
+  /** Items per optimizer step (PyTorch runs them as one batch). */
   microBatch: number;
+  /** Items per micro-batch on our side (gradients accumulated over the step's micro-batches); default all. */
+  micro?: number;
   /** The first `n` items (examples, pairs, blocks) of the workload's data. */
   load: (n: number) => Promise<unknown[]>;
   /** Units of throughput (effective tokens, pairs) per micro-batch. */
@@ -192,9 +206,40 @@ interface Plan extends Omit<Workload, "microBatch" | "load"> {
   batches: unknown[][];
 }
 
-/** Our padding-free rows: every slot through the layers, only the scored rows through the head. */
+/**
+ * Our padding-free rows: every slot through the layers, attention per block (an example, or a pair with its
+ * shared prompt: a run of one root segment, padding joining the block before it), only the scored rows through
+ * the head.
+ */
 function packedWork(b: PackedBatch): Work {
-  return { slots: b.batchSize * b.seqLen, rows: b.batchSize, T: b.seqLen, headRows: b.picks.length };
+  const roots = b.parentSegmentIds ?? b.segmentIds;
+  let attnSq = 0;
+  for (let r = 0; r < b.batchSize; r++) {
+    let len = 0;
+    for (let t = 0; t < b.seqLen; t++) {
+      const k = r * b.seqLen + t;
+      if (t > 0 && roots[k] !== -1 && roots[k] !== roots[k - 1]) {
+        attnSq += len * len;
+        len = 0;
+      }
+      len++;
+    }
+    attnSq += len * len;
+  }
+  return { slots: b.batchSize * b.seqLen, attnSq, headRows: b.picks.length };
+}
+
+/** HF Trainer's batch: right-padded to the longest, logits for every slot. */
+function paddedLmWork(items: unknown[]): Work {
+  const b = collateLm(items as TokenizedExample[], 0);
+  const slots = b.batchSize * b.seqLen;
+  return { slots, attnSq: b.batchSize * b.seqLen * b.seqLen, headRows: slots };
+}
+
+/** The step's items cut into our micro-batches. */
+function microBatches(items: unknown[], size: number | undefined): unknown[][] {
+  const n = size ?? items.length;
+  return Array.from({ length: Math.ceil(items.length / n) }, (_, i) => items.slice(i * n, (i + 1) * n));
 }
 
 /** SFT and CPT: every token of the examples counts; the LM task on our side, input_ids + labels on PyTorch's. */
@@ -209,16 +254,22 @@ const lmPlan = {
 
 const WORKLOAD_PLANS: Record<string, Workload> = {
   sft: {
-    name: "SFT (MedQA question + answer)",
+    name: `SFT (MedQA question + answer), the paper's batch of ${SFT_BATCH}`,
     unit: "effective tokens/s",
     microBatch: SFT_BATCH,
+    micro: SFT_MICRO,
     load: sftExamples,
     ...lmPlan,
-    theirs: (items) => {
-      const b = collateLm(items as TokenizedExample[], 0);
-      const slots = b.batchSize * b.seqLen;
-      return { slots, rows: b.batchSize, T: b.seqLen, headRows: slots };
-    },
+    theirs: paddedLmWork,
+    lora: loraConfigOf(SFT_PRESET.lora),
+  },
+  sft3: {
+    name: `SFT (MedQA question + answer), batches of ${SFT_MICRO} on both sides`,
+    unit: "effective tokens/s",
+    microBatch: SFT_MICRO,
+    load: sftExamples,
+    ...lmPlan,
+    theirs: paddedLmWork,
     lora: loraConfigOf(SFT_PRESET.lora),
   },
   dpo: {
@@ -236,7 +287,7 @@ const WORKLOAD_PLANS: Record<string, Workload> = {
           p.promptIds.length + p.rejectedIds.length,
         ]),
       );
-      return { slots: 2 * ps.length * T, rows: 2 * ps.length, T, headRows: 2 * ps.length * T };
+      return { slots: 2 * ps.length * T, attnSq: 2 * ps.length * T * T, headRows: 2 * ps.length * T };
     },
     lora: loraConfigOf(DPO_PRESET.lora),
     task: async (model) => {
@@ -274,7 +325,7 @@ const WORKLOAD_PLANS: Record<string, Workload> = {
     ...lmPlan,
     theirs: (items) => {
       const n = items.length * CPT_BLOCK;
-      return { slots: n, rows: items.length, T: CPT_BLOCK, headRows: n };
+      return { slots: n, attnSq: items.length * CPT_BLOCK * CPT_BLOCK, headRows: n };
     },
     lora: loraConfigOf(CPT_PRESET.lora),
   },
@@ -315,6 +366,56 @@ interface Result {
   load: string;
 }
 
+/**
+ * PROFILE=1: the kernels of one extra step (the last batch, before it is measured) by their share of kernel
+ * time, and its matrix products by shape with their GFLOP/s, to see where a step goes. Profiling slows the
+ * step down; its time is not measured.
+ */
+async function printKernelShares(
+  name: string,
+  task: TrainTask<unknown>,
+  micro: unknown[][],
+  variables: tf.Variable[],
+): Promise<void> {
+  const byKernel = new Map<string, { ms: number; calls: number; flop: number }>();
+  const add = (key: string, ms: number, flop: number) => {
+    const e = byKernel.get(key) ?? { ms: 0, calls: 0, flop: 0 };
+    e.ms += ms;
+    e.calls++;
+    e.flop += flop;
+    byKernel.set(key, e);
+  };
+  const info = await tf.profile(async () => {
+    const { grads } = await accumulateGradients(task, micro, variables);
+    tf.dispose(grads);
+    return [];
+  });
+  let all = 0;
+  for (const k of info.kernels) {
+    // customGrad ops appear as "unnamed scope" entries, and those run under tf.grads (the checkpointed layers'
+    // recomputation) as "forward": their times include their inner kernels, so skip them.
+    if (k.name === "unnamed scope" || k.name === "forward") continue;
+    const ms = typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0;
+    all += ms;
+    add(k.name, ms, 0);
+    const [a, b] = k.inputShapes;
+    if (k.name === "BatchMatMul" && a !== undefined && b !== undefined) {
+      const m = a.reduce((x, y) => x * y, 1) / (a[a.length - 1] as number);
+      add(`  [${a}] x [${b}]`, ms, 2 * m * (a[a.length - 1] as number) * (b[b.length - 1] as number));
+    }
+  }
+  process.stderr.write(
+    `${name}: kernel time ${(all / 1000).toFixed(2)} s in ${info.kernels.length} kernels\n`,
+  );
+  const top = [...byKernel].sort((x, y) => y[1].ms - x[1].ms).slice(0, 40);
+  for (const [k, e] of top) {
+    const rate = e.flop > 0 ? `  ${(e.flop / e.ms / 1e6).toFixed(1)} GFLOP/s` : "";
+    process.stderr.write(
+      `  ${k.padEnd(34)} ${(e.ms / 1000).toFixed(2)} s  ${((100 * e.ms) / all).toFixed(1)}%  ${e.calls} calls${rate}\n`,
+    );
+  }
+}
+
 async function runOne(name: string): Promise<Result> {
   const info = await initBackend({ backend: "wasm", threads: THREADS });
   const p = await plan(name);
@@ -329,8 +430,14 @@ async function runOne(name: string): Promise<Result> {
   const times: number[] = [];
   const load0 = loadavg()[0] as number;
   for (let s = 0; s < p.batches.length; s++) {
+    if (PROFILE && s === p.batches.length - 1)
+      await printKernelShares(name, task, microBatches(p.batches[s] as unknown[], p.micro), variables);
     const t0 = performance.now();
-    const { grads } = await accumulateGradients(task, [p.batches[s] as unknown[]], variables);
+    const { grads } = await accumulateGradients(
+      task,
+      microBatches(p.batches[s] as unknown[], p.micro),
+      variables,
+    );
     const clipped = clipByGlobalNorm(grads, 1.0);
     optimizer.apply(clipped.grads, 1e-4);
     for (const g of clipped.grads) g.dispose();
@@ -341,7 +448,7 @@ async function runOne(name: string): Promise<Result> {
   const measured = p.batches.slice(1);
   const units = sum(measured.map(p.unitsOf));
   const tfjsRate = units / sum(times);
-  const ours = measured.map(p.ours);
+  const ours = measured.map((b) => microBatches(b, p.micro).map(p.ours).reduce(addWork));
   const theirs = measured.map(p.theirs);
   const heap = wasmHeapBytes();
   optimizer.dispose();

@@ -259,12 +259,13 @@ function pairLayout(p: TokenizedPreference, index: number, pairs: number, maxLen
 }
 
 /**
- * Lay layouts into rows, first-fit decreasing, each row at most `rowLength` tokens (default: the longest
- * layout, so attention spans stay those of a padded batch while padding goes away).
+ * Lay layouts into rows, first-fit decreasing, each row at most `rowLength` tokens (default: all of them in one
+ * row: our Llama attends within each example's block of a row, so a long row costs no more attention than
+ * separate rows, and one row has no padding at all).
  */
 function packLayouts(layouts: Layout[], units: number, padId: number, rowLength?: number): PackedBatch {
   const longest = Math.max(1, ...layouts.map((l) => l.ids.length));
-  const L = Math.max(longest, rowLength ?? 0);
+  const L = Math.max(longest, rowLength ?? layouts.reduce((n, l) => n + l.ids.length, 0));
   const order = layouts
     .map((_, i) => i)
     .sort((a, b) => (layouts[b] as Layout).ids.length - (layouts[a] as Layout).ids.length);
@@ -336,7 +337,7 @@ function packLayouts(layouts: Layout[], units: number, padId: number, rowLength?
 export interface PackOptions {
   /** Truncate longer examples (right), as `collateLm`. */
   maxLength?: number;
-  /** Row length; default the longest example (after truncation). */
+  /** Row length; default the sum of the examples' lengths (one row; see packLayouts). */
   rowLength?: number;
 }
 

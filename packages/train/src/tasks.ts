@@ -55,7 +55,7 @@ export interface LmTaskOptions {
    * a model with `tokenLogProbs` (others get right-padded batches).
    */
   paddingFree?: boolean;
-  /** Row length of padding-free batches; default the micro-batch's longest example. */
+  /** Row length of padding-free batches; default one row for the whole micro-batch (attention stays per example). */
   rowLength?: number;
 }
 
@@ -167,7 +167,7 @@ export interface DpoTaskOptions extends DpoLossConfig {
   checkpointLayers?: boolean;
   /** Shared-prompt, padding-free micro-batches (default true; see dpoLogProbs). */
   paddingFree?: boolean;
-  /** Row length of padding-free batches; default the micro-batch's longest pair. */
+  /** Row length of padding-free batches; default one row for the whole micro-batch (attention stays per pair). */
   rowLength?: number;
 }
 

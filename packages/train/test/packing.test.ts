@@ -67,7 +67,13 @@ describe("padding-free batches", () => {
     const packed = packExamples(examples, 0);
     const padded = collateLm(examples, 0);
     const longest = Math.max(...examples.map((e) => e.inputIds.length));
-    expect(packed.seqLen).toBeLessThanOrEqual(longest);
+    // By default the whole micro-batch is one row with no padding (attention stays per example: the model's
+    // attention blocks); with rowLength, rows hold at most that many tokens.
+    expect(packed.batchSize).toBe(1);
+    expect(packed.attentionMask).toBeUndefined();
+    const rows = packExamples(examples, 0, { rowLength: longest });
+    expect(rows.seqLen).toBeLessThanOrEqual(longest);
+    expect(rows.batchSize).toBeGreaterThan(1);
     // Each example's last token predicts nothing and is left out; padding only at row ends.
     expect(packed.numTokens).toBe(examples.reduce((s, e) => s + e.inputIds.length - 1, 0));
     expect(packed.batchSize * packed.seqLen).toBeLessThan(padded.batchSize * padded.seqLen);
@@ -116,9 +122,15 @@ describe("padding-free batches", () => {
   });
 
   it("a padding-free SFT batch gives each example the log-likelihood of the padded batch (1e-6 relative)", () => {
-    for (const maxLength of [undefined, 20]) {
+    // One row (the default) and rows of the longest example, whose ends are padded: both split into attention
+    // blocks, padding joining the block before it.
+    for (const [maxLength, rowLength] of [
+      [undefined, undefined],
+      [20, undefined],
+      [undefined, Math.max(...SHAPES.map(([p, r]) => p + r))],
+    ]) {
       const examples = sftExamples(SHAPES);
-      const packed = packExamples(examples, 0, { maxLength });
+      const packed = packExamples(examples, 0, { maxLength, rowLength });
       const a = values(
         tf.tidy(() =>
           sumByUnit(packedTokenLogProbs(model, packed, { training: false }), packed.pickUnits, packed.units),
@@ -137,7 +149,9 @@ describe("padding-free batches", () => {
         values(
           tf.tidy(
             () =>
-              lmTask(model, { padId: 0, maxLength, paddingFree }).lossSum(examples, { training: false }).loss,
+              lmTask(model, { padId: 0, maxLength, rowLength, paddingFree }).lossSum(examples, {
+                training: false,
+              }).loss,
           ),
         )[0] as number;
       expect(Math.abs(loss(true) - loss(false)) / Math.abs(loss(false))).toBeLessThan(1e-6);
