@@ -428,16 +428,17 @@ export function attention(
           for (let h = 0; h < kvHeads; h++) {
             const p = saved[3 + b * kvHeads + h] as tf.Tensor2D;
             const [dvb, dqb, dkb] = tf.tidy(() => {
-              const dOut = pickRow(dyb, h, [groups * T, d]);
-              // dv = p^T dOut, computed as (dOut^T p)^T: the transposes are of [., d] blocks, not of p
-              const dvh = tf.reshape(tf.transpose(tf.matMul(tf.transpose(dOut), p)), [1, S * d]);
-              const dP = tf.matMul(dOut, tf.transpose(pickRow(vb, h, [S, d])));
-              // softmax backward: dS = P * (dP - rowsum(dP * P))
-              const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
+              const g = headGrads(
+                pickRow(dyb, h, [groups * T, d]),
+                p,
+                pickRow(qb, h, [groups * T, d]),
+                pickRow(kb, h, [d, S]),
+                pickRow(vb, h, [S, d]),
+              );
               return [
-                dvh,
-                tf.reshape(tf.matMul(dS, tf.transpose(pickRow(kb, h, [d, S]))), [1, groups * T * d]),
-                tf.reshape(tf.matMul(tf.transpose(pickRow(qb, h, [groups * T, d])), dS), [1, d * S]),
+                tf.reshape(g.dv, [1, S * d]),
+                tf.reshape(g.dq, [1, groups * T * d]),
+                tf.reshape(g.dkT, [1, d * S]),
               ];
             }) as tf.Tensor[];
             dv.push(dvb as tf.Tensor);
@@ -450,6 +451,27 @@ export function attention(
     };
   });
   return f(q, kT, v) as tf.Tensor2D;
+}
+
+/**
+ * Gradients of one attention head's block, out = softmax(q kT + mask) v, from dOut and the probabilities p:
+ * dv = p^T dOut computed as (dOut^T p)^T (the transposes are of [., d] blocks, not of p); softmax backward
+ * dS = p * (dP - rowsum(dP * p)) with dP = dOut v^T; dq = dS k, dkT = q^T dS.
+ */
+function headGrads(
+  dOut: tf.Tensor2D,
+  p: tf.Tensor2D,
+  q: tf.Tensor2D,
+  kT: tf.Tensor2D,
+  v: tf.Tensor2D,
+): { dq: tf.Tensor2D; dkT: tf.Tensor2D; dv: tf.Tensor2D } {
+  const dP = tf.matMul(dOut, tf.transpose(v));
+  const dS = tf.mul<tf.Tensor2D>(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
+  return {
+    dq: tf.matMul(dS, tf.transpose(kT)),
+    dkT: tf.matMul(tf.transpose(q), dS),
+    dv: tf.transpose(tf.matMul<tf.Tensor2D>(tf.transpose(dOut), p)),
+  };
 }
 
 /**
@@ -542,15 +564,7 @@ export function attentionInBlocks(
                   tf.Tensor2D,
                   tf.Tensor2D,
                 ];
-                const dOut = tf.slice(dOuth, [start * G, 0], [l * G, d]);
-                // As in `attention`: dv = (dOut^T p)^T, softmax backward dS = P * (dP - rowsum(dP * P)).
-                const dP = tf.matMul(dOut, tf.transpose(vBlock));
-                const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
-                return {
-                  dq: tf.matMul(dS, tf.transpose(kBlock)),
-                  dk: tf.matMul(tf.transpose(qBlock), dS),
-                  dv: tf.transpose(tf.matMul(tf.transpose(dOut), p)),
-                };
+                return headGrads(tf.slice(dOuth, [start * G, 0], [l * G, d]), p, qBlock, kBlock, vBlock);
               });
               return [
                 tf.reshape(
@@ -562,7 +576,7 @@ export function attentionInBlocks(
                 ),
                 tf.reshape(
                   cat(
-                    parts.map((x) => x.dk),
+                    parts.map((x) => x.dkT),
                     1,
                   ),
                   [1, d * T],
