@@ -237,14 +237,17 @@ describe("padding-free batches", () => {
     for (const t of start) t.dispose();
   });
 
-  it("keeps tf.memory().numTensors flat across padding-free DPO steps", async () => {
+  it("keeps tf.memory().numTensors flat across padding-free SFT and DPO steps (attention blocks, checkpointing)", async () => {
     const items: DpoItem[] = pairs().map((p) => ({ ...p, referenceChosen: -20, referenceRejected: -21 }));
+    const examples = sftExamples(SHAPES);
     const vars = model.trainableVariables();
-    const task = dpoTask(model, { padId: 0, checkpointLayers: true });
+    const dpo = dpoTask(model, { padId: 0, checkpointLayers: true });
+    const sft = lmTask(model, { padId: 0, checkpointLayers: true });
     const counts: number[] = [];
     for (let step = 0; step < 4; step++) {
-      const { grads } = await accumulateGradients(task, [items.slice(0, 3), items.slice(3)], vars);
-      for (const g of grads) g.dispose();
+      const a = await accumulateGradients(dpo, [items.slice(0, 3), items.slice(3)], vars);
+      const b = await accumulateGradients(sft, [examples.slice(0, 3), examples.slice(3)], vars);
+      for (const g of [...a.grads, ...b.grads]) g.dispose();
       counts.push(tf.memory().numTensors);
     }
     expect(new Set(counts).size).toBe(1);
