@@ -228,11 +228,11 @@ function selfAttn(
   // rows in attention blocks order a KV head's queries token-major instead, [B, Hkv, T, G, d], so that a
   // block's queries are contiguous rows (attentionInBlocks).
   const blocks = step.blocks;
-  const qScaled = tf.mul(qRot, net.scale);
-  const qHeads: tf.Tensor2D =
-    blocks === undefined
-      ? tf.reshape(tf.transpose(tf.reshape(qScaled, [B, T, H, d]), [0, 2, 1, 3]), [B * Hkv, G * T * d])
-      : tf.reshape(tf.transpose(tf.reshape(qScaled, [B, T, Hkv, G * d]), [0, 2, 1, 3]), [B * Hkv, T * G * d]);
+  const [heads, width] = blocks === undefined ? [H, d] : [Hkv, G * d];
+  const qHeads: tf.Tensor2D = tf.reshape(
+    tf.transpose(tf.reshape(tf.mul(qRot, net.scale), [B, T, heads, width]), [0, 2, 1, 3]),
+    [B * Hkv, G * T * d],
+  );
   let kT: tf.Tensor4D = tf.transpose(tf.reshape(kRot, [B, T, Hkv, d]), [0, 2, 3, 1]); // [B, Hkv, d, T]
   let vH: tf.Tensor4D = tf.transpose(tf.reshape(v, [B, T, Hkv, d]), [0, 2, 1, 3]); // [B, Hkv, T, d]
   if (cache !== undefined) {
@@ -257,27 +257,14 @@ function selfAttn(
   const attnDims = { batch: B, kvHeads: Hkv, groups: G, T, S, d };
   const kT2d: tf.Tensor2D = tf.reshape(kT, [B * Hkv, d * S]);
   const v2d: tf.Tensor2D = tf.reshape(vH, [B * Hkv, S * d]);
-  const ctx2d: tf.Tensor2D =
+  const ctx =
     blocks === undefined
-      ? tf.reshape(
-          tf.transpose(
-            tf.reshape(attention(qHeads, kT2d, v2d, step.masks, attnDims), [B, H, T, d]),
-            [0, 2, 1, 3],
-          ),
-          [N, H * d],
-        )
-      : tf.reshape(
-          tf.transpose(
-            tf.reshape(attentionInBlocks(qHeads, kT2d, v2d, step.masks, blocks, attnDims), [
-              B,
-              Hkv,
-              T,
-              G * d,
-            ]),
-            [0, 2, 1, 3],
-          ),
-          [N, H * d],
-        );
+      ? attention(qHeads, kT2d, v2d, step.masks, attnDims)
+      : attentionInBlocks(qHeads, kT2d, v2d, step.masks, blocks, attnDims);
+  const ctx2d: tf.Tensor2D = tf.reshape(tf.transpose(tf.reshape(ctx, [B, heads, T, width]), [0, 2, 1, 3]), [
+    N,
+    H * d,
+  ]);
   const out = linearModule(net, ctx2d, `${p}.o_proj`, step);
   if (step.trace) {
     step.trace(`layers.${layer}.ctx`, tf.reshape(ctx2d, [B, T, H, d]));

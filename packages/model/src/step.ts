@@ -47,7 +47,7 @@ export interface StepPlan {
    * the masks [l * l] of the blocks instead, in the order the blocks list them.
    */
   masks: Float32Array[];
-  /** Packed rows without a cache: each row's attention blocks (see `attentionBlocks`); else undefined. */
+  /** Packed rows in a step with no cached slots: each row's attention blocks (`blockMasks`); else undefined. */
   blocks: AttentionBlock[][] | undefined;
 }
 
@@ -213,6 +213,12 @@ export interface Step {
   products?: { mode: "record" | "replay"; outputs: tf.Tensor2D[]; next: number };
 }
 
+/** Mask i's shape: [T, S] for a row, [l, l] for an attention block. */
+function maskShape(plan: StepPlan, i: number): [number, number] {
+  const block = plan.blocks?.flat().find((b) => b.mask === i);
+  return block === undefined ? [plan.T, plan.S] : [block.end - block.start, block.end - block.start];
+}
+
 /** The plan's tensors (created in the caller's scope). */
 export function stepTensors(
   plan: StepPlan,
@@ -226,13 +232,7 @@ export function stepTensors(
     past: plan.past,
     cos: tf.tensor3d(plan.cos, [B * T, 1, headDim]),
     sin: tf.tensor3d(plan.sin, [B * T, 1, headDim]),
-    masks:
-      plan.blocks === undefined
-        ? plan.masks.map((m) => tf.tensor2d(m, [T, plan.S]))
-        : plan.masks.map((m) => {
-            const l = Math.round(Math.sqrt(m.length));
-            return tf.tensor2d(m, [l, l]);
-          }),
+    masks: plan.masks.map((m, i) => tf.tensor2d(m, maskShape(plan, i))),
     blocks: plan.blocks,
     ...settings,
   };

@@ -273,6 +273,15 @@ describe("attention blocks (packed rows attend within each example, sum(l^2) ins
       });
       return losses.reduce((a, b) => tf.add(a, b)) as tf.Scalar;
     }, vars);
+    // The hidden states themselves, position by position (the row goes through attention blocks; see above).
+    const segmented = Array.from(
+      tf.tidy(() => {
+        const { hidden } = tiny.forward([row], { segmentIds: [seg], logits: "none", outputHidden: true });
+        return (hidden as tf.Tensor3D).dataSync();
+      }),
+    );
+    const alone = docs.flatMap((d) => Array.from(tf.tidy(() => hiddenOf(tiny, [d]).dataSync())));
+    expect(maxAbsDiff(segmented, alone)).toBeLessThan(2e-5); // as the parent-segment test above
     // float32: the same sums in another grouping (measured ~1e-7 relative)
     const value = (t: tf.Tensor) => t.dataSync()[0] as number;
     expect(Math.abs(value(packed.value) - value(separate.value))).toBeLessThan(

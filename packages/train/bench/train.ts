@@ -186,12 +186,12 @@ interface Workload {
   name: string;
   unit: string;
   /** Items per optimizer step (PyTorch runs them as one batch). */
-  microBatch: number;
+  stepItems: number;
   /** Items per micro-batch on our side (gradients accumulated over the step's micro-batches); default all. */
   micro?: number;
   /** The first `n` items (examples, pairs, blocks) of the workload's data. */
   load: (n: number) => Promise<unknown[]>;
-  /** Units of throughput (effective tokens, pairs) per micro-batch. */
+  /** Units of throughput (effective tokens, pairs) of a step's items. */
   unitsOf: (items: unknown[]) => number;
   ours: (items: unknown[]) => Work;
   theirs: (items: unknown[]) => Work;
@@ -201,7 +201,7 @@ interface Workload {
   torchItems: (items: unknown[]) => unknown[];
 }
 
-interface Plan extends Omit<Workload, "microBatch" | "load"> {
+interface Plan extends Omit<Workload, "stepItems" | "load"> {
   /** Micro-batches: the first is the warm-up. */
   batches: unknown[][];
 }
@@ -256,7 +256,7 @@ const WORKLOAD_PLANS: Record<string, Workload> = {
   sft: {
     name: `SFT (MedQA question + answer), the paper's batch of ${SFT_BATCH}`,
     unit: "effective tokens/s",
-    microBatch: SFT_BATCH,
+    stepItems: SFT_BATCH,
     micro: SFT_MICRO,
     load: sftExamples,
     ...lmPlan,
@@ -266,7 +266,7 @@ const WORKLOAD_PLANS: Record<string, Workload> = {
   sft3: {
     name: `SFT (MedQA question + answer), batches of ${SFT_MICRO} on both sides`,
     unit: "effective tokens/s",
-    microBatch: SFT_MICRO,
+    stepItems: SFT_MICRO,
     load: sftExamples,
     ...lmPlan,
     theirs: paddedLmWork,
@@ -275,7 +275,7 @@ const WORKLOAD_PLANS: Record<string, Workload> = {
   dpo: {
     name: "DPO (MedQA prompt, PubMedQA long answers)",
     unit: "pairs/s",
-    microBatch: DPO_BATCH,
+    stepItems: DPO_BATCH,
     load: dpoPairs,
     unitsOf: (b) => b.length,
     ours: (b) => packedWork(packPreferences(b as TokenizedPreference[], 0)),
@@ -320,7 +320,7 @@ const WORKLOAD_PLANS: Record<string, Workload> = {
   cpt: {
     name: `CPT (PubMedQA contexts packed, 2 x ${CPT_BLOCK})`,
     unit: "tokens/s",
-    microBatch: 2,
+    stepItems: 2,
     load: (n) => cptBlocks(n, CPT_BLOCK),
     ...lmPlan,
     theirs: (items) => {
@@ -335,7 +335,7 @@ const WORKLOAD_PLANS: Record<string, Workload> = {
 async function plan(name: string): Promise<Plan> {
   const workload = WORKLOAD_PLANS[name];
   if (workload === undefined) throw new Error(`unknown workload ${name} (sft, dpo, cpt)`);
-  const { microBatch: size, load, ...rest } = workload;
+  const { stepItems: size, load, ...rest } = workload;
   const all = await load((STEPS + 1) * size);
   return {
     ...rest,
