@@ -5,6 +5,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { activateTfBackend } from "./activate.js";
 import { MAX_WASM_THREADS } from "./options.js";
 import type { BackendInfo } from "./types.js";
+import { installWasmKernels } from "./wasm-kernels.js";
 import {
   removeNewListeners,
   type ThreadedWasmFiles,
@@ -82,12 +83,14 @@ async function startSingleThread(tried: string): Promise<void> {
  * Starts the wasm backend. Without an explicit thread count, a threaded build that cannot start falls back
  * to the single-thread SIMD build and says why in `reason`; an explicit count that cannot start throws.
  * `files` overrides where the threaded build's scripts are (tests use it to make the start fail).
+ * Also replaces the stock kernels that wasm-kernels.ts makes faster (same results).
  */
 export async function initWasm(
   req: WasmRequest,
   prefix: string,
   files?: ThreadedWasmFiles,
 ): Promise<BackendInfo> {
+  installWasmKernels();
   const simdAvailable = (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) === true;
   if (req.simd === true && !simdAvailable) {
     throw new HippoError("BACKEND_UNAVAILABLE", "WebAssembly SIMD was asked for but this runtime lacks it", {

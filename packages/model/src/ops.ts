@@ -284,17 +284,14 @@ export function applyRope(x: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D, ro
 }
 
 /**
- * Row i of a [n, cols] tensor, reshaped: a product with a one-hot [1, n] row. On wasm, XNNPACK does this about
- * 4x faster than `gather` (an element-by-element kernel there) and 2x faster than `slice` (a JS copy of the
- * whole input); 1 * x plus exact zeros is x bit for bit (a NaN or infinity in another row would spread, but
- * attention's inputs are finite).
+ * Row i of a [n, cols] tensor, reshaped: a slice of one contiguous run. On wasm this relies on the Slice kernel
+ * that @hippocrates/backend installs (it copies only the row: 0.025 ms for one row of a [3, 97536] operand,
+ * where tfjs's stock wasm Slice copies the whole input first, 2.6 ms, and a one-hot [1, n] product takes
+ * 0.8 ms). A copy: the row's bits unchanged.
  */
 export function pickRow(t: tf.Tensor2D, i: number, shape: [number, number]): tf.Tensor2D {
-  const n = t.shape[0];
-  if (n === 1) return tf.reshape(t, shape);
-  const selector = new Float32Array(n);
-  selector[i] = 1;
-  return tf.reshape(tf.matMul(tf.tensor2d(selector, [1, n]), t), shape);
+  if (t.shape[0] === 1) return tf.reshape(t, shape);
+  return tf.reshape(tf.slice(t, [i, 0], [1, t.shape[1]]), shape);
 }
 
 /**
@@ -386,23 +383,21 @@ export function attention(
   const f = customOp(([qq, kk, vv], save) => {
     const outs: tf.Tensor[] = [];
     const probs: tf.Tensor2D[] = [];
-    const rowsQ = blocksOf(qq as tf.Tensor2D, dims);
-    const rowsK = blocksOf(kk as tf.Tensor2D, dims);
-    const rowsV = blocksOf(vv as tf.Tensor2D, dims);
     for (let b = 0; b < batch; b++) {
       const mask = (masks.length === 1 ? masks[0] : masks[b]) as tf.Tensor2D;
-      const qb = rowsQ(b);
-      const kb = rowsK(b);
-      const vb = rowsV(b);
       for (let h = 0; h < kvHeads; h++) {
+        const i = b * kvHeads + h;
         // A scope per block: only its probabilities and output outlive it (the heap's peak is per block).
         const [p, out] = tf.tidy(() => {
-          const scores = tf.matMul(pickRow(qb, h, [groups * T, d]), pickRow(kb, h, [d, S]));
+          const scores = tf.matMul(
+            pickRow(qq as tf.Tensor2D, i, [groups * T, d]),
+            pickRow(kk as tf.Tensor2D, i, [d, S]),
+          );
           const pb: tf.Tensor2D = tf.reshape(tf.softmax(tf.add(tf.reshape(scores, [groups, T, S]), mask)), [
             groups * T,
             S,
           ]);
-          return [pb, tf.reshape(tf.matMul(pb, pickRow(vb, h, [S, d])), [1, groups * T * d])];
+          return [pb, tf.reshape(tf.matMul(pb, pickRow(vv as tf.Tensor2D, i, [S, d])), [1, groups * T * d])];
         }) as [tf.Tensor2D, tf.Tensor];
         probs.push(p);
         outs.push(out);
@@ -416,35 +411,25 @@ export function attention(
         const dq: tf.Tensor[] = [];
         const dk: tf.Tensor[] = [];
         const dv: tf.Tensor[] = [];
-        const rowsDy = blocksOf(dy as tf.Tensor2D, dims);
-        const rowsQs = blocksOf(qs, dims);
-        const rowsKs = blocksOf(ks, dims);
-        const rowsVs = blocksOf(vs, dims);
-        for (let b = 0; b < batch; b++) {
-          const dyb = rowsDy(b);
-          const qb = rowsQs(b);
-          const kb = rowsKs(b);
-          const vb = rowsVs(b);
-          for (let h = 0; h < kvHeads; h++) {
-            const p = saved[3 + b * kvHeads + h] as tf.Tensor2D;
-            const [dvb, dqb, dkb] = tf.tidy(() => {
-              const g = headGrads(
-                pickRow(dyb, h, [groups * T, d]),
-                p,
-                pickRow(qb, h, [groups * T, d]),
-                pickRow(kb, h, [d, S]),
-                pickRow(vb, h, [S, d]),
-              );
-              return [
-                tf.reshape(g.dv, [1, S * d]),
-                tf.reshape(g.dq, [1, groups * T * d]),
-                tf.reshape(g.dkT, [1, d * S]),
-              ];
-            }) as tf.Tensor[];
-            dv.push(dvb as tf.Tensor);
-            dq.push(dqb as tf.Tensor);
-            dk.push(dkb as tf.Tensor);
-          }
+        for (let i = 0; i < batch * kvHeads; i++) {
+          const p = saved[3 + i] as tf.Tensor2D;
+          const [dvb, dqb, dkb] = tf.tidy(() => {
+            const g = headGrads(
+              pickRow(dy as tf.Tensor2D, i, [groups * T, d]),
+              p,
+              pickRow(qs, i, [groups * T, d]),
+              pickRow(ks, i, [d, S]),
+              pickRow(vs, i, [S, d]),
+            );
+            return [
+              tf.reshape(g.dv, [1, S * d]),
+              tf.reshape(g.dq, [1, groups * T * d]),
+              tf.reshape(g.dkT, [1, d * S]),
+            ];
+          }) as tf.Tensor[];
+          dv.push(dvb as tf.Tensor);
+          dq.push(dqb as tf.Tensor);
+          dk.push(dkb as tf.Tensor);
         }
         return [tf.concat(dq, 0), tf.concat(dk, 0), tf.concat(dv, 0)];
       },
@@ -498,22 +483,17 @@ export function attentionInBlocks(
     xs.length === 1 ? (xs[0] as tf.Tensor) : tf.concat(xs, axis);
   const f = customOp(([qq, kk, vv], save) => {
     const outs: tf.Tensor[] = [];
-    // Per (row, KV head, block): its probabilities and its q, kT and v blocks. The backward reads these
-    // instead of slicing the whole operands again (wasm's Slice copies its whole input on every call).
+    // Per (row, KV head, block): its probabilities and its q, kT and v blocks, which the backward reads (the
+    // tape keeps them without copying: @hippocrates/backend's wasm Identity shares storage).
     const kept: tf.Tensor[] = [];
-    const rowsQ = blocksOf(qq as tf.Tensor2D, dims);
-    const rowsK = blocksOf(kk as tf.Tensor2D, dims);
-    const rowsV = blocksOf(vv as tf.Tensor2D, dims);
     for (let b = 0; b < batch; b++) {
-      const qb = rowsQ(b);
-      const kb = rowsK(b);
-      const vb = rowsV(b);
       for (let h = 0; h < kvHeads; h++) {
+        const i = b * kvHeads + h;
         // A scope per (row, KV head): only the output and what the backward reads outlive it.
         const [out, ...rest] = tf.tidy(() => {
-          const qh = pickRow(qb, h, [T * G, d]);
-          const kh = pickRow(kb, h, [d, T]);
-          const vh = pickRow(vb, h, [T, d]);
+          const qh = pickRow(qq as tf.Tensor2D, i, [T * G, d]);
+          const kh = pickRow(kk as tf.Tensor2D, i, [d, T]);
+          const vh = pickRow(vv as tf.Tensor2D, i, [T, d]);
           const parts = (blocks[b] ?? []).map(({ start, end, mask }) => {
             const l = end - start;
             const qBlock = tf.slice(qh, [start * G, 0], [l * G, d]);
@@ -546,16 +526,14 @@ export function attentionInBlocks(
         const dq: tf.Tensor[] = [];
         const dk: tf.Tensor[] = [];
         const dv: tf.Tensor[] = [];
-        const rowsDy = blocksOf(dy as tf.Tensor2D, dims);
         let next = 0;
         for (let b = 0; b < batch; b++) {
-          const dyb = rowsDy(b);
           const rowBlocks = blocks[b] ?? [];
           for (let h = 0; h < kvHeads; h++) {
             const first = next;
             next += 4 * rowBlocks.length;
             const [dqh, dkh, dvh] = tf.tidy(() => {
-              const dOuth = pickRow(dyb, h, [T * G, d]);
+              const dOuth = pickRow(dy as tf.Tensor2D, b * kvHeads + h, [T * G, d]);
               const parts = rowBlocks.map(({ start, end }, i) => {
                 const l = end - start;
                 const [p, qBlock, kBlock, vBlock] = saved.slice(first + 4 * i, first + 4 * i + 4) as [
@@ -602,27 +580,12 @@ export function attentionInBlocks(
   return f(q, kT, v) as tf.Tensor2D;
 }
 
-/**
- * Row b of a [batch * kvHeads, cols] attention operand as [kvHeads, cols]: picking in two steps (the batch
- * row, then the KV head within it) reads the operand (batch + kvHeads) times instead of batch * kvHeads times
- * (each one-hot pick streams its whole input): for 7 packed rows and 3 KV heads, 10 passes instead of 21.
- */
-function blocksOf(t: tf.Tensor2D, dims: AttentionDims): (b: number) => tf.Tensor2D {
-  const { batch, kvHeads } = dims;
-  const cols = t.shape[1];
-  const byRow: tf.Tensor2D = tf.reshape(t, [batch, kvHeads * cols]);
-  return (b) => pickRow(byRow, b, [kvHeads, cols]);
-}
-
 /** Rows per chunk so that one chunk's logits stay near 32 MB. */
 function chunkRows(vocab: number): number {
   return Math.max(1, Math.floor((8 * 1024 * 1024) / vocab));
 }
 
-/**
- * The rows of h a chunk reads. A gather: on wasm, `slice` copies its whole input out of the heap on every
- * call, while gather reads only the rows it returns.
- */
+/** The rows of h a chunk reads (scored rows, anywhere in h: a gather). */
 function chunkOf(h: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
   return tf.gather(h, tf.tensor1d(rows, "int32"));
 }
