@@ -30,6 +30,7 @@ import {
   linear,
   linearWithValue,
   loraAdd,
+  pickRows,
   residualAdd,
   rmsNorm,
   rotateHalfMatrix,
@@ -68,6 +69,14 @@ export interface ForwardOptions {
   logits?: "all" | "last" | "none";
   /** Also return the final normalized hidden states [B, T, hidden]. */
   outputHidden?: boolean;
+  /**
+   * Only these slots' outputs are wanted (distinct, flattened b * T + t: the positions a loss or a score reads).
+   * The last decoder layer still computes every slot's queries, keys and values (attention needs them), then
+   * o_proj, the MLP and the final norm only for these rows; `hidden` and `logits: "all"` come back as
+   * [1, rows, .] in this order, the same bits as those rows of the full forward. The last layer is ~3% of a
+   * 30-layer forward, nearly all of it skipped when a few of many positions are scored.
+   */
+  hiddenRows?: ArrayLike<number>;
   /** Training mode: LoRA dropout is applied. */
   training?: boolean;
   /** RNG for dropout masks (default: the model's own, seeded at creation). */
@@ -87,9 +96,9 @@ export interface ForwardOptions {
 }
 
 export interface ForwardOutput {
-  /** [B, T, vocab] ("all"), [B, 1, vocab] ("last") or null ("none"). */
+  /** [B, T, vocab] ("all"; [1, rows, vocab] with hiddenRows), [B, 1, vocab] ("last") or null ("none"). */
   logits: tf.Tensor3D | null;
-  /** [B, T, hidden] after the final norm, when outputHidden. */
+  /** [B, T, hidden] after the final norm, when outputHidden ([1, rows, hidden] with hiddenRows). */
   hidden: tf.Tensor3D | null;
 }
 
@@ -214,6 +223,7 @@ function selfAttn(
   layer: number,
   step: Step,
   cache: KVCache | undefined,
+  keep?: Int32Array,
 ): tf.Tensor2D {
   const p = `model.layers.${layer}.self_attn`;
   const { batch: B, T } = step;
@@ -265,11 +275,13 @@ function selfAttn(
     N,
     H * d,
   ]);
-  const out = linearModule(net, ctx2d, `${p}.o_proj`, step);
-  if (step.trace) {
-    step.trace(`layers.${layer}.ctx`, tf.reshape(ctx2d, [B, T, H, d]));
-    step.trace(`layers.${layer}.attn_out`, tf.reshape(out, [B, T, E]));
-  }
+  step.trace?.(`layers.${layer}.ctx`, tf.reshape(ctx2d, [B, T, H, d]));
+  // hiddenRows: the rows whose outputs are wanted; o_proj (and the rest of the layer) runs on them only.
+  const out = linearModule(net, keep === undefined ? ctx2d : pickRows(ctx2d, keep), `${p}.o_proj`, step);
+  step.trace?.(
+    `layers.${layer}.attn_out`,
+    tf.reshape(out, keep === undefined ? [B, T, E] : [1, keep.length, E]),
+  );
   return out;
 }
 
@@ -294,11 +306,13 @@ function decoderLayer(
   layer: number,
   step: Step,
   cache: KVCache | undefined,
+  keep?: Int32Array,
 ): tf.Tensor2D {
   const p = `model.layers.${layer}`;
   const { eps } = net.dims;
   const h = rmsNorm(x, vector(net, `${p}.input_layernorm.weight`), eps);
-  const x1 = residualAdd(x, selfAttn(net, h, layer, step, cache));
+  const attn = selfAttn(net, h, layer, step, cache, keep);
+  const x1 = residualAdd(keep === undefined ? x : pickRows(x, keep), attn);
   const h2 = rmsNorm(x1, vector(net, `${p}.post_attention_layernorm.weight`), eps);
   return residualAdd(x1, mlp(net, h2, layer, step));
 }
@@ -309,7 +323,13 @@ function decoderLayer(
  * (7 per layer, ~10 MB at 512 tokens of the SmolLM-135M shape) are kept from the first pass and replayed, so
  * the recomputation costs elementwise work and attention, not another round of matrix products.
  */
-function checkpointedLayer(net: Net, x: tf.Tensor2D, layer: number, step: Step): tf.Tensor2D {
+function checkpointedLayer(
+  net: Net,
+  x: tf.Tensor2D,
+  layer: number,
+  step: Step,
+  keep: Int32Array | undefined,
+): tf.Tensor2D {
   const vars = layerTrainables(net.model, layer);
   // Dropout masks must be identical in the recomputation: replay the RNG from its state now.
   const rngState = step.rng.getState();
@@ -317,7 +337,7 @@ function checkpointedLayer(net: Net, x: tf.Tensor2D, layer: number, step: Step):
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const xin = args[0] as tf.Tensor2D;
     const products: NonNullable<Step["products"]> = { mode: "record", outputs: [], next: 0 };
-    const value = decoderLayer(net, xin, layer, { ...step, trace: undefined, products }, undefined);
+    const value = decoderLayer(net, xin, layer, { ...step, trace: undefined, products }, undefined, keep);
     // The step's tensors (RoPE tables, masks) belong to the forward's scope: keep copies for the recompute.
     const masksCount = step.masks.length;
     save([xin, step.cos, step.sin, ...step.masks, ...products.outputs]);
@@ -339,7 +359,7 @@ function checkpointedLayer(net: Net, x: tf.Tensor2D, layer: number, step: Step):
         // The variables are inputs of this op so that their gradients flow; the recompute reads them
         // through the weight maps, which are the same tensors.
         return withOuterTape(() =>
-          tf.grads((xx: tf.Tensor) => decoderLayer(net, xx as tf.Tensor2D, layer, again, undefined))(
+          tf.grads((xx: tf.Tensor) => decoderLayer(net, xx as tf.Tensor2D, layer, again, undefined, keep))(
             [xs, ...vars],
             dy,
           ),
@@ -463,10 +483,18 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
   }
 
   function forward(inputIds: number[][], options: ForwardOptions = {}): ForwardOutput {
-    const { B, T, flatIds } = checkInputs(inputIds, options, dims.vocab);
+    const { B, T, flatIds, keep } = checkInputs(inputIds, options, dims.vocab);
     const cache = options.cache;
     const makeStep = forwardStep(B, T, options, cache);
     const mode = options.logits ?? "all";
+    if (keep !== undefined && mode === "last") {
+      throw new HippoError("INVALID_ARGUMENT", 'hiddenRows and logits "last" exclude each other', {
+        key: "hiddenRows",
+        expected: 'logits "all" or "none" with hiddenRows',
+      });
+    }
+    // [B, T] or, with hiddenRows, [1, rows]: the shape of what comes out of the last layer.
+    const [outB, outT] = keep === undefined ? [B, T] : [1, keep.length];
     const result = tf.tidy(() => {
       const trace = options.trace;
       const step = makeStep();
@@ -476,15 +504,21 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
       for (let l = 0; l < dims.layers; l++) {
         // A scope per layer frees its intermediates at once (a tape keeps what backward needs by itself).
         const input = x;
+        const rows = l === dims.layers - 1 ? keep : undefined;
         x = tf.tidy(() =>
-          checkpoint ? checkpointedLayer(net, input, l, step) : decoderLayer(net, input, l, step, cache),
+          checkpoint
+            ? checkpointedLayer(net, input, l, step, rows)
+            : decoderLayer(net, input, l, step, cache, rows),
         );
-        trace?.(`layers.${l}`, tf.reshape(x, [B, T, dims.hidden]));
+        trace?.(
+          `layers.${l}`,
+          tf.reshape(x, rows === undefined ? [B, T, dims.hidden] : [outB, outT, dims.hidden]),
+        );
       }
       const h = rmsNorm(x, vector(net, "model.norm.weight"), dims.eps);
-      trace?.("final_norm", tf.reshape(h, [B, T, dims.hidden]));
+      trace?.("final_norm", tf.reshape(h, [outB, outT, dims.hidden]));
       let logits: tf.Tensor = tf.zeros([0]);
-      if (mode === "all") logits = tf.reshape(lmHead(net, h), [B, T, dims.vocab]);
+      if (mode === "all") logits = tf.reshape(lmHead(net, h), [outB, outT, dims.vocab]);
       else if (mode === "last") {
         const lastRows = tf.tensor1d(
           Array.from({ length: B }, (_, b) => b * T + T - 1),
@@ -492,7 +526,7 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
         );
         logits = tf.reshape(lmHead(net, tf.gather(h, lastRows)), [B, 1, dims.vocab]);
       }
-      return [logits, options.outputHidden ? tf.reshape(h, [B, T, dims.hidden]) : tf.zeros([0])];
+      return [logits, options.outputHidden ? tf.reshape(h, [outB, outT, dims.hidden]) : tf.zeros([0])];
     });
     const [logits, hidden] = result as [tf.Tensor3D, tf.Tensor3D];
     if (mode === "none") logits.dispose();
@@ -538,7 +572,7 @@ function checkInputs(
   inputIds: number[][],
   options: ForwardOptions,
   vocab: number,
-): { B: number; T: number; flatIds: Int32Array } {
+): { B: number; T: number; flatIds: Int32Array; keep: Int32Array | undefined } {
   const B = inputIds.length;
   const T = B > 0 ? (inputIds[0] as number[]).length : 0;
   if (B === 0 || T === 0)
@@ -580,7 +614,30 @@ function checkInputs(
       });
     }
   }
-  return { B, T, flatIds };
+  return { B, T, flatIds, keep: checkRows(options.hiddenRows, B * T) };
+}
+
+/** hiddenRows as distinct slots in [0, slots), or undefined. */
+function checkRows(rows: ArrayLike<number> | undefined, slots: number): Int32Array | undefined {
+  if (rows === undefined) return undefined;
+  if (rows.length === 0) {
+    throw new HippoError("INVALID_ARGUMENT", "hiddenRows must name at least one slot", { key: "hiddenRows" });
+  }
+  const seen = new Uint8Array(slots);
+  const out = new Int32Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i] as number;
+    if (!Number.isInteger(r) || r < 0 || r >= slots || seen[r]) {
+      throw new HippoError("INVALID_ARGUMENT", "hiddenRows must be distinct slots b * T + t of the batch", {
+        key: `hiddenRows[${i}]`,
+        expected: `distinct integers in [0, ${slots})`,
+        got: String(r),
+      });
+    }
+    seen[r] = 1;
+    out[i] = r;
+  }
+  return out;
 }
 
 function checkMatrix(name: string, m: number[][] | undefined, B: number, T: number): void {

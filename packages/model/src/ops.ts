@@ -179,6 +179,20 @@ export function residualAdd(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
 }
 
 /**
+ * Rows `rows` of x [N, cols] (distinct, in any order), differentiable: the gradient scatters dy back to those
+ * rows and is zero elsewhere (tf.gather's own gradient needs UnsortedSegmentSum, which wasm lacks).
+ */
+export function pickRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
+  const [N, cols] = x.shape;
+  if (!isRecording()) return tf.tidy(() => tf.gather(x, tf.tensor1d(rows, "int32")));
+  const op = customOp(([xx]) => ({
+    value: tf.gather(xx as tf.Tensor, tf.tensor1d(rows, "int32")),
+    gradFunc: (dy: tf.Tensor) => tf.scatterND(tf.tensor2d(rows, [rows.length, 1], "int32"), dy, [N, cols]),
+  }));
+  return op(x) as tf.Tensor2D;
+}
+
+/**
  * SwiGLU's product silu(gate) * up, with silu(g) = g * sigmoid(g). The tape keeps gate and up only:
  * with s = sigmoid(g), d up = dy * g * s and d gate = dy * up * s * (1 + g * (1 - s)).
  */

@@ -336,6 +336,9 @@ export async function logLikelihood(
       });
     });
     const padded = rows.some((r) => r.ids.length < T);
+    // Only the scored slots leave the last layer (hiddenRows); picks index into them.
+    const keep = [...new Set(picks)].sort((x, y) => x - y);
+    const at = new Map(keep.map((slot, i) => [slot, i]));
     const out = model.forward(ids, {
       cache: hit?.cache,
       attentionMask: padded ? mask : undefined,
@@ -344,6 +347,7 @@ export async function logLikelihood(
       positionIds,
       logits: "none",
       outputHidden: true,
+      hiddenRows: keep,
     });
     if (stats) {
       stats.forwards++;
@@ -351,7 +355,13 @@ export async function logLikelihood(
       stats.prefixes += batch.filter((grp) => grp.shared && grp.head.length > 1).length;
       if (hit !== null) stats.reusedTokens = (stats.reusedTokens ?? 0) + hit.length;
     }
-    collect(out.hidden as tf.Tensor3D, batch.length * T, picks, targets, order);
+    collect(
+      out.hidden as tf.Tensor3D,
+      keep.length,
+      picks.map((slot) => at.get(slot) as number),
+      targets,
+      order,
+    );
     progress.tick(order.length);
   }
 

@@ -305,3 +305,115 @@ describe("attention blocks (packed rows attend within each example, sum(l^2) ins
     deleteAdapter(tiny, "blk");
   });
 });
+
+describe("hiddenRows (only the scored slots leave the last layer)", () => {
+  const rows = [13, 2, 7, 8]; // any order, across both batch rows of IDS (T = 8)
+
+  it("gives the same bits as those rows of the full forward, padded or packed, hidden and logits", () => {
+    const options = [
+      {},
+      {
+        attentionMask: [
+          [1, 1, 1, 1, 1, 1, 1, 1],
+          [1, 1, 1, 1, 1, 1, 0, 0],
+        ],
+      },
+      {
+        segmentIds: [
+          [0, 0, 0, 1, 1, 1, 1, 1],
+          [0, 0, 1, 1, 1, 1, 1, 1],
+        ],
+      }, // attention blocks
+    ];
+    for (const o of options) {
+      const full = tiny.forward(IDS, { ...o, logits: "all", outputHidden: true });
+      const part = tiny.forward(IDS, { ...o, logits: "all", outputHidden: true, hiddenRows: rows });
+      expect(part.hidden?.shape).toEqual([1, rows.length, tiny.dims.hidden]);
+      expect(part.logits?.shape).toEqual([1, rows.length, tiny.dims.vocab]);
+      const pick = (t: tf.Tensor3D | null, width: number) =>
+        Array.from(tf.tidy(() => tf.gather(tf.reshape(t as tf.Tensor3D, [-1, width]), rows).dataSync()));
+      expect(Array.from(part.hidden?.dataSync() ?? [])).toEqual(pick(full.hidden, tiny.dims.hidden));
+      expect(Array.from(part.logits?.dataSync() ?? [])).toEqual(pick(full.logits, tiny.dims.vocab));
+      tf.dispose([full.hidden, full.logits, part.hidden, part.logits] as tf.Tensor[]);
+    }
+  });
+
+  it("runs the last layer's o_proj and MLP on those rows only (the trace of its attention output)", () => {
+    const shapes: Record<string, number[]> = {};
+    const last = tiny.dims.layers - 1;
+    const out = tiny.forward(IDS, {
+      logits: "none",
+      outputHidden: true,
+      hiddenRows: rows,
+      trace: (name, t) => {
+        shapes[name] = t.shape;
+      },
+    });
+    tf.dispose(out.hidden as tf.Tensor);
+    expect(shapes[`layers.${last}.attn_out`]).toEqual([1, rows.length, tiny.dims.hidden]);
+    expect(shapes[`layers.${last}.k_all`]?.[2]).toBe(8); // keys of every slot
+    expect(shapes[`layers.${last - 1}.attn_out`]).toEqual([2, 8, tiny.dims.hidden]);
+  });
+
+  it("gives the gradients of a loss on those rows, with and without gradient checkpointing", () => {
+    addLoraAdapter(
+      tiny,
+      { r: 2, alpha: 4, targetModules: ["q_proj", "o_proj", "down_proj"] },
+      { name: "hr" },
+    );
+    for (const b of tiny.adapters.get("hr")?.b.values() ?? [])
+      tf.tidy(() => b.assign(tf.randomNormal(b.shape, 0, 0.3, "float32", 4)));
+    const vars = tiny.trainableVariables();
+    const targets = [250, 33, 480, 300];
+    const weights = tf.tensor1d([1, 2, 3, 4]);
+    for (const checkpointLayers of [false, true]) {
+      const whole = tf.variableGrads(() => {
+        const h = hiddenOf(tiny, IDS);
+        return tf.sum(tf.mul(tiny.tokenLogProbs(h, targets, rows), weights)) as tf.Scalar;
+      }, vars);
+      const trimmed = tf.variableGrads(() => {
+        const { hidden } = tiny.forward(IDS, {
+          logits: "none",
+          outputHidden: true,
+          hiddenRows: rows,
+          checkpointLayers,
+        });
+        const h = tf.reshape(hidden as tf.Tensor3D, [rows.length, -1]) as tf.Tensor2D;
+        return tf.sum(tf.mul(tiny.tokenLogProbs(h, targets, [0, 1, 2, 3]), weights)) as tf.Scalar;
+      }, vars);
+      expect(trimmed.value.dataSync()[0]).toBe(whole.value.dataSync()[0]);
+      let scale = 0;
+      for (const g of Object.values(whole.grads))
+        scale = Math.max(scale, tf.max(tf.abs(g)).dataSync()[0] as number);
+      expect(scale).toBeGreaterThan(1e-3); // not vacuous
+      // float32: the backward sums the same terms in another grouping (the unpicked rows contribute exact zeros)
+      for (const [name, g] of Object.entries(trimmed.grads)) {
+        const ref = whole.grads[name] as tf.Tensor;
+        expect(maxAbsDiff(Array.from(g.dataSync()), Array.from(ref.dataSync()))).toBeLessThan(1e-6 * scale);
+      }
+      tf.dispose([
+        whole.value,
+        trimmed.value,
+        ...Object.values(whole.grads),
+        ...Object.values(trimmed.grads),
+      ]);
+    }
+    weights.dispose();
+    deleteAdapter(tiny, "hr");
+  });
+
+  it("refuses repeated or out-of-range slots, an empty list and logits 'last', naming the key", () => {
+    const bad: [number[], string][] = [
+      [[1, 1], "hiddenRows[1]"],
+      [[16], "hiddenRows[0]"],
+      [[0.5], "hiddenRows[0]"],
+      [[], "hiddenRows"],
+    ];
+    for (const [r, key] of bad) {
+      expect(() => tiny.forward(IDS, { logits: "none", outputHidden: true, hiddenRows: r })).toThrow(
+        expect.objectContaining({ code: "INVALID_ARGUMENT", location: expect.objectContaining({ key }) }),
+      );
+    }
+    expect(() => tiny.forward(IDS, { logits: "last", hiddenRows: [1] })).toThrow(/hiddenRows/);
+  });
+});

@@ -23,6 +23,7 @@ export type ForwardOptions = Pick<
   | "training"
   | "rng"
   | "checkpointLayers"
+  | "hiddenRows"
 >;
 
 export interface TrainableLM {
@@ -35,7 +36,8 @@ export interface TrainableLM {
    * Optional memory-lean head: per-token log p(target | hidden) for [rows, hidden] final hidden states, the
    * [rows, vocab] logits never whole, only scored rows reaching the head (@hippocrates/model's Llama has it).
    * With `rows`, hidden row rows[i] predicts targets[i]. A model that has it also takes the packed-batch
-   * options above (segments with parents, positions): tasks then use padding-free batches.
+   * options above (segments with parents, positions) and `hiddenRows` (only the scored slots leave the last
+   * layer, `hidden` then [1, rows, hidden]): tasks then use padding-free batches.
    */
   tokenLogProbs?(hidden: tf.Tensor2D, targets: ArrayLike<number>, rows?: ArrayLike<number>): tf.Tensor1D;
 }
@@ -103,6 +105,9 @@ export function packedTokenLogProbs(
   if (model.tokenLogProbs === undefined)
     throw new Error("padding-free batches need a model with tokenLogProbs");
   const { batchSize: B, seqLen: T } = batch;
+  // Only the scored slots leave the last layer; the head reads them by their index among those slots.
+  const keep = [...new Set(batch.picks)].sort((x, y) => x - y);
+  const at = new Map(keep.map((slot, i) => [slot, i]));
   const { hidden } = model.forward(rows(batch.inputIds, B, T), {
     training: o.training,
     rng: o.rng,
@@ -113,10 +118,14 @@ export function packedTokenLogProbs(
     positionIds: rows(batch.positionIds, B, T),
     logits: "none",
     outputHidden: true,
+    // (A batch with nothing scored still runs, whole: tokenLogProbs then returns no entries.)
+    hiddenRows: keep.length > 0 ? keep : undefined,
   });
   if (!hidden) throw new Error("model returned no hidden states");
   const E = hidden.shape[2];
-  return model.tokenLogProbs(tf.reshape(hidden, [B * T, E]), batch.pickTargets, batch.picks);
+  if (keep.length === 0) return model.tokenLogProbs(tf.reshape(hidden, [B * T, E]), batch.pickTargets, batch.picks);
+  const picks = Int32Array.from(batch.picks, (slot) => at.get(slot) as number);
+  return model.tokenLogProbs(tf.reshape(hidden, [keep.length, E]), batch.pickTargets, picks);
 }
 
 /** Sums of `values` by unit: out[u] = sum of values[i] with unitOf[i] = u; [units], differentiable. */
