@@ -123,7 +123,8 @@ export function packedTokenLogProbs(
   });
   if (!hidden) throw new Error("model returned no hidden states");
   const E = hidden.shape[2];
-  if (keep.length === 0) return model.tokenLogProbs(tf.reshape(hidden, [B * T, E]), batch.pickTargets, batch.picks);
+  if (keep.length === 0)
+    return model.tokenLogProbs(tf.reshape(hidden, [B * T, E]), batch.pickTargets, batch.picks);
   const picks = Int32Array.from(batch.picks, (slot) => at.get(slot) as number);
   return model.tokenLogProbs(tf.reshape(hidden, [keep.length, E]), batch.pickTargets, picks);
 }
