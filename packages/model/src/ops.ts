@@ -6,6 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { isRecording } from "./engine.js";
+import type { AttentionBlock } from "./step.js";
 import "./gradients.js";
 
 type GradFn = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
@@ -474,14 +475,16 @@ function headGrads(
 }
 
 /**
- * The same attention for packed rows split into blocks (`AttentionBlock`, from the step's masks): each block's
- * queries attend to the block's own keys only, so a row costs sum(l_i^2) instead of T^2 (flash-attention's
- * varlen kernels; TRL `padding_free`). Exact: the keys left out are masked for every query of the block.
+ * The same attention for packed rows split into blocks and causal tiles (`AttentionBlock`, from the step's
+ * masks): each block's queries attend to the block's own keys only, so a row costs sum(l_i^2) instead of T^2
+ * (flash-attention's varlen kernels; TRL `padding_free`), and a long block's queries run in tiles that read the
+ * keys up to their own (about (n + 1) / 2n of l^2 for n tiles). Exact: the keys left out are masked for every
+ * query of the tile, and a tile's keys end at a multiple of 4, which keeps the softmax's bits (engine.ts item 5).
  *
  * Layouts as `attention` with no cache (S = T), except that the queries of a KV head are ordered (t, g), token
- * major, so that a block's queries are one contiguous run of rows:
+ * major, so that a tile's queries are one contiguous run of rows:
  * - q:  [B * Hkv, T * groups * d], kT: [B * Hkv, d * T], v: [B * Hkv, T * d]
- * - masks: the blocks' additive [l, l] masks; blocks[b] lists row b's blocks and their mask's index
+ * - masks: the tiles' additive [queries, keys] masks; blocks[b] lists row b's tiles and their mask's index
  * Returns the context [B * Hkv, T * groups * d] (= [B, Hkv, T, groups, d]).
  */
 export function attentionInBlocks(
@@ -489,7 +492,7 @@ export function attentionInBlocks(
   kT: tf.Tensor2D,
   v: tf.Tensor2D,
   masks: tf.Tensor2D[],
-  blocks: readonly (readonly { start: number; end: number; mask: number }[])[],
+  blocks: readonly (readonly AttentionBlock[])[],
   dims: AttentionDims,
 ): tf.Tensor2D {
   const { batch, kvHeads, groups: G, T, d } = dims;
@@ -497,7 +500,7 @@ export function attentionInBlocks(
     xs.length === 1 ? (xs[0] as tf.Tensor) : tf.concat(xs, axis);
   const f = customOp(([qq, kk, vv], save) => {
     const outs: tf.Tensor[] = [];
-    // Per (row, KV head, block): its probabilities and its q, kT and v blocks, which the backward reads (the
+    // Per (row, KV head, tile): its probabilities and its q, kT and v blocks, which the backward reads (the
     // tape keeps them without copying: @hippocrates/backend's wasm Identity shares storage).
     const kept: tf.Tensor[] = [];
     for (let b = 0; b < batch; b++) {
@@ -508,14 +511,14 @@ export function attentionInBlocks(
           const qh = pickRow(qq as tf.Tensor2D, i, [T * G, d]);
           const kh = pickRow(kk as tf.Tensor2D, i, [d, T]);
           const vh = pickRow(vv as tf.Tensor2D, i, [T, d]);
-          const parts = (blocks[b] ?? []).map(({ start, end, mask }) => {
-            const l = end - start;
+          const parts = (blocks[b] ?? []).map(({ start, end, keyStart, keyEnd, mask }) => {
+            const [l, kl] = [end - start, keyEnd - keyStart];
             const qBlock = tf.slice(qh, [start * G, 0], [l * G, d]);
-            const kBlock = tf.slice(kh, [0, start], [d, l]);
-            const vBlock = tf.slice(vh, [start, 0], [l, d]);
-            const m = tf.reshape(masks[mask] as tf.Tensor2D, [l, 1, l]);
-            const scores = tf.reshape(tf.matMul(qBlock, kBlock), [l, G, l]);
-            const p: tf.Tensor2D = tf.reshape(tf.softmax(tf.add(scores, m)), [l * G, l]);
+            const kBlock = tf.slice(kh, [0, keyStart], [d, kl]);
+            const vBlock = tf.slice(vh, [keyStart, 0], [kl, d]);
+            const m = tf.reshape(masks[mask] as tf.Tensor2D, [l, 1, kl]);
+            const scores = tf.reshape(tf.matMul(qBlock, kBlock), [l, G, kl]);
+            const p: tf.Tensor2D = tf.reshape(tf.softmax(tf.add(scores, m)), [l * G, kl]);
             return { out: tf.matMul(p, vBlock), saved: [p, qBlock, kBlock, vBlock] };
           });
           return [
@@ -542,13 +545,13 @@ export function attentionInBlocks(
         const dv: tf.Tensor[] = [];
         let next = 0;
         for (let b = 0; b < batch; b++) {
-          const rowBlocks = blocks[b] ?? [];
+          const rowTiles = blocks[b] ?? [];
           for (let h = 0; h < kvHeads; h++) {
             const first = next;
-            next += 4 * rowBlocks.length;
+            next += 4 * rowTiles.length;
             const [dqh, dkh, dvh] = tf.tidy(() => {
               const dOuth = pickRow(dy as tf.Tensor2D, b * kvHeads + h, [T * G, d]);
-              const parts = rowBlocks.map(({ start, end }, i) => {
+              const parts = rowTiles.map(({ start, end }, i) => {
                 const l = end - start;
                 const [p, qBlock, kBlock, vBlock] = saved.slice(first + 4 * i, first + 4 * i + 4) as [
                   tf.Tensor2D,
@@ -558,6 +561,39 @@ export function attentionInBlocks(
                 ];
                 return headGrads(tf.slice(dOuth, [start * G, 0], [l * G, d]), p, qBlock, kBlock, vBlock);
               });
+              // Key gradients: the tiles of a block read overlapping keys (from the block's start), so their
+              // dK and dV add up over the block; blocks then lie end to end.
+              const dkBlocks: tf.Tensor[] = [];
+              const dvBlocks: tf.Tensor[] = [];
+              for (const [from, to] of blockRuns(rowTiles)) {
+                const width =
+                  (rowTiles[to - 1] as AttentionBlock).end - (rowTiles[from] as AttentionBlock).keyStart;
+                const dks: tf.Tensor[] = [];
+                const dvs: tf.Tensor[] = [];
+                for (let i = from; i < to; i++) {
+                  const tile = rowTiles[i] as AttentionBlock;
+                  const g = parts[i] as { dkT: tf.Tensor2D; dv: tf.Tensor2D };
+                  const short = width - (tile.keyEnd - tile.keyStart);
+                  dks.push(
+                    short === 0
+                      ? g.dkT
+                      : tf.pad(g.dkT, [
+                          [0, 0],
+                          [0, short],
+                        ]),
+                  );
+                  dvs.push(
+                    short === 0
+                      ? g.dv
+                      : tf.pad(g.dv, [
+                          [0, short],
+                          [0, 0],
+                        ]),
+                  );
+                }
+                dkBlocks.push(dks.length === 1 ? (dks[0] as tf.Tensor) : tf.addN(dks));
+                dvBlocks.push(dvs.length === 1 ? (dvs[0] as tf.Tensor) : tf.addN(dvs));
+              }
               return [
                 tf.reshape(
                   cat(
@@ -566,20 +602,8 @@ export function attentionInBlocks(
                   ),
                   [1, T * G * d],
                 ),
-                tf.reshape(
-                  cat(
-                    parts.map((x) => x.dkT),
-                    1,
-                  ),
-                  [1, d * T],
-                ),
-                tf.reshape(
-                  cat(
-                    parts.map((x) => x.dv),
-                    0,
-                  ),
-                  [1, T * d],
-                ),
+                tf.reshape(cat(dkBlocks, 1), [1, d * T]),
+                tf.reshape(cat(dvBlocks, 0), [1, T * d]),
               ];
             }) as tf.Tensor[];
             dq.push(dqh as tf.Tensor);
@@ -592,6 +616,17 @@ export function attentionInBlocks(
     };
   });
   return f(q, kT, v) as tf.Tensor2D;
+}
+
+/** The tiles' [from, to) index runs that share a block (the same keyStart), in order. */
+function blockRuns(tiles: readonly AttentionBlock[]): [number, number][] {
+  const runs: [number, number][] = [];
+  tiles.forEach((t, i) => {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && (tiles[last[0]] as AttentionBlock).keyStart === t.keyStart) last[1] = i + 1;
+    else runs.push([i, i + 1]);
+  });
+  return runs;
 }
 
 /** Rows per chunk so that one chunk's logits stay near 32 MB. */

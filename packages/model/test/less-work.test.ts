@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRandomModel, loadModel } from "../src/io.js";
 import type { CausalLM } from "../src/llama.js";
 import { addLoraAdapter, deleteAdapter } from "../src/lora.js";
-import { planStep } from "../src/step.js";
+import { disposeCache } from "../src/cache.js";
+import { attentionInBlocks } from "../src/ops.js";
+import { type AttentionBlock, MASKED, planStep, TILE_ROWS } from "../src/step.js";
 import { maxAbsDiff, setup, smallLlamaConfig, TINY } from "./helpers.js";
 
 let tiny: CausalLM;
@@ -415,5 +417,132 @@ describe("hiddenRows (only the scored slots leave the last layer)", () => {
       );
     }
     expect(() => tiny.forward(IDS, { logits: "last", hiddenRows: [1] })).toThrow(/hiddenRows/);
+  });
+});
+
+describe("causal tiles (a long block's queries read only the keys up to their own)", () => {
+  const dims = {
+    vocab: 8,
+    hidden: 8,
+    intermediate: 8,
+    layers: 1,
+    heads: 2,
+    kvHeads: 1,
+    headDim: 4,
+    groups: 2,
+    eps: 1e-5,
+    slidingWindow: null,
+    tied: false,
+  };
+  const invFreq = new Float32Array([1, 0.1]);
+  const tiles = (inputs: Parameters<typeof planStep>[2], B: number, T: number) =>
+    planStep(B, T, inputs, undefined, dims, invFreq).blocks?.map((row) =>
+      row.map((b) => [b.start, b.end, b.keyStart, b.keyEnd]),
+    );
+
+  it("splits blocks of at least 2 x TILE_ROWS queries, keys up to the tile's last, 16-aligned", () => {
+    expect(TILE_ROWS).toBe(256);
+    // one causal row of 600: keys end at 256, 512 and the row's end (608 capped at 600)
+    expect(tiles({}, 1, 600)).toEqual([
+      [
+        [0, 256, 0, 256],
+        [256, 512, 0, 512],
+        [512, 600, 0, 600],
+      ],
+    ]);
+    // a packed row: a short document stays one tile; the long one's tiles start their keys at its start
+    const seg = [...new Array<number>(30).fill(0), ...new Array<number>(600).fill(1)];
+    expect(tiles({ segmentIds: [seg] }, 1, 630)).toEqual([
+      [
+        [0, 30, 0, 30],
+        [30, 286, 30, 286],
+        [286, 542, 30, 542],
+        [542, 630, 30, 630],
+      ],
+    ]);
+    // padding at the end: the last tile's keys stop after its last real query's, rounded up to 16 (590 -> 592)
+    const mask = [Array.from({ length: 600 }, (_, t) => (t < 590 ? 1 : 0))];
+    expect(tiles({ attentionMask: mask }, 1, 600)?.[0]?.[2]).toEqual([512, 600, 0, 592]);
+    // below 2 x TILE_ROWS a single causal row has one tile: the untiled path runs
+    expect(tiles({}, 1, 511)).toBeUndefined();
+  });
+
+  it("gives the untiled attention's bits and its gradients (overlapping keys' dK and dV added up)", () => {
+    const T = 600;
+    const [G, d] = [2, 4];
+    const causal = new Float32Array(T * T);
+    for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) causal[i * T + j] = j <= i ? 0 : MASKED;
+    const planned = planStep(1, T, {}, undefined, dims, invFreq);
+    const tiled = (planned.blocks?.[0] ?? []) as AttentionBlock[];
+    expect(tiled.length).toBe(3);
+    const whole: AttentionBlock[] = [{ start: 0, end: T, keyStart: 0, keyEnd: T, mask: 0 }];
+    const q = tf.randomNormal([1, T * G * d], 0, 1, "float32", 11) as tf.Tensor2D;
+    const kT = tf.randomNormal([1, d * T], 0, 1, "float32", 12) as tf.Tensor2D;
+    const v = tf.randomNormal([1, T * d], 0, 1, "float32", 13) as tf.Tensor2D;
+    const w = tf.randomNormal([1, T * G * d], 0, 1, "float32", 14);
+    const attnDims = { batch: 1, kvHeads: 1, groups: G, T, S: T, d };
+    const run = (blocks: AttentionBlock[], masks: tf.Tensor2D[]) => {
+      const out = Array.from(
+        tf.tidy(() => attentionInBlocks(q, kT, v, masks, [blocks], attnDims).dataSync()),
+      );
+      const grads = tf.tidy(() =>
+        tf
+          .grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+            tf.sum(
+              tf.mul(
+                attentionInBlocks(
+                  a as tf.Tensor2D,
+                  b as tf.Tensor2D,
+                  c as tf.Tensor2D,
+                  masks,
+                  [blocks],
+                  attnDims,
+                ),
+                w,
+              ),
+            ),
+          )([q, kT, v])
+          .map((g) => Array.from(g.dataSync())),
+      );
+      return { out, grads };
+    };
+    const tileMasks = planned.masks.map((m, i) => {
+      const t = tiled[i] as AttentionBlock;
+      return tf.tensor2d(m, [t.end - t.start, t.keyEnd - t.keyStart]);
+    });
+    const wholeMask = [tf.tensor2d(causal, [T, T])];
+    const a = run(tiled, tileMasks);
+    const b = run(whole, wholeMask);
+    expect(a.out).toEqual(b.out); // bit for bit (a tile's keys end at a multiple of 16)
+    // float32: dK and dV of a key sum the same terms grouped by tile (measured ~1e-7 relative)
+    a.grads.forEach((g, k) => {
+      const ref = b.grads[k] as number[];
+      expect(maxAbsDiff(g, ref)).toBeLessThan(1e-5 * Math.max(1e-3, ...ref.map(Math.abs)));
+    });
+    tf.dispose([q, kT, v, w, ...tileMasks, ...wholeMask]);
+  });
+
+  it("a tiled forward of a long row gives the same bits as running it in two steps on the KV cache (untiled)", () => {
+    const ids = [Array.from({ length: 600 }, (_, t) => (t * 37 + 11) % 500)];
+    const full = Array.from(
+      tf.tidy(() =>
+        (tiny.forward(ids, { logits: "none", outputHidden: true }).hidden as tf.Tensor3D).dataSync(),
+      ),
+    );
+    const cache = tiny.createCache(1);
+    const first = tiny.forward([ids[0]?.slice(0, 256) as number[]], {
+      cache,
+      logits: "none",
+      outputHidden: true,
+    });
+    const rest = tiny.forward([ids[0]?.slice(256) as number[]], {
+      cache,
+      logits: "none",
+      outputHidden: true,
+    });
+    const stepped = [...(first.hidden?.dataSync() ?? []), ...(rest.hidden?.dataSync() ?? [])];
+    tf.dispose([first.hidden, rest.hidden] as tf.Tensor[]);
+    disposeCache(cache);
+    expect(stepped).toEqual(full);
   });
 });
