@@ -4,10 +4,10 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { disposeCache } from "../src/cache.js";
 import { createRandomModel, loadModel } from "../src/io.js";
 import type { CausalLM } from "../src/llama.js";
 import { addLoraAdapter, deleteAdapter } from "../src/lora.js";
-import { disposeCache } from "../src/cache.js";
 import { attentionInBlocks } from "../src/ops.js";
 import { type AttentionBlock, MASKED, planStep, TILE_ROWS } from "../src/step.js";
 import { maxAbsDiff, setup, smallLlamaConfig, TINY } from "./helpers.js";
