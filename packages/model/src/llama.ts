@@ -90,7 +90,8 @@ export interface ForwardOptions {
   /**
    * Debugging/reference hook: called with named intermediate tensors (`embeddings`, `layers.N`, `final_norm`,
    * `layers.N.q_rot` [B,T,H,d], `layers.N.k_all`/`v_all` [B,Hkv,S,d], `layers.N.ctx` [B,T,H,d],
-   * `layers.N.attn_out` [B,T,E]). Read or clone them inside the callback: they are disposed afterwards.
+   * `layers.N.attn_out` [B,T,E]; with `hiddenRows` the last layer's `attn_out`, `layers.N` and `final_norm` are
+   * [1, rows, E]). Read or clone them inside the callback: they are disposed afterwards.
    */
   trace?: (name: string, t: tf.Tensor) => void;
 }
@@ -485,7 +486,6 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
   function forward(inputIds: number[][], options: ForwardOptions = {}): ForwardOutput {
     const { B, T, flatIds, keep } = checkInputs(inputIds, options, dims.vocab);
     const cache = options.cache;
-    const makeStep = forwardStep(B, T, options, cache);
     const mode = options.logits ?? "all";
     if (keep !== undefined && mode === "last") {
       throw new HippoError("INVALID_ARGUMENT", 'hiddenRows and logits "last" exclude each other', {
@@ -493,6 +493,8 @@ export function buildCausalLM(config: ModelConfig, weights: Map<string, tf.Varia
         expected: 'logits "all" or "none" with hiddenRows',
       });
     }
+    // Planning records this step in the cache: only after every check.
+    const makeStep = forwardStep(B, T, options, cache);
     // [B, T] or, with hiddenRows, [1, rows]: the shape of what comes out of the last layer.
     const [outB, outT] = keep === undefined ? [B, T] : [1, keep.length];
     const result = tf.tidy(() => {

@@ -18,8 +18,8 @@
  * before (the same 5 shots) runs only the rest of its head and its tails, on a copy of the prefix's keys and
  * values: the same bits as without reuse.
  *
- * Only the scored positions go through lm_head (the forward returns hidden states; `lmHead` runs on the
- * gathered rows). Questions run longest first (the harness's order: bounded memory, little padding), up to
+ * Only the scored positions leave the last layer (`hiddenRows`) and go through lm_head (the forward returns
+ * their hidden states; `lmHead` runs on them). Questions run longest first (the harness's order: bounded memory, little padding), up to
  * `batchSize` requests per forward, and results come back in request order.
  */
 import {

@@ -47,7 +47,10 @@ export interface StepPlan {
    * the masks of the tiles instead, in the order the blocks list them.
    */
   masks: Float32Array[];
-  /** Packed rows in a step with no cached slots: each row's attention blocks (`blockMasks`); else undefined. */
+  /**
+   * In a step with no cached slots, packed rows' attention blocks and long blocks' causal tiles, per row
+   * (`blockMasks`); else undefined.
+   */
   blocks: AttentionBlock[][] | undefined;
 }
 
