@@ -20,6 +20,39 @@ export function isTempName(name: string): boolean {
   return name.startsWith(".") && name.includes(".tmp-");
 }
 
+/** Whether a process with this id runs now (signal 0 checks without sending anything). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists, under another user.
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Remove the temporary files of `path` that a killed writer left (`.name.tmp-<pid>-<hex>` beside it, from a
+ * process that no longer runs): a process killed between opening its temporary file and renaming it (SIGKILL,
+ * out of memory, power loss) cannot clean up, and the next write of the same file is the one that knows the
+ * name. Only that file's own temporaries are touched, never one whose writer still runs.
+ */
+async function removeStaleTemps(path: string): Promise<void> {
+  const prefix = `.${basename(path)}.tmp-`;
+  let names: string[];
+  try {
+    names = await readdir(dirname(path));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(/^(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length))?.[1]);
+    if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+    await rm(join(dirname(path), name), { force: true });
+  }
+}
+
 async function fsyncDir(dir: string): Promise<void> {
   let handle: FileHandle | undefined;
   try {
@@ -57,9 +90,11 @@ export async function writeFileAtomic(path: string, data: WriteChunks): Promise<
 
 /**
  * Open a temporary file beside `path`, let `write` fill it through the handle, then fsync and rename it
- * into place. If `write` throws, the temporary file is removed and `path` is untouched.
+ * into place. If `write` throws, the temporary file is removed and `path` is untouched. Temporary files of
+ * `path` left by a writer that was killed are removed first (`removeStaleTemps`).
  */
 export async function withAtomicFile<T>(path: string, write: (handle: FileHandle) => Promise<T>): Promise<T> {
+  await removeStaleTemps(path);
   const tmp = tempPathFor(path);
   let handle: FileHandle | undefined;
   try {

@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +17,27 @@ async function tempDir() {
 }
 
 describe("atomic writes", () => {
+  it("remove the file's own temporaries left by a killed writer, and nothing else", async () => {
+    const dir = await tempDir();
+    const dead = spawn(process.execPath, ["-e", ""]);
+    const deadPid = dead.pid as number;
+    await new Promise((r) => dead.on("exit", r));
+    const alive = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"]);
+    try {
+      const names = [
+        `.x.txt.tmp-${deadPid}-deadbeef`, // x.txt's, from a process that is gone: removed
+        `.x.txt.tmp-${alive.pid}-0badf00d`, // x.txt's, from a writer that still runs: kept
+        `.y.txt.tmp-${deadPid}-deadbeef`, // another file's: kept
+        ".x.txt.tmp-notes", // not a name the helpers make: kept
+      ];
+      for (const n of names) await writeFile(join(dir, n), "");
+      await writeFileAtomic(join(dir, "x.txt"), "new");
+      expect((await readdir(dir)).sort()).toEqual([...names.slice(1), "x.txt"].sort());
+    } finally {
+      alive.kill();
+    }
+  });
+
   it("writes strings, bytes and chunk streams, creating parent folders", async () => {
     const dir = await tempDir();
     await writeFileAtomic(join(dir, "a", "b.txt"), "hello");
