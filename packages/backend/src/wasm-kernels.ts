@@ -91,8 +91,7 @@ const heapSlice: KernelFunc = (params) => {
     x.dtype === "string" ||
     !(backend instanceof BackendWasm) ||
     !isBound(begin) ||
-    !isBound(size) ||
-    stockSlice === undefined
+    !isBound(size)
   ) {
     // Anything this kernel does not handle goes to the stock one, which also reports bad arguments.
     if (stockSlice === undefined) throw new Error("the stock wasm Slice kernel is not registered");

@@ -9,7 +9,7 @@ import { createRandomModel, loadModel } from "../src/io.js";
 import type { CausalLM } from "../src/llama.js";
 import { addLoraAdapter, deleteAdapter } from "../src/lora.js";
 import { attentionInBlocks } from "../src/ops.js";
-import { type AttentionBlock, MASKED, planStep, TILE_ROWS } from "../src/step.js";
+import { type AttentionBlock, MASKED, planStep, type StepInputs, TILE_ROWS } from "../src/step.js";
 import { maxAbsDiff, setup, smallLlamaConfig, TINY } from "./helpers.js";
 
 let tiny: CausalLM;
@@ -23,6 +23,24 @@ const IDS = [
   [1, 17, 250, 33, 5, 480, 77, 2],
   [1, 9, 9, 300, 41, 12, 3, 60],
 ];
+
+/** A step planner's dims (one KV head, 2 query heads of 4): masks and blocks depend on the inputs only. */
+const PLAN_DIMS = {
+  vocab: 8,
+  hidden: 8,
+  intermediate: 8,
+  layers: 1,
+  heads: 2,
+  kvHeads: 1,
+  headDim: 4,
+  groups: 2,
+  eps: 1e-5,
+  slidingWindow: null,
+  tied: false,
+};
+const PLAN_INV_FREQ = new Float32Array([1, 0.1]);
+const plannedBlocks = (inputs: StepInputs, B: number, T: number) =>
+  planStep(B, T, inputs, undefined, PLAN_DIMS, PLAN_INV_FREQ).blocks;
 
 function hiddenOf(m: CausalLM, ids: number[][]): tf.Tensor2D {
   const { hidden } = m.forward(ids, { logits: "none", outputHidden: true });
@@ -177,22 +195,8 @@ describe("parent segments (one prompt copy shared by its responses)", () => {
 });
 
 describe("attention blocks (packed rows attend within each example, sum(l^2) instead of T^2)", () => {
-  const dims = {
-    vocab: 8,
-    hidden: 8,
-    intermediate: 8,
-    layers: 1,
-    heads: 2,
-    kvHeads: 1,
-    headDim: 4,
-    groups: 2,
-    eps: 1e-5,
-    slidingWindow: null,
-    tied: false,
-  };
-  const invFreq = new Float32Array([1, 0.1]);
-  const spans = (inputs: Parameters<typeof planStep>[2], B: number, T: number) =>
-    planStep(B, T, inputs, undefined, dims, invFreq).blocks?.map((row) => row.map((b) => [b.start, b.end]));
+  const spans = (inputs: StepInputs, B: number, T: number) =>
+    plannedBlocks(inputs, B, T)?.map((row) => row.map((b) => [b.start, b.end]));
 
   it("splits a row where nothing after looks back; parents, padding and single examples", () => {
     // three documents end to end
@@ -421,24 +425,8 @@ describe("hiddenRows (only the scored slots leave the last layer)", () => {
 });
 
 describe("causal tiles (a long block's queries read only the keys up to their own)", () => {
-  const dims = {
-    vocab: 8,
-    hidden: 8,
-    intermediate: 8,
-    layers: 1,
-    heads: 2,
-    kvHeads: 1,
-    headDim: 4,
-    groups: 2,
-    eps: 1e-5,
-    slidingWindow: null,
-    tied: false,
-  };
-  const invFreq = new Float32Array([1, 0.1]);
-  const tiles = (inputs: Parameters<typeof planStep>[2], B: number, T: number) =>
-    planStep(B, T, inputs, undefined, dims, invFreq).blocks?.map((row) =>
-      row.map((b) => [b.start, b.end, b.keyStart, b.keyEnd]),
-    );
+  const tiles = (inputs: StepInputs, B: number, T: number) =>
+    plannedBlocks(inputs, B, T)?.map((row) => row.map((b) => [b.start, b.end, b.keyStart, b.keyEnd]));
 
   it("splits blocks of at least 2 x TILE_ROWS queries, keys up to the tile's last, 16-aligned", () => {
     expect(TILE_ROWS).toBe(256);
@@ -472,7 +460,7 @@ describe("causal tiles (a long block's queries read only the keys up to their ow
     const [G, d] = [2, 4];
     const causal = new Float32Array(T * T);
     for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) causal[i * T + j] = j <= i ? 0 : MASKED;
-    const planned = planStep(1, T, {}, undefined, dims, invFreq);
+    const planned = planStep(1, T, {}, undefined, PLAN_DIMS, PLAN_INV_FREQ);
     const tiled = (planned.blocks?.[0] ?? []) as AttentionBlock[];
     expect(tiled.length).toBe(3);
     const whole: AttentionBlock[] = [{ start: 0, end: T, keyStart: 0, keyEnd: T, mask: 0 }];
